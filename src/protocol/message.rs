@@ -1,0 +1,117 @@
+//! The messages members exchange, in the seed's vocabulary.
+//!
+//! These are plain values: the protocol core produces and consumes them, the wire
+//! codec ([`crate::wire`]) turns them into bytes, and the simulator carries them as
+//! they are.
+
+use bytes::Bytes;
+
+use super::{Epoch, MemberId, Seq};
+
+/// What a relay carries: an application message or a membership event.
+///
+/// Membership events are sequenced like application messages, so that every member
+/// sees them at the same position of the total order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RelayBody {
+    /// An application message, broadcast by the relay's `origin`.
+    App(Bytes),
+    /// *Process left*: the member was excluded (crashed, suspected or left).
+    MemberLeft(MemberId),
+    /// *Process joined*: the member joined the group at this point of the order.
+    MemberJoined(MemberId),
+    /// A new relayer took over: from this point on, `epoch.relayer` orders messages.
+    RelayerChanged(Epoch),
+}
+
+/// One sequenced message: a *sent-relay* at the relayer, a *received-relay* at a client.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Relay {
+    /// Global sequence number (the position in the total order, from 1).
+    pub seq: Seq,
+    /// The member that broadcast the message (for membership events: the relayer that
+    /// sequenced it).
+    pub origin: MemberId,
+    /// The origin's own counter (from 1); `(origin, origin_seq)` identifies an
+    /// application message. Zero for membership events.
+    pub origin_seq: u64,
+    /// What is relayed.
+    pub body: RelayBody,
+}
+
+/// A message between two members.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Message {
+    /// *Sent-broadcast*: a client's application messages, unicast to the relayer of
+    /// `epoch`. The origin is the sending member. `delivered` piggybacks the client's
+    /// delivered watermark (replicated buffering).
+    Broadcast {
+        /// Epoch number the client believes current; other epochs are dropped.
+        epoch: u64,
+        /// Highest sequence number the sender has delivered.
+        delivered: Seq,
+        /// `(origin_seq, payload)` pairs, in `origin_seq` order.
+        msgs: Vec<(u64, Bytes)>,
+    },
+    /// *Sent-relay*: a batch of consecutive relays from the relayer of `epoch`.
+    /// In distributed buffering, one batch is one fan-out round.
+    Relay {
+        /// The relayer's epoch.
+        epoch: Epoch,
+        /// Every member of the view has delivered up to here (replicated buffering);
+        /// clients trim their buffers to it.
+        stable: Seq,
+        /// Consecutive relays.
+        relays: Vec<Relay>,
+    },
+    /// A client's delivered watermark (replicated buffering), when it has nothing to
+    /// broadcast to piggyback it on.
+    Ack {
+        /// The relayer's epoch number.
+        epoch: u64,
+        /// Highest sequence number the sender has delivered.
+        delivered: Seq,
+    },
+    /// The master FT manager of a new relayer opens the synchronization phase.
+    SyncStart {
+        /// The new epoch, naming its relayer.
+        epoch: Epoch,
+        /// The highest sequence number the new relayer has received; clients send it
+        /// the relays above it that they hold.
+        relayer_received: Seq,
+    },
+    /// A slave FT manager's report to the new relayer.
+    SyncReport {
+        /// The epoch being synchronized.
+        epoch: Epoch,
+        /// Highest sequence number the client has received (and delivered).
+        received: Seq,
+        /// The relays the client holds above the relayer's `relayer_received`.
+        relays: Vec<Relay>,
+        /// The client's own broadcasts it has not yet seen relayed, `(origin_seq,
+        /// payload)`, in order. The relayer sequences those not already sequenced.
+        unrelayed: Vec<(u64, Bytes)>,
+    },
+    /// *Send finish synchronization*: the repair is complete; relays of this epoch
+    /// continue at `next_seq`.
+    FinishSync {
+        /// The epoch whose synchronization is over.
+        epoch: Epoch,
+        /// The sequence number of the next relay.
+        next_seq: Seq,
+    },
+}
+
+impl Message {
+    /// The message's kind, in the seed's words, for traces and logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Message::Broadcast { .. } => "sent-broadcast",
+            Message::Relay { .. } => "sent-relay",
+            Message::Ack { .. } => "ack",
+            Message::SyncStart { .. } => "sync-start",
+            Message::SyncReport { .. } => "sync-report",
+            Message::FinishSync { .. } => "finish-synchronization",
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! The protocol core: fault-tolerant atomic broadcast as a deterministic state machine.
+//!
+//! Nothing here does I/O, takes a lock, reads a clock or draws a random number. A
+//! [`Member`] takes inputs (`broadcast`, `handle_message`, `handle_member_failed`) and
+//! queues outputs (`poll_transmit`, `poll_event`). The runtime drives it with sockets
+//! and threads; the simulator ([`crate::sim`]) drives it with a seeded network.
+//!
+//! The protocol is the seed's fixed sequencer with unicast broadcast: a member
+//! unicasts its message to the *relayer* (*sent-broadcast*), the relayer assigns the
+//! next sequence number and unicasts the *relay* to every member (*sent-relay*), and
+//! members deliver relays in sequence order. When the relayer fails, the next member in
+//! rank order becomes relayer and runs the *synchronization phase* (its master FT
+//! manager) with every client's slave FT manager, so that a message any survivor
+//! delivered is delivered by all survivors, in the same order, before anything new.
+//! See `DESIGN.md` and the crate's README for the whole argument.
+
+mod member;
+mod message;
+mod member_map;
+
+pub use member::{Event, Member, Transmit};
+pub use member_map::MemberMap;
+pub use message::{Message, Relay, RelayBody};
+
+/// A member's identifier, as named in the configuration. Members are ranked by id:
+/// the lowest id in the view is the relayer.
+pub type MemberId = u32;
+
+/// A global sequence number: the position of a relay in the total order, from 1.
+pub type Seq = u64;
+
+/// The unique id of an application message: its origin and the origin's counter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct MsgId {
+    /// The member that broadcast the message.
+    pub origin: MemberId,
+    /// The origin's counter, from 1, up by one per broadcast.
+    pub origin_seq: u64,
+}
+
+/// One relayer's reign. Epochs are totally ordered by `(number, relayer)`; a member
+/// follows the highest epoch offered by a relayer it believes alive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Epoch {
+    /// Counts relayer changes; the first epoch is 1.
+    pub number: u64,
+    /// The relayer of this epoch.
+    pub relayer: MemberId,
+}
+
+/// Where clients keep what they need to survive a relayer crash (the seed's two
+/// strategies).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Buffering {
+    /// Every member keeps every relay until it is *stable* (delivered by every member
+    /// of the view). Tolerates any number of crashes in a row, crashes during the
+    /// synchronization phase, and links cut at different points. The default.
+    #[default]
+    Replicated,
+    /// A member keeps only its own not-yet-relayed broadcasts and the last fan-out
+    /// round it received. Cheaper: no stability acknowledgements. Safe only when a
+    /// crashed relayer's links differ by at most the round it was writing (a process
+    /// crash, with the transport finishing each round before the next); several
+    /// partially received rounds (a host vanishing with data in flight) break it.
+    Distributed,
+}
+
+/// A deliberately planted bug, to show that the simulator's checker catches it.
+/// Never set outside tests.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PlantedBug {
+    /// The new relayer sends finish-synchronization without the repair relays.
+    SkipRepair,
+    /// The relayer sequences reported messages without checking they were sequenced.
+    NoDuplicateDetection,
+    /// A client delivers relays of an older epoch.
+    DeliverStaleEpoch,
+    /// A client sends broadcasts made during synchronization at once, instead of
+    /// holding them until finish-synchronization.
+    NoHoldDuringSync,
+}
+
+/// The protocol core's settings.
+#[derive(Clone, Debug)]
+pub struct CoreConfig {
+    /// Replicated (default) or distributed buffering.
+    pub buffering: Buffering,
+    /// How many of its own broadcasts a member may have un-relayed at once;
+    /// `broadcast` reports [`WouldBlock`] beyond it.
+    pub send_window_msgs: usize,
+    /// How far (in sequence numbers) the relayer may run ahead of the stable
+    /// watermark (replicated buffering): it bounds every member's relay buffer.
+    pub relay_window_msgs: u64,
+    /// The most relays in one relay batch.
+    pub max_batch_msgs: usize,
+    /// The most payload bytes in one relay or broadcast batch (a batch holds at least
+    /// one message, whatever its size).
+    pub max_batch_bytes: usize,
+    #[doc(hidden)]
+    pub planted_bug: Option<PlantedBug>,
+}
+
+impl Default for CoreConfig {
+    fn default() -> Self {
+        CoreConfig {
+            buffering: Buffering::Replicated,
+            send_window_msgs: 4096,
+            relay_window_msgs: 16384,
+            max_batch_msgs: 1024,
+            max_batch_bytes: 256 * 1024,
+            planted_bug: None,
+        }
+    }
+}
+
+/// `broadcast` found the sender's window of un-relayed messages full (or the member
+/// is excluded). Retry once deliveries have freed room.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WouldBlock;
