@@ -140,6 +140,9 @@ pub struct Member {
     to_send: VecDeque<(u64, Bytes)>,
     /// Whether the delivered watermark should be acknowledged to the relayer.
     ack_due: bool,
+    /// Distributed buffering: a sync-start that waits until this member has read
+    /// everything its current relayer wrote (it noticed that relayer fail).
+    deferred_sync_start: Option<(MemberId, Epoch, Seq)>,
     relayer: Option<RelayerState>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
@@ -178,6 +181,7 @@ impl Member {
             sent_upto: 0,
             to_send: VecDeque::new(),
             ack_due: false,
+            deferred_sync_start: None,
             relayer,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
@@ -332,6 +336,11 @@ impl Member {
         if self.phase == Phase::Excluded || member == self.id || !self.suspected.insert(member) {
             return;
         }
+        let deferred = if member == self.epoch.relayer {
+            self.deferred_sync_start.take()
+        } else {
+            None
+        };
         match self.phase {
             Phase::Leading => {
                 let r = self.relayer.as_mut().expect("leading member is relayer");
@@ -355,6 +364,9 @@ impl Member {
             }
             Phase::AwaitingSyncStart => self.relayer_failed(),
             _ => {}
+        }
+        if let Some((from, epoch, relayer_received)) = deferred {
+            self.on_sync_start(from, epoch, relayer_received);
         }
     }
 
@@ -447,6 +459,22 @@ impl Member {
             self.exclude();
             return;
         }
+        if self.config.buffering == Buffering::Distributed
+            && from != self.epoch.relayer
+            && !self.suspected.contains(&self.epoch.relayer)
+        {
+            // Distributed buffering keeps one round: first read every relay our
+            // relayer wrote before it failed (its connection closes after them), so
+            // that no two members differ by more than the round it was writing.
+            if self
+                .deferred_sync_start
+                .map_or(true, |(_, e, _)| e < epoch)
+            {
+                self.deferred_sync_start = Some((from, epoch, relayer_received));
+            }
+            return;
+        }
+        self.deferred_sync_start = None;
         // Every member ranked before the new relayer has failed, as far as it knows.
         let before: Vec<MemberId> = self.view.iter().copied().filter(|m| *m < from).collect();
         self.suspected.extend(before);
@@ -531,6 +559,12 @@ impl Member {
                     return;
                 }
                 self.suspected.insert(m);
+                if let Some(r) = self.relayer.as_mut() {
+                    // Learnt from a report while leading: stop waiting for it.
+                    r.waiting_reports.remove(&m);
+                    r.reports.remove(m);
+                    r.delivered_by.remove(m);
+                }
                 Event::MemberLeft { seq, member: m }
             }
             RelayBody::MemberJoined(m) => {
@@ -780,13 +814,20 @@ impl Member {
             self.trim_buffer();
         }
         loop {
-            let r = self.relayer.as_mut().expect("relayer");
-            if self.config.buffering == Buffering::Replicated
-                && r.next_seq.saturating_sub(1).saturating_sub(self.stable)
-                    >= self.config.relay_window_msgs
-            {
-                return;
+            let r = self.relayer.as_ref().expect("relayer");
+            let window_full = |stable: Seq| {
+                r.next_seq.saturating_sub(1).saturating_sub(stable) >= self.config.relay_window_msgs
+            };
+            if self.config.buffering == Buffering::Replicated && window_full(self.stable) {
+                // Our own deliveries count too: look again before stopping.
+                let stable = self.compute_stable();
+                if window_full(stable) {
+                    return;
+                }
+                self.stable = stable;
+                self.trim_buffer();
             }
+            let r = self.relayer.as_mut().expect("relayer");
             let Some((origin, origin_seq, payload)) = r.pending.pop_front() else {
                 return;
             };

@@ -38,14 +38,21 @@ pub struct MsgId {
     pub origin_seq: u64,
 }
 
-/// One relayer's reign. Epochs are totally ordered by `(number, relayer)`; a member
-/// follows the highest epoch offered by a relayer it believes alive.
+/// One relayer's reign. A member follows the highest epoch offered by a relayer it
+/// believes alive.
+///
+/// Epochs are totally ordered by `(relayer, number)`: relayers take over in rank order
+/// (a member leads only once every member ranked before it failed), so a later
+/// relayer always ranks after an earlier one. The number alone cannot order them: a
+/// new relayer numbers its epoch one above the highest it has heard of, and when two
+/// relayers fail in a row, the third may never have heard of the second's epoch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Epoch {
-    /// Counts relayer changes; the first epoch is 1.
-    pub number: u64,
     /// The relayer of this epoch.
     pub relayer: MemberId,
+    /// One above the highest epoch number its relayer had heard of; the first epoch
+    /// is 1.
+    pub number: u64,
 }
 
 /// Where clients keep what they need to survive a relayer crash (the seed's two

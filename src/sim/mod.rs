@@ -1,1 +1,737 @@
-//! The simulator (being written).
+//! The simulator: a group of protocol cores on a seeded, simulated network.
+//!
+//! Every random choice of a run — link delays, interleavings, when each member
+//! broadcasts, which member crashes when, how much of a crashed member's traffic still
+//! arrives, when each survivor notices — comes from one [`Rng`] seeded by
+//! [`SimConfig::seed`]. A run is therefore replayed exactly from its [`SimConfig`],
+//! whose text form (`seed=…,members=…,buffering=…,profile=…`) a failing run prints:
+//!
+//! ```text
+//! cargo run --release --example sim -- replay 'seed=42,members=5,buffering=replicated,profile=cascade'
+//! ```
+//!
+//! The network is a set of FIFO links (one per ordered pair, like TCP), each message
+//! with its own random delay. Crashes look as TCP shows them:
+//!
+//! * a **process crash** leaves on each link what the process had written; the peer
+//!   reads it and only then sees the connection break. With replicated buffering each
+//!   link keeps a random prefix of what was in flight (the runtime's write queues
+//!   drain at different rates); with distributed buffering the transport finishes each
+//!   fan-out round before the next, so only the step in progress is cut. Either way a
+//!   crash can fall in the middle of a fan-out: a relay batch reaches some members and
+//!   not others.
+//! * a **host vanishing** loses everything in flight, and each peer notices only after
+//!   the failure timeout, each at its own moment.
+//!
+//! After the run is quiet, [`checker::check`] verifies every property.
+
+pub mod checker;
+pub mod harness;
+mod rng;
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+use std::fmt;
+use std::str::FromStr;
+
+use bytes::Bytes;
+
+use crate::protocol::{Buffering, CoreConfig, Member, MemberId, Message, PlantedBug};
+pub use checker::{check, Property, Record, Violation};
+pub use rng::Rng;
+
+/// Which failures a run injects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FaultProfile {
+    /// No failures: ordering and delivery under random interleavings only.
+    NoFaults,
+    /// The relayer crashes (process crash) in the middle of a fan-out.
+    RelayerCrash,
+    /// The relayer crashes mid fan-out, then the new relayer crashes during the
+    /// synchronization phase it leads.
+    CrashDuringSync,
+    /// Up to N-1 crashes in a row, of relayers and clients, process crashes and hosts
+    /// vanishing, at random moments (synchronization phases included).
+    Cascade,
+    /// The relayer's host vanishes while several relay rounds are in flight: outside
+    /// distributed buffering's assumptions.
+    RelayerHostVanishes,
+}
+
+impl FaultProfile {
+    /// Every profile, in order.
+    pub const ALL: [FaultProfile; 5] = [
+        FaultProfile::NoFaults,
+        FaultProfile::RelayerCrash,
+        FaultProfile::CrashDuringSync,
+        FaultProfile::Cascade,
+        FaultProfile::RelayerHostVanishes,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            FaultProfile::NoFaults => "none",
+            FaultProfile::RelayerCrash => "relayer-crash",
+            FaultProfile::CrashDuringSync => "crash-during-sync",
+            FaultProfile::Cascade => "cascade",
+            FaultProfile::RelayerHostVanishes => "relayer-host-vanishes",
+        }
+    }
+}
+
+fn bug_name(b: PlantedBug) -> &'static str {
+    match b {
+        PlantedBug::SkipRepair => "skip-repair",
+        PlantedBug::NoDuplicateDetection => "no-duplicate-detection",
+        PlantedBug::DeliverStaleEpoch => "deliver-stale-epoch",
+        PlantedBug::NoHoldDuringSync => "no-hold-during-sync",
+    }
+}
+
+/// Everything that determines a run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SimConfig {
+    /// The seed of every random choice.
+    pub seed: u64,
+    /// Group size (2 to 7 in the test suite; any size from 1 works).
+    pub members: usize,
+    /// Buffering mode of every member.
+    pub buffering: Buffering,
+    /// Failures to inject.
+    pub profile: FaultProfile,
+    /// How many messages each member broadcasts.
+    pub msgs_per_member: usize,
+    /// A bug to plant in every member (tests of the checker only).
+    pub planted_bug: Option<PlantedBug>,
+}
+
+impl SimConfig {
+    /// A run of `members` members with `profile`, 12 messages per member.
+    pub fn new(seed: u64, members: usize, buffering: Buffering, profile: FaultProfile) -> Self {
+        SimConfig {
+            seed,
+            members,
+            buffering,
+            profile,
+            msgs_per_member: 12,
+            planted_bug: None,
+        }
+    }
+}
+
+impl fmt::Display for SimConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let b = match self.buffering {
+            Buffering::Replicated => "replicated",
+            Buffering::Distributed => "distributed",
+        };
+        write!(
+            f,
+            "seed={},members={},buffering={},profile={},msgs={}",
+            self.seed,
+            self.members,
+            b,
+            self.profile.name(),
+            self.msgs_per_member
+        )?;
+        if let Some(bug) = self.planted_bug {
+            write!(f, ",bug={}", bug_name(bug))?;
+        }
+        Ok(())
+    }
+}
+
+impl FromStr for SimConfig {
+    type Err = String;
+
+    /// Parses the form [`SimConfig`]'s `Display` prints.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let mut c = SimConfig::new(0, 3, Buffering::Replicated, FaultProfile::NoFaults);
+        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (k, v) = part
+                .split_once('=')
+                .ok_or_else(|| format!("expected key=value, got {part:?}"))?;
+            let bad = |what: &str| format!("bad {what}: {v:?}");
+            match k {
+                "seed" => c.seed = v.parse().map_err(|_| bad("seed"))?,
+                "members" => c.members = v.parse().map_err(|_| bad("members"))?,
+                "msgs" => c.msgs_per_member = v.parse().map_err(|_| bad("msgs"))?,
+                "buffering" => {
+                    c.buffering = match v {
+                        "replicated" => Buffering::Replicated,
+                        "distributed" => Buffering::Distributed,
+                        _ => return Err(bad("buffering")),
+                    }
+                }
+                "profile" => {
+                    c.profile = FaultProfile::ALL
+                        .into_iter()
+                        .find(|p| p.name() == v)
+                        .ok_or_else(|| bad("profile"))?
+                }
+                "bug" => {
+                    c.planted_bug = Some(
+                        [
+                            PlantedBug::SkipRepair,
+                            PlantedBug::NoDuplicateDetection,
+                            PlantedBug::DeliverStaleEpoch,
+                            PlantedBug::NoHoldDuringSync,
+                        ]
+                        .into_iter()
+                        .find(|b| bug_name(*b) == v)
+                        .ok_or_else(|| bad("bug"))?,
+                    )
+                }
+                _ => return Err(format!("unknown key {k:?}")),
+            }
+        }
+        if c.members == 0 {
+            return Err("members must be at least 1".into());
+        }
+        Ok(c)
+    }
+}
+
+/// Simulated time, in microseconds.
+pub type Micros = u64;
+
+/// Latest moment a failure detector notices a vanished host, after it vanished.
+const FAILURE_TIMEOUT_US: Micros = 2_000;
+/// A run that takes more steps than this is stuck (a liveness failure).
+const MAX_STEPS: u64 = 3_000_000;
+/// A member that finds its window full this many times in a row stops broadcasting.
+const MAX_BLOCKED_RETRIES: u32 = 400;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum CrashKind {
+    Process,
+    HostVanishes,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Target {
+    CurrentRelayer,
+    Member(usize),
+    SyncLeader,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Trigger {
+    /// At the target's next step that sends a relay batch (cut mid fan-out).
+    RelayFanout,
+    /// At the target's next step of any kind (cut anywhere in its output).
+    AnyStep,
+    /// Between steps.
+    Now,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Plan {
+    target: Target,
+    trigger: Trigger,
+    kind: CrashKind,
+    armed: bool,
+    done: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Ev {
+    Arrive { from: usize, to: usize },
+    Broadcast { member: usize },
+    Notice { at: usize, of: usize },
+    Arm { plan: usize },
+}
+
+enum Input {
+    Message(usize, Message),
+    Failed(usize),
+    Broadcast,
+}
+
+/// What a finished run gives back.
+#[derive(Debug)]
+pub struct Outcome {
+    /// What the members delivered and broadcast, and who crashed.
+    pub record: Record,
+    /// How many inputs the members handled.
+    pub steps: u64,
+    /// How many crashes were injected.
+    pub crashes: usize,
+    /// The run's trace, when asked for.
+    pub trace: Vec<String>,
+}
+
+/// One simulated run.
+pub struct Sim {
+    cfg: SimConfig,
+    rng: Rng,
+    now: Micros,
+    ids: Vec<MemberId>,
+    members: Vec<Member>,
+    crashed: Vec<bool>,
+    links: Vec<VecDeque<(Micros, Message)>>,
+    last_arrival: Vec<Micros>,
+    heap: BinaryHeap<Reverse<(Micros, u64, Ev)>>,
+    tie: u64,
+    remaining: Vec<usize>,
+    blocked: Vec<u32>,
+    plans: Vec<Plan>,
+    record: Record,
+    steps: u64,
+    crashes: usize,
+    tracing: bool,
+    trace: Vec<String>,
+}
+
+impl Sim {
+    /// Sets up a run.
+    pub fn new(cfg: SimConfig) -> Sim {
+        let mut rng = Rng::new(cfg.seed);
+        let n = cfg.members;
+        let ids: Vec<MemberId> = (1..=n as MemberId).collect();
+        let core = CoreConfig {
+            buffering: cfg.buffering,
+            send_window_msgs: rng.range(2, 8) as usize,
+            relay_window_msgs: rng.range(4, 32),
+            max_batch_msgs: rng.range(1, 6) as usize,
+            max_batch_bytes: 1 << 20,
+            planted_bug: cfg.planted_bug,
+        };
+        let members = ids
+            .iter()
+            .map(|id| Member::new(*id, &ids, core.clone()))
+            .collect();
+        let mut sim = Sim {
+            rng,
+            now: 0,
+            record: Record::new(&ids),
+            ids,
+            members,
+            crashed: vec![false; n],
+            links: (0..n * n).map(|_| VecDeque::new()).collect(),
+            last_arrival: vec![0; n * n],
+            heap: BinaryHeap::new(),
+            tie: 0,
+            remaining: vec![cfg.msgs_per_member; n],
+            blocked: vec![0; n],
+            plans: Vec::new(),
+            steps: 0,
+            crashes: 0,
+            tracing: false,
+            trace: Vec::new(),
+            cfg,
+        };
+        for m in 0..n {
+            let t = sim.rng.range(0, 500);
+            sim.schedule(t, Ev::Broadcast { member: m });
+        }
+        sim.plan_faults();
+        sim
+    }
+
+    /// Keeps a line per step in [`Outcome::trace`].
+    pub fn with_trace(mut self) -> Sim {
+        self.tracing = true;
+        self
+    }
+
+    fn plan_faults(&mut self) {
+        let n = self.cfg.members;
+        let horizon = 300 + 250 * self.cfg.msgs_per_member as u64;
+        let add = |sim: &mut Sim, at, target, trigger, kind| {
+            sim.plans.push(Plan {
+                target,
+                trigger,
+                kind,
+                armed: false,
+                done: false,
+            });
+            let plan = sim.plans.len() - 1;
+            sim.schedule(at, Ev::Arm { plan });
+        };
+        match self.cfg.profile {
+            FaultProfile::NoFaults => {}
+            FaultProfile::RelayerCrash => {
+                let at = self.rng.range(0, horizon);
+                add(self, at, Target::CurrentRelayer, Trigger::RelayFanout, CrashKind::Process);
+            }
+            FaultProfile::CrashDuringSync => {
+                let at = self.rng.range(0, horizon);
+                add(self, at, Target::CurrentRelayer, Trigger::RelayFanout, CrashKind::Process);
+                if n >= 3 {
+                    let kind = if self.rng.chance(50) {
+                        CrashKind::Process
+                    } else {
+                        CrashKind::HostVanishes
+                    };
+                    add(self, at, Target::SyncLeader, Trigger::AnyStep, kind);
+                }
+            }
+            FaultProfile::Cascade => {
+                let k = self.rng.range(1, n.saturating_sub(1).max(1) as u64) as usize;
+                for _ in 0..k.min(n - 1) {
+                    let at = self.rng.range(0, horizon);
+                    let target = match self.rng.range(0, 9) {
+                        0..=4 => Target::CurrentRelayer,
+                        5..=6 => Target::SyncLeader,
+                        _ => Target::Member(self.rng.index(n)),
+                    };
+                    let trigger = match self.rng.range(0, 2) {
+                        0 => Trigger::RelayFanout,
+                        1 => Trigger::AnyStep,
+                        _ => Trigger::Now,
+                    };
+                    let kind = if self.rng.chance(70) {
+                        CrashKind::Process
+                    } else {
+                        CrashKind::HostVanishes
+                    };
+                    add(self, at, target, trigger, kind);
+                }
+            }
+            FaultProfile::RelayerHostVanishes => {
+                let at = self.rng.range(horizon / 4, horizon);
+                add(self, at, Target::CurrentRelayer, Trigger::Now, CrashKind::HostVanishes);
+            }
+        }
+    }
+
+    fn schedule(&mut self, at: Micros, ev: Ev) {
+        self.tie += 1;
+        self.heap.push(Reverse((at, self.tie, ev)));
+    }
+
+    fn live(&self) -> usize {
+        self.crashed.iter().filter(|c| !**c).count()
+    }
+
+    fn current_relayer(&self) -> Option<usize> {
+        (0..self.members.len())
+            .find(|i| !self.crashed[*i] && self.members[*i].is_relayer())
+            .or_else(|| (0..self.members.len()).find(|i| !self.crashed[*i]))
+    }
+
+    /// Runs to quiescence and returns what happened.
+    pub fn run(mut self) -> Outcome {
+        loop {
+            while let Some(Reverse((t, _, ev))) = self.heap.pop() {
+                self.now = t;
+                self.dispatch(ev);
+                if self.steps > MAX_STEPS {
+                    break;
+                }
+            }
+            if self.steps > MAX_STEPS {
+                break;
+            }
+            // Quiet: crashes whose trigger never came happen now.
+            let pending: Vec<usize> = (0..self.plans.len())
+                .filter(|p| !self.plans[*p].done)
+                .collect();
+            if pending.is_empty() {
+                break;
+            }
+            for p in pending {
+                self.plans[p].armed = true;
+                self.plans[p].trigger = Trigger::Now;
+                self.fire_now(p);
+            }
+        }
+        for i in 0..self.members.len() {
+            self.record.synchronizing[i] = self.members[i].is_synchronizing();
+        }
+        self.record.crashed = self.crashed.clone();
+        Outcome {
+            record: self.record,
+            steps: self.steps,
+            crashes: self.crashes,
+            trace: self.trace,
+        }
+    }
+
+    fn dispatch(&mut self, ev: Ev) {
+        match ev {
+            Ev::Arrive { from, to } => {
+                let l = from * self.members.len() + to;
+                if self.links[l].front().is_some_and(|(at, _)| *at <= self.now) {
+                    let (_, msg) = self.links[l].pop_front().expect("front");
+                    if !self.crashed[to] {
+                        self.step(to, Input::Message(from, msg));
+                    }
+                }
+            }
+            Ev::Broadcast { member } => {
+                if !self.crashed[member] && self.remaining[member] > 0 {
+                    self.step(member, Input::Broadcast);
+                }
+            }
+            Ev::Notice { at, of } => {
+                if !self.crashed[at] {
+                    self.step(at, Input::Failed(of));
+                }
+            }
+            Ev::Arm { plan } => {
+                self.plans[plan].armed = true;
+                if let Target::CurrentRelayer = self.plans[plan].target {
+                    if let Some(r) = self.current_relayer() {
+                        self.plans[plan].target = Target::Member(r);
+                    }
+                }
+                if self.plans[plan].trigger == Trigger::Now {
+                    self.fire_now(plan);
+                }
+            }
+        }
+    }
+
+    fn fire_now(&mut self, plan: usize) {
+        let target = match self.plans[plan].target {
+            Target::Member(m) => Some(m),
+            Target::CurrentRelayer | Target::SyncLeader => self.current_relayer(),
+        };
+        self.plans[plan].done = true;
+        if let Some(m) = target {
+            if !self.crashed[m] && self.live() > 1 {
+                let kind = self.plans[plan].kind;
+                self.crash(m, kind);
+            }
+        }
+    }
+
+    fn step(&mut self, i: usize, input: Input) {
+        self.steps += 1;
+        let was_leading = self.members[i].is_relayer() && self.members[i].is_synchronizing();
+        let id = self.ids[i];
+        match input {
+            Input::Message(from, msg) => {
+                if self.tracing {
+                    self.trace.push(format!(
+                        "t={} {} <- {}: {}",
+                        self.now,
+                        id,
+                        self.ids[from],
+                        describe(&msg)
+                    ));
+                }
+                self.members[i].handle_message(self.ids[from], msg);
+            }
+            Input::Failed(of) => {
+                if self.tracing {
+                    self.trace.push(format!(
+                        "t={} {} notices {} failed",
+                        self.now, id, self.ids[of]
+                    ));
+                }
+                self.members[i].handle_member_failed(self.ids[of]);
+            }
+            Input::Broadcast => {
+                let k = self.cfg.msgs_per_member - self.remaining[i] + 1;
+                let payload = Bytes::from(format!("{id}:{k}"));
+                match self.members[i].broadcast(payload.clone()) {
+                    Ok(msg_id) => {
+                        self.blocked[i] = 0;
+                        self.record.on_broadcast(i, msg_id, payload);
+                        self.remaining[i] -= 1;
+                        if self.tracing {
+                            self.trace
+                                .push(format!("t={} {} sent-broadcast {:?}", self.now, id, msg_id));
+                        }
+                        if self.remaining[i] > 0 {
+                            let t = self.now + self.rng.range(0, 300);
+                            self.schedule(t, Ev::Broadcast { member: i });
+                        }
+                    }
+                    Err(_) => {
+                        self.blocked[i] += 1;
+                        if self.blocked[i] < MAX_BLOCKED_RETRIES && !self.members[i].is_excluded() {
+                            let t = self.now + self.rng.range(100, 500);
+                            self.schedule(t, Ev::Broadcast { member: i });
+                        }
+                    }
+                }
+            }
+        }
+        while let Some(ev) = self.members[i].poll_event() {
+            self.record.on_event(i, ev);
+        }
+        let mut out: Vec<(usize, Message)> = Vec::new();
+        let (mut relay, mut sync) = (false, false);
+        while let Some(t) = self.members[i].poll_transmit() {
+            relay |= matches!(t.msg, Message::Relay { .. });
+            sync |= matches!(
+                t.msg,
+                Message::SyncStart { .. } | Message::FinishSync { .. }
+            );
+            for to in t.to {
+                if let Some(j) = self.ids.iter().position(|m| *m == to) {
+                    out.push((j, t.msg.clone()));
+                }
+            }
+        }
+        let leading = was_leading || (self.members[i].is_relayer() && sync);
+        let fire = self.plans.iter().position(|p| {
+            p.armed
+                && !p.done
+                && match (p.target, p.trigger) {
+                    (Target::Member(m), Trigger::RelayFanout) => m == i && relay,
+                    (Target::Member(m), Trigger::AnyStep) => m == i,
+                    (Target::SyncLeader, _) => leading,
+                    _ => false,
+                }
+        });
+        let fire = fire.filter(|p| {
+            // A sync leader is crashed at a random one of its steps, the last at the latest.
+            self.plans[*p].target != Target::SyncLeader
+                || !self.members[i].is_synchronizing()
+                || self.rng.chance(40)
+        });
+        let fire = fire.filter(|_| self.live() > 1);
+        if let Some(p) = fire {
+            self.plans[p].done = true;
+            let cut = if out.len() >= 2 {
+                self.rng.range(1, out.len() as u64 - 1) as usize
+            } else {
+                self.rng.range(0, out.len() as u64) as usize
+            };
+            out.truncate(cut);
+            self.send_all(i, out);
+            let kind = self.plans[p].kind;
+            self.crash(i, kind);
+        } else {
+            self.send_all(i, out);
+        }
+    }
+
+    fn send_all(&mut self, from: usize, out: Vec<(usize, Message)>) {
+        let n = self.members.len();
+        for (to, msg) in out {
+            let l = from * n + to;
+            let at = (self.now + self.rng.range(10, 300)).max(self.last_arrival[l]);
+            self.last_arrival[l] = at;
+            if self.tracing {
+                self.trace.push(format!(
+                    "t={} {} -> {}: {}",
+                    self.now,
+                    self.ids[from],
+                    self.ids[to],
+                    describe(&msg)
+                ));
+            }
+            self.links[l].push_back((at, msg));
+            self.schedule(at, Ev::Arrive { from, to });
+        }
+    }
+
+    fn crash(&mut self, i: usize, kind: CrashKind) {
+        self.crashed[i] = true;
+        self.crashes += 1;
+        let n = self.members.len();
+        if self.tracing {
+            self.trace
+                .push(format!("t={} CRASH {} ({:?})", self.now, self.ids[i], kind));
+        }
+        for j in 0..n {
+            let l = i * n + j;
+            match kind {
+                CrashKind::Process => {
+                    if self.cfg.buffering == Buffering::Replicated {
+                        let keep = self.rng.range(0, self.links[l].len() as u64) as usize;
+                        self.links[l].truncate(keep);
+                    }
+                }
+                CrashKind::HostVanishes => self.links[l].clear(),
+            }
+            if j == i || self.crashed[j] {
+                continue;
+            }
+            let at = match kind {
+                CrashKind::Process => {
+                    let last = self.links[l].back().map_or(self.now, |(t, _)| *t);
+                    last.max(self.now) + self.rng.range(1, 100)
+                }
+                CrashKind::HostVanishes => {
+                    self.now + FAILURE_TIMEOUT_US + self.rng.range(0, 1_000)
+                }
+            };
+            self.schedule(at, Ev::Notice { at: j, of: i });
+        }
+    }
+}
+
+fn describe(msg: &Message) -> String {
+    match msg {
+        Message::Broadcast { epoch, msgs, .. } => format!(
+            "sent-broadcast e{epoch} #{}..{}",
+            msgs.first().map_or(0, |m| m.0),
+            msgs.last().map_or(0, |m| m.0)
+        ),
+        Message::Relay { epoch, relays, .. } => format!(
+            "sent-relay e{}:{} seq {}..{}",
+            epoch.number,
+            epoch.relayer,
+            relays.first().map_or(0, |r| r.seq),
+            relays.last().map_or(0, |r| r.seq)
+        ),
+        Message::Ack { delivered, .. } => format!("ack {delivered}"),
+        Message::SyncStart {
+            epoch,
+            relayer_received,
+        } => format!(
+            "sync-start e{}:{} relayer has {relayer_received}",
+            epoch.number, epoch.relayer
+        ),
+        Message::SyncReport {
+            received,
+            relays,
+            unrelayed,
+            ..
+        } => format!(
+            "sync-report received {received}, {} relays, {} unrelayed",
+            relays.len(),
+            unrelayed.len()
+        ),
+        Message::FinishSync { epoch, next_seq } => format!(
+            "finish-synchronization e{}:{} next {next_seq}",
+            epoch.number, epoch.relayer
+        ),
+    }
+}
+
+/// A failed run: its configuration (which replays it) and what was violated.
+#[derive(Debug)]
+pub struct Failure {
+    /// The run's configuration; its `Display` form replays it.
+    pub config: SimConfig,
+    /// What went wrong.
+    pub violation: Violation,
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}\n  replay: cargo run --release --example sim -- replay '{}'",
+            self.violation, self.config
+        )
+    }
+}
+
+/// Runs `cfg` and checks every property.
+pub fn run_and_check(cfg: &SimConfig) -> Result<Outcome, Failure> {
+    let outcome = Sim::new(cfg.clone()).run();
+    let result = if outcome.steps > MAX_STEPS {
+        Err(Violation {
+            property: Property::Liveness,
+            detail: format!("no quiescence after {MAX_STEPS} steps"),
+        })
+    } else {
+        check(&outcome.record)
+    };
+    match result {
+        Ok(()) => Ok(outcome),
+        Err(violation) => Err(Failure {
+            config: cfg.clone(),
+            violation,
+        }),
+    }
+}
