@@ -81,7 +81,8 @@ pub enum PlantedBug {
     SkipRepair,
     /// The relayer sequences reported messages without checking they were sequenced.
     NoDuplicateDetection,
-    /// A client delivers relays of an older epoch.
+    /// A client delivers relays of an older epoch, even from the relayer it stopped
+    /// following.
     DeliverStaleEpoch,
     /// A client sends broadcasts made during synchronization at once, instead of
     /// holding them until finish-synchronization.

@@ -195,17 +195,29 @@ fn violation(property: Property, detail: String) -> Result<(), Violation> {
     Err(Violation { property, detail })
 }
 
-/// Checks every property on a finished, quiet run.
+type Check = fn(&Record) -> Result<(), Violation>;
+
+/// Every check, in the order [`check`] runs them.
+const CHECKS: [Check; 8] = [
+    check_integrity,
+    check_fifo,
+    check_total_order,
+    check_liveness,
+    check_agreement,
+    check_validity,
+    check_causal,
+    check_views,
+];
+
+/// Checks every property on a finished, quiet run; the first violation found.
 pub fn check(r: &Record) -> Result<(), Violation> {
-    check_integrity(r)?;
-    check_fifo(r)?;
-    check_total_order(r)?;
-    check_liveness(r)?;
-    check_agreement(r)?;
-    check_validity(r)?;
-    check_causal(r)?;
-    check_views(r)?;
-    Ok(())
+    CHECKS.iter().try_for_each(|c| c(r))
+}
+
+/// Checks every property on a finished, quiet run; every property violated (one
+/// example each).
+pub fn check_all(r: &Record) -> Vec<Violation> {
+    CHECKS.iter().filter_map(|c| c(r).err()).collect()
 }
 
 fn check_integrity(r: &Record) -> Result<(), Violation> {

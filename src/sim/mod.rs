@@ -37,7 +37,7 @@ use std::str::FromStr;
 use bytes::Bytes;
 
 use crate::protocol::{Buffering, CoreConfig, Member, MemberId, Message, PlantedBug};
-pub use checker::{check, Property, Record, Violation};
+pub use checker::{check, check_all, Property, Record, Violation};
 pub use rng::Rng;
 
 /// Which failures a run injects.
