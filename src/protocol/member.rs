@@ -514,10 +514,14 @@ impl Member {
         if self.phase != Phase::Reported || epoch != self.epoch || from != epoch.relayer {
             return;
         }
-        // With replicated buffering the repair made `received == next_seq - 1`. A
-        // client that is behind here lost relays nobody could repair (distributed
-        // buffering beyond its assumptions); it will discard what follows.
-        let _ = next_seq;
+        if self.received + 1 != next_seq {
+            // The repair should have made `received == next_seq - 1`. It cannot when
+            // relays were lost that nobody kept (distributed buffering beyond its
+            // assumptions): this member can no longer follow the order consistently,
+            // so it leaves rather than deliver a divergent sequence.
+            self.exclude();
+            return;
+        }
         self.phase = Phase::Normal;
         self.send_held();
         self.ack_due = self.config.buffering == Buffering::Replicated;
