@@ -34,7 +34,10 @@ fn main() -> ExitCode {
             }
             match run_and_check(&cfg) {
                 Ok(o) => {
-                    println!("{cfg}: all properties hold ({} steps, {} crashes)", o.steps, o.crashes);
+                    println!(
+                        "{cfg}: all properties hold ({} steps, {} crashes)",
+                        o.steps, o.crashes
+                    );
                     ExitCode::SUCCESS
                 }
                 Err(f) => {
@@ -45,10 +48,15 @@ fn main() -> ExitCode {
         }
         "sweep" => {
             let runs: u64 = value("--runs").and_then(|v| v.parse().ok()).unwrap_or(1000);
-            let first: u64 = value("--first-seed").and_then(|v| v.parse().ok()).unwrap_or(0);
+            let first: u64 = value("--first-seed")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
             let mut failed = 0;
             for seed in first..first + runs {
-                let c = SimConfig { seed, ..cfg.clone() };
+                let c = SimConfig {
+                    seed,
+                    ..cfg.clone()
+                };
                 if let Err(f) = run_and_check(&c) {
                     failed += 1;
                     if failed <= 10 {
@@ -57,7 +65,11 @@ fn main() -> ExitCode {
                 }
             }
             println!("{runs} runs of {cfg} (seeds {first}..): {failed} failed");
-            if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+            if failed == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
         }
         _ => {
             eprintln!("unknown command {cmd:?}");

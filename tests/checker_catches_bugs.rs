@@ -35,7 +35,11 @@ fn new_relayer_skipping_the_repair_breaks_agreement() {
 
 #[test]
 fn no_duplicate_detection_breaks_integrity() {
-    let p = violations(PlantedBug::NoDuplicateDetection, FaultProfile::RelayerCrash, 4);
+    let p = violations(
+        PlantedBug::NoDuplicateDetection,
+        FaultProfile::RelayerCrash,
+        4,
+    );
     assert!(p.contains(&Property::Integrity), "{p:?}");
 }
 

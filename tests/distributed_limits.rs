@@ -36,7 +36,9 @@ fn two_rounds_lost(buffering: Buffering) -> Harness {
 #[test]
 fn several_partially_received_rounds_break_distributed_buffering() {
     let h = two_rounds_lost(Buffering::Distributed);
-    let v = h.check().expect_err("distributed buffering cannot repair two lost rounds");
+    let v = h
+        .check()
+        .expect_err("distributed buffering cannot repair two lost rounds");
     // Member 3 cannot follow the order any more: it leaves rather than diverge, and
     // member 2 delivered messages member 3 never will.
     assert!(h.member(3).is_excluded());
@@ -58,7 +60,12 @@ fn replicated_buffering_repairs_the_same_schedule() {
 fn vanishing_relayer_hosts_break_distributed_buffering_in_simulation() {
     let mut broken = 0;
     for seed in 0..300 {
-        let distributed = SimConfig::new(seed, 5, Buffering::Distributed, FaultProfile::RelayerHostVanishes);
+        let distributed = SimConfig::new(
+            seed,
+            5,
+            Buffering::Distributed,
+            FaultProfile::RelayerHostVanishes,
+        );
         if run_and_check(&distributed).is_err() {
             broken += 1;
             // The very same schedule under replicated buffering holds every property.
@@ -71,7 +78,10 @@ fn vanishing_relayer_hosts_break_distributed_buffering_in_simulation() {
             }
         }
     }
-    assert!(broken > 0, "no schedule outside distributed buffering's assumptions broke it");
+    assert!(
+        broken > 0,
+        "no schedule outside distributed buffering's assumptions broke it"
+    );
     eprintln!("distributed buffering broke in {broken} of 300 runs whose relayer host vanished; replicated held in all");
 }
 
@@ -104,5 +114,9 @@ fn distributed_buffering_keeps_one_round_and_replicated_keeps_until_stable() {
     assert_eq!(d.delivered(), 5);
     assert_eq!(r.delivered(), 5);
     assert_eq!(d.buffered_relays(), 1, "the last round only");
-    assert_eq!(r.buffered_relays(), 5, "nothing is stable yet: member 3 has not acknowledged");
+    assert_eq!(
+        r.buffered_relays(),
+        5,
+        "nothing is stable yet: member 3 has not acknowledged"
+    );
 }

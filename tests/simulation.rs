@@ -17,7 +17,11 @@ const PLAN: &[(FaultProfile, Buffering, u64)] = &[
     (FaultProfile::RelayerCrash, Buffering::Distributed, 1400),
     (FaultProfile::CrashDuringSync, Buffering::Replicated, 1400),
     (FaultProfile::Cascade, Buffering::Replicated, 1400),
-    (FaultProfile::RelayerHostVanishes, Buffering::Replicated, 600),
+    (
+        FaultProfile::RelayerHostVanishes,
+        Buffering::Replicated,
+        600,
+    ),
 ];
 
 fn all_runs() -> Vec<SimConfig> {
@@ -40,7 +44,9 @@ fn all_runs() -> Vec<SimConfig> {
 #[test]
 fn simulated_runs_hold_every_property() {
     let runs = all_runs();
-    let threads = thread::available_parallelism().map_or(2, |n| n.get()).min(8);
+    let threads = thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .min(8);
     let failures: Vec<String> = thread::scope(|s| {
         let handles: Vec<_> = (0..threads)
             .map(|t| {
@@ -54,7 +60,10 @@ fn simulated_runs_hold_every_property() {
                 })
             })
             .collect();
-        handles.into_iter().flat_map(|h| h.join().expect("simulation thread")).collect()
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("simulation thread"))
+            .collect()
     });
     for f in failures.iter().take(20) {
         eprintln!("{f}");

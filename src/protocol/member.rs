@@ -264,8 +264,7 @@ impl Member {
     /// `send_window_msgs` broadcasts un-relayed (or it is excluded). During a
     /// synchronization phase the message is held and sent when the phase ends.
     pub fn broadcast(&mut self, payload: Bytes) -> Result<MsgId, WouldBlock> {
-        if self.phase == Phase::Excluded || self.unrelayed.len() >= self.config.send_window_msgs
-        {
+        if self.phase == Phase::Excluded || self.unrelayed.len() >= self.config.send_window_msgs {
             return Err(WouldBlock);
         }
         let origin_seq = self.next_origin_seq;
@@ -471,10 +470,7 @@ impl Member {
             // Distributed buffering keeps one round: first read every relay our
             // relayer wrote before it failed (its connection closes after them), so
             // that no two members differ by more than the round it was writing.
-            if self
-                .deferred_sync_start
-                .map_or(true, |(_, e, _)| e < epoch)
-            {
+            if self.deferred_sync_start.map_or(true, |(_, e, _)| e < epoch) {
                 self.deferred_sync_start = Some((from, epoch, relayer_received));
             }
             return;
@@ -916,4 +912,3 @@ fn take_batch<T>(
     }
     queue.drain(..n).collect()
 }
-

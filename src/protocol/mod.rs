@@ -15,8 +15,8 @@
 //! See `DESIGN.md` and the crate's README for the whole argument.
 
 mod member;
-mod message;
 mod member_map;
+mod message;
 
 pub use member::{Event, Member, Transmit};
 pub use member_map::MemberMap;

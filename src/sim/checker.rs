@@ -229,7 +229,10 @@ fn check_integrity(r: &Record) -> Result<(), Violation> {
                 if !seen.insert(*id) {
                     return violation(
                         Property::Integrity,
-                        format!("member {} delivered {:?} twice (again at seq {seq})", r.ids[i], id),
+                        format!(
+                            "member {} delivered {:?} twice (again at seq {seq})",
+                            r.ids[i], id
+                        ),
                     );
                 }
                 match sent.get(id) {
@@ -242,7 +245,10 @@ fn check_integrity(r: &Record) -> Result<(), Violation> {
                     Some(p) if *p != payload => {
                         return violation(
                             Property::Integrity,
-                            format!("member {} delivered {:?} with altered payload", r.ids[i], id),
+                            format!(
+                                "member {} delivered {:?} with altered payload",
+                                r.ids[i], id
+                            ),
                         )
                     }
                     _ => {}
@@ -314,7 +320,10 @@ fn check_liveness(r: &Record) -> Result<(), Violation> {
         if r.synchronizing[i] {
             return violation(
                 Property::Liveness,
-                format!("member {} is still synchronizing once the run is quiet", r.ids[i]),
+                format!(
+                    "member {} is still synchronizing once the run is quiet",
+                    r.ids[i]
+                ),
             );
         }
     }
@@ -326,7 +335,11 @@ fn check_agreement(r: &Record) -> Result<(), Violation> {
     for w in s.windows(2) {
         let (a, b) = (&r.logs[w[0]], &r.logs[w[1]]);
         if a.len() != b.len() {
-            let (short, long) = if a.len() < b.len() { (w[0], w[1]) } else { (w[1], w[0]) };
+            let (short, long) = if a.len() < b.len() {
+                (w[0], w[1])
+            } else {
+                (w[1], w[0])
+            };
             return violation(
                 Property::Agreement,
                 format!(
@@ -534,68 +547,122 @@ mod tests {
     fn each_planted_defect_is_named() {
         type Mutation = fn(&mut Record);
         let table: &[(&str, Mutation, Property)] = &[
-            ("duplicate delivery", |r| r.logs[0].push(app(7, 1, 1)), Property::Integrity),
-            ("altered payload", |r| {
-                r.logs[1][0] = Delivery::App {
-                    seq: 1,
-                    id: MsgId { origin: 1, origin_seq: 1 },
-                    payload: Bytes::from_static(b"forged"),
-                }
-            }, Property::Integrity),
-            ("never broadcast", |r| r.logs[2].push(app(2, 3, 9)), Property::Integrity),
-            ("sender order swapped", |r| {
-                for log in &mut r.logs[..2] {
-                    log[0] = app(1, 1, 2);
-                    log[4] = app(5, 1, 1);
-                }
-            }, Property::Fifo),
-            ("survivors disagree on order", |r| {
-                r.logs[1].swap(1, 2);
-                r.logs[1][1] = app(2, 3, 1);
-                r.logs[1][2] = app(3, 2, 1);
-            }, Property::TotalOrder),
-            ("one survivor misses the tail", |r| {
-                r.logs[1].pop();
-            }, Property::Agreement),
-            ("a survivor's message lost everywhere", |r| {
-                r.logs[0].pop();
-                r.logs[1].pop();
-            }, Property::Validity),
-            ("effect before cause", |r| {
-                for log in &mut r.logs[..2] {
-                    log[0] = app(1, 2, 1);
-                    log[1] = app(2, 1, 1);
-                }
-                r.broadcasts[1].delivered_before = 0;
-                r.broadcasts[4].delivered_before = 1;
-                r.logs[1] = r.logs[0].clone();
-                // 2:2 broadcast after member 2 delivered 2:1 only: fine. Now make
-                // 1:2 depend on 2:2, which comes after it.
-                r.broadcasts[3].delivered_before = 6;
-            }, Property::Causal),
-            ("a live member left", |r| {
-                for log in &mut r.logs[..2] {
-                    log[3] = Delivery::Left { seq: 4, member: 2 };
-                }
-            }, Property::ViewsInOrder),
-            ("crash never announced", |r| {
-                for log in &mut r.logs[..2] {
-                    log.remove(3);
-                    for (k, d) in log.iter_mut().enumerate() {
-                        if let Delivery::App { seq, .. } = d {
-                            *seq = k as Seq + 1;
+            (
+                "duplicate delivery",
+                |r| r.logs[0].push(app(7, 1, 1)),
+                Property::Integrity,
+            ),
+            (
+                "altered payload",
+                |r| {
+                    r.logs[1][0] = Delivery::App {
+                        seq: 1,
+                        id: MsgId {
+                            origin: 1,
+                            origin_seq: 1,
+                        },
+                        payload: Bytes::from_static(b"forged"),
+                    }
+                },
+                Property::Integrity,
+            ),
+            (
+                "never broadcast",
+                |r| r.logs[2].push(app(2, 3, 9)),
+                Property::Integrity,
+            ),
+            (
+                "sender order swapped",
+                |r| {
+                    for log in &mut r.logs[..2] {
+                        log[0] = app(1, 1, 2);
+                        log[4] = app(5, 1, 1);
+                    }
+                },
+                Property::Fifo,
+            ),
+            (
+                "survivors disagree on order",
+                |r| {
+                    r.logs[1].swap(1, 2);
+                    r.logs[1][1] = app(2, 3, 1);
+                    r.logs[1][2] = app(3, 2, 1);
+                },
+                Property::TotalOrder,
+            ),
+            (
+                "one survivor misses the tail",
+                |r| {
+                    r.logs[1].pop();
+                },
+                Property::Agreement,
+            ),
+            (
+                "a survivor's message lost everywhere",
+                |r| {
+                    r.logs[0].pop();
+                    r.logs[1].pop();
+                },
+                Property::Validity,
+            ),
+            (
+                "effect before cause",
+                |r| {
+                    for log in &mut r.logs[..2] {
+                        log[0] = app(1, 2, 1);
+                        log[1] = app(2, 1, 1);
+                    }
+                    r.broadcasts[1].delivered_before = 0;
+                    r.broadcasts[4].delivered_before = 1;
+                    r.logs[1] = r.logs[0].clone();
+                    // 2:2 broadcast after member 2 delivered 2:1 only: fine. Now make
+                    // 1:2 depend on 2:2, which comes after it.
+                    r.broadcasts[3].delivered_before = 6;
+                },
+                Property::Causal,
+            ),
+            (
+                "a live member left",
+                |r| {
+                    for log in &mut r.logs[..2] {
+                        log[3] = Delivery::Left { seq: 4, member: 2 };
+                    }
+                },
+                Property::ViewsInOrder,
+            ),
+            (
+                "crash never announced",
+                |r| {
+                    for log in &mut r.logs[..2] {
+                        log.remove(3);
+                        for (k, d) in log.iter_mut().enumerate() {
+                            if let Delivery::App { seq, .. } = d {
+                                *seq = k as Seq + 1;
+                            }
                         }
                     }
-                }
-            }, Property::ViewsInOrder),
-            ("live member excluded", |r| r.excluded[1] = true, Property::Liveness),
-            ("stuck in synchronization", |r| r.synchronizing[0] = true, Property::Liveness),
+                },
+                Property::ViewsInOrder,
+            ),
+            (
+                "live member excluded",
+                |r| r.excluded[1] = true,
+                Property::Liveness,
+            ),
+            (
+                "stuck in synchronization",
+                |r| r.synchronizing[0] = true,
+                Property::Liveness,
+            ),
         ];
         for (name, mutate, expected) in table {
             let mut r = valid();
             mutate(&mut r);
             let found: Vec<Property> = check_all(&r).into_iter().map(|v| v.property).collect();
-            assert!(found.contains(expected), "{name}: expected {expected}, found {found:?}");
+            assert!(
+                found.contains(expected),
+                "{name}: expected {expected}, found {found:?}"
+            );
         }
     }
 }

@@ -353,11 +353,23 @@ impl Sim {
             FaultProfile::NoFaults => {}
             FaultProfile::RelayerCrash => {
                 let at = self.rng.range(0, horizon);
-                add(self, at, Target::CurrentRelayer, Trigger::RelayFanout, CrashKind::Process);
+                add(
+                    self,
+                    at,
+                    Target::CurrentRelayer,
+                    Trigger::RelayFanout,
+                    CrashKind::Process,
+                );
             }
             FaultProfile::CrashDuringSync => {
                 let at = self.rng.range(0, horizon);
-                add(self, at, Target::CurrentRelayer, Trigger::RelayFanout, CrashKind::Process);
+                add(
+                    self,
+                    at,
+                    Target::CurrentRelayer,
+                    Trigger::RelayFanout,
+                    CrashKind::Process,
+                );
                 if n >= 3 {
                     let kind = if self.rng.chance(50) {
                         CrashKind::Process
@@ -391,7 +403,13 @@ impl Sim {
             }
             FaultProfile::RelayerHostVanishes => {
                 let at = self.rng.range(horizon / 4, horizon);
-                add(self, at, Target::CurrentRelayer, Trigger::Now, CrashKind::HostVanishes);
+                add(
+                    self,
+                    at,
+                    Target::CurrentRelayer,
+                    Trigger::Now,
+                    CrashKind::HostVanishes,
+                );
             }
         }
     }
@@ -649,9 +667,7 @@ impl Sim {
                     let last = self.links[l].back().map_or(self.now, |(t, _)| *t);
                     last.max(self.now) + self.rng.range(1, 100)
                 }
-                CrashKind::HostVanishes => {
-                    self.now + FAILURE_TIMEOUT_US + self.rng.range(0, 1_000)
-                }
+                CrashKind::HostVanishes => self.now + FAILURE_TIMEOUT_US + self.rng.range(0, 1_000),
             };
             self.schedule(at, Ev::Notice { at: j, of: i });
         }
