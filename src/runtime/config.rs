@@ -1,0 +1,317 @@
+//! A node's configuration: who the members are and how the runtime behaves.
+
+use std::collections::BTreeSet;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::time::Duration;
+
+use super::Error;
+use crate::protocol::{Buffering, CoreConfig, MemberId};
+use crate::wire;
+
+/// Bytes of framing around the largest payload of a one-message broadcast or relay
+/// frame (header, batch fields and per-message fields), rounded up.
+const PAYLOAD_OVERHEAD_BYTES: usize = 64;
+/// An upper bound on the per-message overhead of a relay in a batch (25 bytes today).
+const RELAY_OVERHEAD_BOUND: usize = 32;
+
+/// Everything [`crate::Node::start`] needs.
+///
+/// Build it with [`Config::new`] (or [`Config::parse_members`]) and adjust it with the
+/// `with_*` builders or by setting the public fields. `Node::start` checks it and
+/// rejects an invalid one with [`Error::InvalidConfig`].
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// This member's id; it must be one of `members`.
+    pub self_id: MemberId,
+    /// Every member of the group: id and address. Members are ranked by id: the lowest
+    /// id is the first relayer. Each member listens on its own address; it dials the
+    /// members with lower ids and accepts the members with higher ids.
+    pub members: Vec<(MemberId, SocketAddr)>,
+    /// Replicated (default) or distributed buffering.
+    pub buffering: Buffering,
+    /// A heartbeat is sent on a link that carried nothing for this long.
+    pub heartbeat_interval: Duration,
+    /// A peer that sent nothing for this long is suspected (and so excluded). A broken
+    /// connection makes it suspected at once.
+    pub failure_timeout: Duration,
+    /// `Node::start` waits this long for every member to connect; members not
+    /// connected by then count as failed.
+    pub startup_timeout: Duration,
+    /// How many of its own broadcasts a member may have un-delivered at once; beyond
+    /// it `broadcast` blocks and `try_broadcast` returns [`Error::WouldBlock`].
+    pub send_window_msgs: usize,
+    /// How far (in sequence numbers) the relayer may run ahead of the slowest member
+    /// (replicated buffering): it bounds every member's relay buffer.
+    pub relay_window_msgs: u64,
+    /// The largest frame body accepted or sent (except synchronization reports, see
+    /// `max_sync_frame_bytes`). The largest payload is this less 64 bytes.
+    pub max_frame_bytes: usize,
+    /// The largest synchronization report accepted from a member. The protocol core
+    /// sends a client's whole report in one message (its buffered relays and its
+    /// un-relayed broadcasts), which can exceed `max_frame_bytes`.
+    pub max_sync_frame_bytes: usize,
+    /// How many relay worker threads run the protocol on inbound messages.
+    pub relay_workers: usize,
+    /// How many events may wait for the application's `recv`. When the queue is
+    /// full, this member stops reading from its peers (backpressure).
+    pub delivery_queue_msgs: usize,
+    /// `leave` waits at most this long for this member's own broadcasts to be
+    /// delivered, and as long again for its last frames to be written.
+    pub leave_timeout: Duration,
+    /// The address to listen on; by default this member's address in `members`.
+    pub listen_addr: Option<SocketAddr>,
+}
+
+impl Config {
+    /// A configuration for member `self_id` of the group `members`, with default
+    /// settings.
+    pub fn new(self_id: MemberId, members: Vec<(MemberId, SocketAddr)>) -> Config {
+        Config {
+            self_id,
+            members,
+            buffering: Buffering::Replicated,
+            heartbeat_interval: Duration::from_millis(200),
+            failure_timeout: Duration::from_millis(1000),
+            startup_timeout: Duration::from_secs(10),
+            send_window_msgs: 1024,
+            relay_window_msgs: 8192,
+            max_frame_bytes: wire::DEFAULT_MAX_FRAME_BYTES,
+            max_sync_frame_bytes: 64 * wire::DEFAULT_MAX_FRAME_BYTES,
+            relay_workers: 2,
+            delivery_queue_msgs: 4096,
+            leave_timeout: Duration::from_secs(5),
+            listen_addr: None,
+        }
+    }
+
+    /// Parses a member list `ID=HOST:PORT,ID=HOST:PORT,...` (host names are resolved;
+    /// the first address is used).
+    pub fn parse_members(list: &str) -> Result<Vec<(MemberId, SocketAddr)>, Error> {
+        let mut members = Vec::new();
+        for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let (id, addr) = item.split_once('=').ok_or_else(|| {
+                Error::config(format!("member `{item}` is not of the form ID=HOST:PORT"))
+            })?;
+            let id: MemberId = id
+                .trim()
+                .parse()
+                .map_err(|e| Error::config(format!("member id `{id}` in `{item}`: {e}")))?;
+            let addr = addr.trim();
+            let resolved = match addr.parse::<SocketAddr>() {
+                Ok(a) => a,
+                Err(_) => addr
+                    .to_socket_addrs()
+                    .map_err(|e| Error::config(format!("address `{addr}` of member {id}: {e}")))?
+                    .next()
+                    .ok_or_else(|| {
+                        Error::config(format!(
+                            "address `{addr}` of member {id} resolves to nothing"
+                        ))
+                    })?,
+            };
+            members.push((id, resolved));
+        }
+        if members.is_empty() {
+            return Err(Error::config("the member list is empty"));
+        }
+        Ok(members)
+    }
+
+    /// Sets the buffering strategy.
+    pub fn with_buffering(mut self, buffering: Buffering) -> Config {
+        self.buffering = buffering;
+        self
+    }
+
+    /// Sets the heartbeat interval.
+    pub fn with_heartbeat_interval(mut self, d: Duration) -> Config {
+        self.heartbeat_interval = d;
+        self
+    }
+
+    /// Sets the failure timeout.
+    pub fn with_failure_timeout(mut self, d: Duration) -> Config {
+        self.failure_timeout = d;
+        self
+    }
+
+    /// Sets the startup timeout.
+    pub fn with_startup_timeout(mut self, d: Duration) -> Config {
+        self.startup_timeout = d;
+        self
+    }
+
+    /// Sets the send window (messages).
+    pub fn with_send_window(mut self, msgs: usize) -> Config {
+        self.send_window_msgs = msgs;
+        self
+    }
+
+    /// Sets the relay window (messages).
+    pub fn with_relay_window(mut self, msgs: u64) -> Config {
+        self.relay_window_msgs = msgs;
+        self
+    }
+
+    /// Sets the maximum frame body size (bytes).
+    pub fn with_max_frame_bytes(mut self, bytes: usize) -> Config {
+        self.max_frame_bytes = bytes;
+        self
+    }
+
+    /// Sets the number of relay worker threads.
+    pub fn with_relay_workers(mut self, n: usize) -> Config {
+        self.relay_workers = n;
+        self
+    }
+
+    /// Sets the bound of the delivery queue (events).
+    pub fn with_delivery_queue(mut self, msgs: usize) -> Config {
+        self.delivery_queue_msgs = msgs;
+        self
+    }
+
+    /// Sets the leave timeout.
+    pub fn with_leave_timeout(mut self, d: Duration) -> Config {
+        self.leave_timeout = d;
+        self
+    }
+
+    /// Listens on `addr` instead of this member's configured address.
+    pub fn with_listen_addr(mut self, addr: SocketAddr) -> Config {
+        self.listen_addr = Some(addr);
+        self
+    }
+
+    /// The largest payload `broadcast` accepts.
+    pub fn max_payload_bytes(&self) -> usize {
+        self.max_frame_bytes.saturating_sub(PAYLOAD_OVERHEAD_BYTES)
+    }
+
+    /// This member's address in the member list.
+    pub fn self_addr(&self) -> Option<SocketAddr> {
+        self.members
+            .iter()
+            .find(|(id, _)| *id == self.self_id)
+            .map(|(_, a)| *a)
+    }
+
+    /// Checks the configuration; `Node::start` calls it.
+    pub fn validate(&self) -> Result<(), Error> {
+        if self.members.is_empty() {
+            return Err(Error::config("the member list is empty"));
+        }
+        let mut ids = BTreeSet::new();
+        let mut addrs = BTreeSet::new();
+        for (id, addr) in &self.members {
+            if !ids.insert(*id) {
+                return Err(Error::config(format!("member id {id} appears twice")));
+            }
+            if !addrs.insert(*addr) {
+                return Err(Error::config(format!(
+                    "address {addr} is given to two members"
+                )));
+            }
+        }
+        if !ids.contains(&self.self_id) {
+            return Err(Error::config(format!(
+                "this member's id {} is not in the member list",
+                self.self_id
+            )));
+        }
+        if self.heartbeat_interval.is_zero() {
+            return Err(Error::config("the heartbeat interval is zero"));
+        }
+        if self.failure_timeout <= self.heartbeat_interval {
+            return Err(Error::config(format!(
+                "the failure timeout ({:?}) must exceed the heartbeat interval ({:?})",
+                self.failure_timeout, self.heartbeat_interval
+            )));
+        }
+        if self.send_window_msgs == 0 {
+            return Err(Error::config("the send window is zero"));
+        }
+        if self.relay_window_msgs == 0 {
+            return Err(Error::config("the relay window is zero"));
+        }
+        if self.relay_workers == 0 {
+            return Err(Error::config("there must be at least one relay worker"));
+        }
+        if self.relay_workers > 64 {
+            return Err(Error::config("at most 64 relay workers"));
+        }
+        if self.delivery_queue_msgs == 0 {
+            return Err(Error::config("the delivery queue bound is zero"));
+        }
+        if self.max_frame_bytes < 4096 {
+            return Err(Error::config(format!(
+                "the maximum frame size ({} bytes) is below the minimum of 4096 bytes",
+                self.max_frame_bytes
+            )));
+        }
+        if self.max_frame_bytes > u32::MAX as usize {
+            return Err(Error::config("the maximum frame size exceeds 4 GiB"));
+        }
+        if self.max_sync_frame_bytes < self.max_frame_bytes {
+            return Err(Error::config(
+                "the maximum synchronization frame is smaller than the maximum frame",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The protocol core's settings for this configuration: batches stay well under
+    /// the maximum frame size.
+    pub(crate) fn core_config(&self) -> CoreConfig {
+        let max_batch_bytes = self.max_frame_bytes / 2;
+        let max_batch_msgs = (self.max_frame_bytes / 4 / RELAY_OVERHEAD_BOUND).clamp(1, 1024);
+        CoreConfig {
+            buffering: self.buffering,
+            send_window_msgs: self.send_window_msgs,
+            relay_window_msgs: self.relay_window_msgs,
+            max_batch_msgs,
+            max_batch_bytes,
+            ..CoreConfig::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn members() -> Vec<(MemberId, SocketAddr)> {
+        Config::parse_members("1=127.0.0.1:7001, 2=127.0.0.1:7002,3=127.0.0.1:7003").unwrap()
+    }
+
+    #[test]
+    fn parses_members() {
+        let m = members();
+        assert_eq!(m.len(), 3);
+        assert_eq!(m[1], (2, "127.0.0.1:7002".parse().unwrap()));
+        assert!(Config::parse_members("1=127.0.0.1:7001,x").is_err());
+        assert!(Config::parse_members("a=127.0.0.1:7001").is_err());
+        assert!(Config::parse_members("").is_err());
+    }
+
+    #[test]
+    fn rejects_invalid() {
+        assert!(Config::new(1, members()).validate().is_ok());
+        let e = Config::new(9, members()).validate().unwrap_err();
+        assert!(e.to_string().contains("not in the member list"), "{e}");
+        let mut dup = members();
+        dup.push((2, "127.0.0.1:7009".parse().unwrap()));
+        let e = Config::new(1, dup).validate().unwrap_err();
+        assert!(e.to_string().contains("appears twice"), "{e}");
+        let e = Config::new(1, members())
+            .with_send_window(0)
+            .validate()
+            .unwrap_err();
+        assert!(e.to_string().contains("send window is zero"), "{e}");
+        let e = Config::new(1, members())
+            .with_failure_timeout(Duration::from_millis(10))
+            .validate()
+            .unwrap_err();
+        assert!(e.to_string().contains("failure timeout"), "{e}");
+    }
+}

@@ -1,0 +1,733 @@
+//! The application's handle ([`Node`]) and the state its threads share.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use crossbeam_channel::Sender;
+use parking_lot::{Condvar, Mutex};
+
+use super::log::{self, rlog, DEBUG, INFO};
+use super::transport::{self, IoCmd, StartupReport};
+use super::worker;
+use super::{Config, Error};
+use crate::protocol::{self, Member, MemberId, Message, MsgId, Seq};
+use crate::wire::{self, Frame};
+
+/// What a [`Node`] tells its application, in the total order (the same at every
+/// member).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// An application message, at position `seq` of the total order, broadcast by
+    /// `origin`.
+    Deliver {
+        /// Position in the total order (from 1).
+        seq: Seq,
+        /// The member that broadcast it.
+        origin: MemberId,
+        /// The message.
+        payload: Bytes,
+    },
+    /// *Process left*: `member` is no longer in the view from position `seq` on
+    /// (it crashed, was suspected, or left).
+    MemberLeft {
+        /// Position in the total order.
+        seq: Seq,
+        /// The member that left.
+        member: MemberId,
+    },
+    /// *Process joined*: `member` is in the view from position `seq` on.
+    MemberJoined {
+        /// Position in the total order.
+        seq: Seq,
+        /// The member that joined.
+        member: MemberId,
+    },
+    /// From position `seq` on, `relayer` orders messages, in epoch `epoch` (the end
+    /// of a synchronization phase).
+    RelayerChanged {
+        /// Position in the total order.
+        seq: Seq,
+        /// The new epoch's number.
+        epoch: u64,
+        /// The new relayer.
+        relayer: MemberId,
+    },
+    /// The group excluded this member: no more events follow, and `broadcast` and
+    /// `recv` return [`Error::Excluded`] from now on.
+    Excluded,
+}
+
+impl From<protocol::Event> for Event {
+    fn from(e: protocol::Event) -> Event {
+        match e {
+            protocol::Event::Deliver { seq, id, payload } => Event::Deliver {
+                seq,
+                origin: id.origin,
+                payload,
+            },
+            protocol::Event::MemberLeft { seq, member } => Event::MemberLeft { seq, member },
+            protocol::Event::MemberJoined { seq, member } => Event::MemberJoined { seq, member },
+            protocol::Event::RelayerChanged { seq, epoch } => Event::RelayerChanged {
+                seq,
+                epoch: epoch.number,
+                relayer: epoch.relayer,
+            },
+            protocol::Event::Excluded => Event::Excluded,
+        }
+    }
+}
+
+/// A snapshot of a node's queues, for monitoring and tests.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Events waiting for `recv`.
+    pub delivery_queue: usize,
+    /// This member's broadcasts not yet delivered (its send window in use).
+    pub unrelayed: usize,
+    /// Relays kept for fail-over.
+    pub buffered_relays: usize,
+    /// Messages the relayer holds waiting for room in its relay window.
+    pub pending_msgs: usize,
+    /// Bytes waiting in the transport's write queues (all peers).
+    pub write_queue_bytes: usize,
+    /// Relay frame bytes not yet written (all peers), the relayer's backlog.
+    pub relay_backlog_bytes: usize,
+    /// Highest sequence number delivered by the core.
+    pub delivered: Seq,
+    /// The current relayer, as this member sees it.
+    pub relayer: MemberId,
+    /// The current epoch number.
+    pub epoch: u64,
+}
+
+pub(crate) const RUNNING: u8 = 0;
+pub(crate) const LEAVING: u8 = 1;
+pub(crate) const STOPPED: u8 = 2;
+pub(crate) const EXCLUDED: u8 = 3;
+
+/// Why the delivery queue ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum End {
+    Stopped,
+    Excluded,
+}
+
+struct DeliveryQueue {
+    events: VecDeque<Event>,
+    end: Option<End>,
+}
+
+/// The bounded queue of events for the application, and the gate that keeps workers
+/// (and the relayer's own broadcasts) from running ahead of it.
+pub(crate) struct Flow {
+    q: Mutex<DeliveryQueue>,
+    /// `recv` waits here for an event.
+    readable: Condvar,
+    /// Workers and broadcasters wait here for room (in the queue and in the
+    /// transport's relay backlog).
+    room: Condvar,
+    bound: usize,
+}
+
+/// State shared by the application threads, the relay workers and the select thread.
+pub(crate) struct Shared {
+    pub(crate) id: MemberId,
+    pub(crate) config: Config,
+    /// The protocol core. Never held across I/O or a blocking channel operation.
+    pub(crate) core: Mutex<Member>,
+    /// Broadcasters wait here for room in the send window; `leave` for its own
+    /// broadcasts to be delivered.
+    pub(crate) window_cv: Condvar,
+    pub(crate) flow: Flow,
+    pub(crate) io_tx: Sender<IoCmd>,
+    pub(crate) waker: mio::Waker,
+    /// Per worker shard: inbound items handed over but not yet handled.
+    pub(crate) inflight: Vec<AtomicUsize>,
+    /// Relay frame bytes queued in the transport (held or unwritten), all peers.
+    pub(crate) relay_backlog: AtomicUsize,
+    pub(crate) relay_backlog_limit: usize,
+    /// All bytes queued in the transport.
+    pub(crate) queued_bytes: AtomicUsize,
+    pub(crate) state: AtomicU8,
+    /// Set when the node shuts down: workers stop waiting for room.
+    pub(crate) stopping: AtomicBool,
+}
+
+impl Shared {
+    pub(crate) fn wake_io(&self) {
+        if let Err(e) = self.waker.wake() {
+            rlog!(log::WARN, self.id, "cannot wake the select thread: {e}");
+        }
+    }
+
+    /// Drains the core's outputs (with its lock held): encodes each transmit once and
+    /// hands it to the select thread; hands events to the delivery queue. Returns
+    /// whether the select thread has work.
+    pub(crate) fn drain_locked(&self, core: &mut Member) -> bool {
+        let mut sent = false;
+        while let Some(t) = core.poll_transmit() {
+            let kind = t.msg.kind();
+            let relay = matches!(t.msg, Message::Relay { .. });
+            if log::enabled(DEBUG) {
+                log_transmit(self.id, &t);
+            } else if log::enabled(INFO) && !matches!(kind, "sent-broadcast" | "sent-relay" | "ack")
+            {
+                rlog!(INFO, self.id, "send {kind} to {:?}", t.to);
+            }
+            let frame = Frame::Protocol(t.msg);
+            let len = wire::encoded_len(&frame);
+            if len > wire::HEADER_BYTES + self.config.max_frame_bytes {
+                rlog!(
+                    log::WARN,
+                    self.id,
+                    "{kind} frame of {len} bytes exceeds the maximum frame size; peers accept it \
+                     only up to max_sync_frame_bytes ({})",
+                    self.config.max_sync_frame_bytes
+                );
+            }
+            let mut buf = Vec::with_capacity(len);
+            wire::encode(&frame, &mut buf);
+            // Unbounded channel: never blocks, and sending under the core lock keeps the
+            // frames in the order the core produced them.
+            let _ = self.io_tx.send(IoCmd::Send {
+                to: t.to,
+                frame: Bytes::from(buf),
+                relay,
+            });
+            sent = true;
+        }
+        let mut events = Vec::new();
+        while let Some(e) = core.poll_event() {
+            match &e {
+                protocol::Event::MemberLeft { seq, member } => {
+                    rlog!(INFO, self.id, "process left: member {member} (seq {seq})");
+                    let _ = self.io_tx.send(IoCmd::Disconnect(*member));
+                    sent = true;
+                }
+                protocol::Event::MemberJoined { seq, member } => {
+                    rlog!(INFO, self.id, "process joined: member {member} (seq {seq})");
+                }
+                protocol::Event::RelayerChanged { seq, epoch } => {
+                    rlog!(
+                        INFO,
+                        self.id,
+                        "finish synchronization: relayer {} orders epoch {} from seq {seq}",
+                        epoch.relayer,
+                        epoch.number
+                    );
+                }
+                protocol::Event::Excluded => {
+                    rlog!(log::WARN, self.id, "excluded from the group");
+                    self.state.store(EXCLUDED, Ordering::SeqCst);
+                    self.window_cv.notify_all();
+                    let _ = self.io_tx.send(IoCmd::CloseAll);
+                    sent = true;
+                }
+                protocol::Event::Deliver { .. } => {}
+            }
+            events.push(Event::from(e));
+        }
+        if !events.is_empty() {
+            self.flow.push(events);
+        }
+        sent
+    }
+}
+
+fn log_transmit(id: MemberId, t: &protocol::Transmit) {
+    match &t.msg {
+        Message::Broadcast { msgs, .. } => {
+            rlog!(
+                DEBUG,
+                id,
+                "sent-broadcast: {} msgs to {:?}",
+                msgs.len(),
+                t.to
+            )
+        }
+        Message::Relay { relays, epoch, .. } => rlog!(
+            DEBUG,
+            id,
+            "sent-relay: seq {}..={} (epoch {}) to {:?}",
+            relays.first().map_or(0, |r| r.seq),
+            relays.last().map_or(0, |r| r.seq),
+            epoch.number,
+            t.to
+        ),
+        m => rlog!(DEBUG, id, "send {} to {:?}", m.kind(), t.to),
+    }
+}
+
+pub(crate) fn log_received(id: MemberId, from: MemberId, msg: &Message) {
+    match msg {
+        Message::Broadcast { msgs, .. } => {
+            rlog!(
+                DEBUG,
+                id,
+                "received-broadcast: {} msgs from {from}",
+                msgs.len()
+            )
+        }
+        Message::Relay { relays, epoch, .. } => rlog!(
+            DEBUG,
+            id,
+            "received-relay: seq {}..={} (epoch {}) from {from}",
+            relays.first().map_or(0, |r| r.seq),
+            relays.last().map_or(0, |r| r.seq),
+            epoch.number
+        ),
+        Message::Ack { delivered, .. } => {
+            rlog!(
+                DEBUG,
+                id,
+                "received ack: member {from} delivered {delivered}"
+            )
+        }
+        Message::SyncStart { epoch, .. } => rlog!(
+            INFO,
+            id,
+            "received sync-start from {from} (epoch {}): synchronization phase",
+            epoch.number
+        ),
+        Message::SyncReport {
+            relays, unrelayed, ..
+        } => rlog!(
+            INFO,
+            id,
+            "received sync-report from {from}: {} relays, {} unrelayed",
+            relays.len(),
+            unrelayed.len()
+        ),
+        Message::FinishSync { epoch, next_seq } => rlog!(
+            INFO,
+            id,
+            "receive finish-synchronization from {from} (epoch {}, next seq {next_seq})",
+            epoch.number
+        ),
+    }
+}
+
+impl Flow {
+    fn new(bound: usize) -> Flow {
+        Flow {
+            q: Mutex::new(DeliveryQueue {
+                events: VecDeque::new(),
+                end: None,
+            }),
+            readable: Condvar::new(),
+            room: Condvar::new(),
+            bound,
+        }
+    }
+
+    fn push(&self, events: Vec<Event>) {
+        let mut q = self.q.lock();
+        if q.end.is_some() {
+            return;
+        }
+        let excluded = events.iter().any(|e| matches!(e, Event::Excluded));
+        q.events.extend(events);
+        if excluded {
+            q.end = Some(End::Excluded);
+        }
+        self.readable.notify_all();
+    }
+
+    pub(crate) fn end(&self, end: End) {
+        let mut q = self.q.lock();
+        if q.end.is_none() {
+            q.end = Some(end);
+        }
+        self.readable.notify_all();
+        self.room.notify_all();
+    }
+
+    /// Waits until the delivery queue and the relay backlog have room (or the node
+    /// stops). Without `block`, returns false at once when there is none.
+    pub(crate) fn wait_room(&self, shared: &Shared, block: bool) -> bool {
+        let mut q = self.q.lock();
+        loop {
+            if shared.stopping.load(Ordering::SeqCst) {
+                return true;
+            }
+            let backlog_ok =
+                shared.relay_backlog.load(Ordering::SeqCst) <= shared.relay_backlog_limit;
+            if q.events.len() < self.bound && backlog_ok {
+                return true;
+            }
+            if !block {
+                return false;
+            }
+            self.room.wait(&mut q);
+        }
+    }
+
+    /// Wakes every thread waiting for room (the select thread calls it when the relay
+    /// backlog falls under its limit).
+    pub(crate) fn notify_room(&self) {
+        let _q = self.q.lock();
+        self.room.notify_all();
+    }
+
+    fn pop(&self, deadline: Option<Instant>) -> Result<Event, Error> {
+        let mut q = self.q.lock();
+        loop {
+            if let Some(e) = q.events.pop_front() {
+                if q.events.len() + 1 == self.bound {
+                    self.room.notify_all();
+                }
+                return Ok(e);
+            }
+            match q.end {
+                Some(End::Stopped) => return Err(Error::Stopped),
+                Some(End::Excluded) => return Err(Error::Excluded),
+                None => {}
+            }
+            match deadline {
+                None => self.readable.wait(&mut q),
+                Some(d) => {
+                    if Instant::now() >= d || self.readable.wait_until(&mut q, d).timed_out() {
+                        if let Some(e) = q.events.pop_front() {
+                            if q.events.len() + 1 == self.bound {
+                                self.room.notify_all();
+                            }
+                            return Ok(e);
+                        }
+                        return Err(Error::Timeout);
+                    }
+                }
+            }
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.q.lock().events.len()
+    }
+}
+
+/// One member of an atomic-broadcast group, running over TCP.
+///
+/// `Node` is `Send + Sync`: any number of application threads may broadcast while
+/// another receives. See the [`crate::runtime`] module docs for the threads it runs
+/// and which calls block.
+pub struct Node {
+    shared: Arc<Shared>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    local_addr: SocketAddr,
+    report: StartupReport,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("id", &self.shared.id)
+            .field("local_addr", &self.local_addr)
+            .finish()
+    }
+}
+
+impl Node {
+    /// Starts a member: listens on its address, connects to every other member (it
+    /// dials those with lower ids and accepts those with higher ids) and returns once
+    /// all are connected or the startup timeout has passed. Members not connected by
+    /// then count as failed (late joins are not supported yet).
+    pub fn start(config: Config) -> Result<Node, Error> {
+        log::init_from_env();
+        config.validate()?;
+        let listen = config
+            .listen_addr
+            .or_else(|| config.self_addr())
+            .expect("validated: self is a member");
+        let listener = mio::net::TcpListener::bind(listen)
+            .map_err(|e| Error::io(format!("listen on {listen}"), e))?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|e| Error::io("listener address", e))?;
+        let poll = mio::Poll::new().map_err(|e| Error::io("create poll", e))?;
+        let waker = mio::Waker::new(poll.registry(), transport::WAKER)
+            .map_err(|e| Error::io("create waker", e))?;
+        let (io_tx, io_rx) = crossbeam_channel::unbounded();
+        let ids: Vec<MemberId> = config.members.iter().map(|(id, _)| *id).collect();
+        let core = Member::new(config.self_id, &ids, config.core_config());
+        let workers = config.relay_workers;
+        let peers = ids.len().saturating_sub(1).max(1);
+        let relay_backlog_limit = (2 * config.max_frame_bytes * peers).max(4 << 20);
+        let shared = Arc::new(Shared {
+            id: config.self_id,
+            flow: Flow::new(config.delivery_queue_msgs),
+            config,
+            core: Mutex::new(core),
+            window_cv: Condvar::new(),
+            io_tx,
+            waker,
+            inflight: (0..workers).map(|_| AtomicUsize::new(0)).collect(),
+            relay_backlog: AtomicUsize::new(0),
+            relay_backlog_limit,
+            queued_bytes: AtomicUsize::new(0),
+            state: AtomicU8::new(RUNNING),
+            stopping: AtomicBool::new(false),
+        });
+        let mut threads = Vec::new();
+        let mut shard_txs = Vec::new();
+        for i in 0..workers {
+            let (tx, rx) = crossbeam_channel::unbounded();
+            shard_txs.push(tx);
+            let s = shared.clone();
+            let h = std::thread::Builder::new()
+                .name(format!("abcast-{}-relay-{i}", shared.id))
+                .spawn(move || worker::run(s, rx, i))
+                .map_err(|e| Error::io("spawn a relay worker", e))?;
+            threads.push(h);
+        }
+        let (ready_tx, ready_rx) = crossbeam_channel::bounded(1);
+        let s = shared.clone();
+        let h = std::thread::Builder::new()
+            .name(format!("abcast-{}-select", shared.id))
+            .spawn(move || transport::run(s, poll, listener, io_rx, shard_txs, ready_tx))
+            .map_err(|e| Error::io("spawn the select thread", e))?;
+        threads.push(h);
+        let report = match ready_rx.recv() {
+            Ok(r) => r,
+            Err(_) => {
+                shared.stopping.store(true, Ordering::SeqCst);
+                for h in threads {
+                    let _ = h.join();
+                }
+                return Err(Error::Stopped);
+            }
+        };
+        rlog!(
+            INFO,
+            shared.id,
+            "started on {local_addr}: connected to {:?}, not connected (failed) {:?}",
+            report.connected,
+            report.failed
+        );
+        Ok(Node {
+            shared,
+            threads: Mutex::new(threads),
+            local_addr,
+            report,
+        })
+    }
+
+    /// This member's id.
+    pub fn id(&self) -> MemberId {
+        self.shared.id
+    }
+
+    /// The address this member listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The members that were connected when `start` returned.
+    pub fn connected_at_start(&self) -> &[MemberId] {
+        &self.report.connected
+    }
+
+    /// The members not connected within the startup timeout (they count as failed).
+    pub fn failed_at_start(&self) -> &[MemberId] {
+        &self.report.failed
+    }
+
+    /// The largest payload `broadcast` accepts.
+    pub fn max_payload_bytes(&self) -> usize {
+        self.shared.config.max_payload_bytes()
+    }
+
+    /// *Sent-broadcast*: broadcasts `payload` to the group. Blocks while this
+    /// member's send window is full (or its delivery queue is full: receive to make
+    /// room). Returns the message's id.
+    pub fn broadcast(&self, payload: &[u8]) -> Result<MsgId, Error> {
+        self.do_broadcast(payload, true)
+    }
+
+    /// Like [`Node::broadcast`], but returns [`Error::WouldBlock`] instead of
+    /// blocking.
+    pub fn try_broadcast(&self, payload: &[u8]) -> Result<MsgId, Error> {
+        self.do_broadcast(payload, false)
+    }
+
+    fn check_state(&self) -> Result<(), Error> {
+        match self.shared.state.load(Ordering::SeqCst) {
+            RUNNING => Ok(()),
+            EXCLUDED => Err(Error::Excluded),
+            _ => Err(Error::Stopped),
+        }
+    }
+
+    fn do_broadcast(&self, payload: &[u8], block: bool) -> Result<MsgId, Error> {
+        let max = self.max_payload_bytes();
+        if payload.len() > max {
+            return Err(Error::PayloadTooLarge {
+                len: payload.len(),
+                max,
+            });
+        }
+        let payload = Bytes::copy_from_slice(payload);
+        let shared = &*self.shared;
+        loop {
+            self.check_state()?;
+            if !shared.flow.wait_room(shared, block) {
+                return Err(Error::WouldBlock);
+            }
+            let mut core = shared.core.lock();
+            self.check_state()?;
+            match core.broadcast(payload.clone()) {
+                Ok(id) => {
+                    let wake = shared.drain_locked(&mut core);
+                    drop(core);
+                    if wake {
+                        shared.wake_io();
+                    }
+                    return Ok(id);
+                }
+                Err(protocol::WouldBlock) => {
+                    if core.is_excluded() {
+                        return Err(Error::Excluded);
+                    }
+                    if !block {
+                        return Err(Error::WouldBlock);
+                    }
+                    shared.window_cv.wait(&mut core);
+                }
+            }
+        }
+    }
+
+    /// The next event, in total order; blocks until there is one. After the node
+    /// left (or was excluded) and every queued event was received, returns
+    /// [`Error::Stopped`] (or [`Error::Excluded`]).
+    pub fn recv(&self) -> Result<Event, Error> {
+        self.shared.flow.pop(None)
+    }
+
+    /// Like [`Node::recv`], waiting at most `timeout` ([`Error::Timeout`] then).
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<Event, Error> {
+        self.shared.flow.pop(Some(Instant::now() + timeout))
+    }
+
+    /// The next event if one is waiting.
+    pub fn try_recv(&self) -> Result<Option<Event>, Error> {
+        match self.shared.flow.pop(Some(Instant::now())) {
+            Ok(e) => Ok(Some(e)),
+            Err(Error::Timeout) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A snapshot of the node's queues.
+    pub fn stats(&self) -> Stats {
+        let shared = &*self.shared;
+        let (unrelayed, buffered_relays, pending_msgs, delivered, epoch) = {
+            let core = shared.core.lock();
+            (
+                core.unrelayed_msgs(),
+                core.buffered_relays(),
+                core.pending_msgs(),
+                core.delivered(),
+                core.epoch(),
+            )
+        };
+        Stats {
+            delivery_queue: shared.flow.len(),
+            unrelayed,
+            buffered_relays,
+            pending_msgs,
+            write_queue_bytes: shared.queued_bytes.load(Ordering::SeqCst),
+            relay_backlog_bytes: shared.relay_backlog.load(Ordering::SeqCst),
+            delivered,
+            relayer: epoch.relayer,
+            epoch: epoch.number,
+        }
+    }
+
+    /// Leaves the group gracefully: waits (at most the leave timeout) until this
+    /// member's own broadcasts are delivered, tells every peer with a Leave frame (so
+    /// they need not wait out a failure timeout), writes what is queued, and stops
+    /// the node's threads. Events already queued can still be received; then `recv`
+    /// returns [`Error::Stopped`]. Calling it again does nothing.
+    pub fn leave(&self) -> Result<(), Error> {
+        let shared = &*self.shared;
+        let timeout = shared.config.leave_timeout;
+        let was = {
+            let core = shared.core.lock();
+            let was = shared.state.load(Ordering::SeqCst);
+            if was == RUNNING {
+                shared.state.store(LEAVING, Ordering::SeqCst);
+            }
+            shared.window_cv.notify_all();
+            drop(core);
+            was
+        };
+        if was == RUNNING {
+            rlog!(
+                INFO,
+                shared.id,
+                "leaving: waiting for own broadcasts to be delivered"
+            );
+            let deadline = Instant::now() + timeout;
+            let mut core = shared.core.lock();
+            while core.unrelayed_msgs() > 0 && !core.is_excluded() {
+                if shared.window_cv.wait_until(&mut core, deadline).timed_out() {
+                    rlog!(
+                        log::WARN,
+                        shared.id,
+                        "leave: {} own broadcasts still undelivered after {timeout:?}",
+                        core.unrelayed_msgs()
+                    );
+                    break;
+                }
+            }
+            drop(core);
+            let (done_tx, done_rx) = crossbeam_channel::bounded(1);
+            if shared.io_tx.send(IoCmd::Leave { done: done_tx }).is_ok() {
+                shared.wake_io();
+                let _ = done_rx.recv_timeout(timeout + Duration::from_millis(100));
+            }
+        }
+        self.shutdown();
+        Ok(())
+    }
+
+    /// Stops the threads (without the Leave handshake) and ends the event queue.
+    fn shutdown(&self) {
+        let shared = &*self.shared;
+        {
+            let _core = shared.core.lock();
+            if shared.state.load(Ordering::SeqCst) != EXCLUDED {
+                shared.state.store(STOPPED, Ordering::SeqCst);
+            }
+            shared.window_cv.notify_all();
+        }
+        shared.stopping.store(true, Ordering::SeqCst);
+        shared.flow.notify_room();
+        let _ = shared.io_tx.send(IoCmd::Shutdown);
+        shared.wake_io();
+        let threads: Vec<JoinHandle<()>> = std::mem::take(&mut *self.threads.lock());
+        let me = std::thread::current().id();
+        for h in threads {
+            if h.thread().id() != me {
+                let _ = h.join();
+            }
+        }
+        let end = if shared.state.load(Ordering::SeqCst) == EXCLUDED {
+            End::Excluded
+        } else {
+            End::Stopped
+        };
+        shared.flow.end(end);
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.leave();
+    }
+}

@@ -1,0 +1,1201 @@
+//! The select thread: one `mio` poll loop that owns the listener and every
+//! connection, frames and unframes bytes, sends heartbeats, detects failures and
+//! hands inbound messages to the relay workers.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::io::{self, IoSlice, Read, Write};
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use crossbeam_channel::{Receiver, Sender};
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token};
+
+use super::log::{rlog, DEBUG, INFO, WARN};
+use super::node::{Shared, RUNNING};
+use super::worker::WorkItem;
+use crate::protocol::{Buffering, MemberId, Message};
+use crate::wire::{self, Frame, WireError};
+
+pub(crate) const LISTENER: Token = Token(0);
+pub(crate) const WAKER: Token = Token(1);
+const FIRST_CONN: usize = 2;
+
+/// Inbound items handed to one worker shard and not yet handled, beyond which the
+/// select thread stops reading from that shard's peers.
+pub(crate) const SHARD_CAP: usize = 64;
+/// The largest frame body accepted before a valid Hello (a Hello body is 12 bytes).
+const HELLO_MAX_BODY: usize = 64;
+const READ_CHUNK: usize = 64 * 1024;
+/// At most this many connections that have not said Hello yet.
+const MAX_UNIDENTIFIED: usize = 64;
+const DIAL_RETRY: Duration = Duration::from_millis(50);
+/// The most frames written in one `writev`.
+const MAX_IOVECS: usize = 64;
+
+/// Work for the select thread, from the workers and the application threads.
+pub(crate) enum IoCmd {
+    /// Write `frame` (one encoded frame) to each member of `to`.
+    Send {
+        to: Vec<MemberId>,
+        frame: Bytes,
+        relay: bool,
+    },
+    /// The member left the view: close its connection.
+    Disconnect(MemberId),
+    /// This member was excluded: close every connection.
+    CloseAll,
+    /// Leave gracefully: write what is queued and a Leave frame to every peer, close,
+    /// then signal `done` and stop.
+    Leave { done: Sender<()> },
+    /// Stop now.
+    Shutdown,
+}
+
+/// Who was connected when start-up ended.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct StartupReport {
+    pub(crate) connected: Vec<MemberId>,
+    pub(crate) failed: Vec<MemberId>,
+}
+
+struct Chunk {
+    data: Bytes,
+    off: usize,
+    relay: bool,
+    /// The relay round (distributed buffering) this chunk belongs to.
+    round: Option<u64>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum PeerState {
+    /// Not connected yet (start-up).
+    Waiting,
+    /// Connected and identified, on this connection.
+    Ready(Token),
+    /// Suspected, left or never connected: crash-stop, for good.
+    Failed,
+}
+
+struct Peer {
+    id: MemberId,
+    addr: SocketAddr,
+    state: PeerState,
+    /// Frames for this peer, in order; kept while it is not yet connected.
+    wq: VecDeque<Chunk>,
+    wq_bytes: usize,
+    relay_bytes: usize,
+    /// The dialing connection (peers with lower ids), and when to dial again.
+    dialing: Option<Token>,
+    next_dial: Instant,
+    last_sent: Instant,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Role {
+    Dialed(MemberId),
+    Accepted,
+}
+
+struct Conn {
+    stream: TcpStream,
+    addr: SocketAddr,
+    role: Role,
+    /// The TCP connect finished (always true for accepted connections).
+    connected: bool,
+    /// The identified member, once its Hello was accepted.
+    peer: Option<MemberId>,
+    /// Our Hello, written before anything else.
+    hello: Vec<u8>,
+    hello_off: usize,
+    rbuf: BytesMut,
+    /// A decoded message waiting for room in its worker shard.
+    pending: Option<Message>,
+    eof: bool,
+    /// Reading is paused by backpressure (the shard is full): silence then does not
+    /// count against the peer.
+    paused: bool,
+    /// Writing failed: read what is left, then close.
+    broken: Option<String>,
+    last_heard: Instant,
+    opened: Instant,
+}
+
+struct Round {
+    id: u64,
+    remaining: usize,
+}
+
+struct Out {
+    to: Vec<MemberId>,
+    frame: Bytes,
+    relay: bool,
+}
+
+enum Flow {
+    Continue,
+    Closed,
+}
+
+pub(crate) fn run(
+    shared: Arc<Shared>,
+    poll: Poll,
+    listener: TcpListener,
+    io_rx: Receiver<IoCmd>,
+    shards: Vec<Sender<WorkItem>>,
+    ready: Sender<StartupReport>,
+) {
+    let mut t = Transport::new(shared, poll, listener, io_rx, shards, ready);
+    t.run();
+}
+
+struct Transport {
+    shared: Arc<Shared>,
+    id: MemberId,
+    poll: Poll,
+    listener: Option<TcpListener>,
+    io_rx: Receiver<IoCmd>,
+    shards: Vec<Sender<WorkItem>>,
+    ready: Option<Sender<StartupReport>>,
+    peers: BTreeMap<MemberId, Peer>,
+    conns: HashMap<Token, Conn>,
+    next_token: usize,
+    incarnation: u64,
+    distributed: bool,
+    /// Distributed buffering: frames held until the current relay round is written to
+    /// every connection.
+    held: VecDeque<Out>,
+    held_relay_bytes: usize,
+    held_bytes: usize,
+    round: Option<Round>,
+    next_round: u64,
+    startup_deadline: Instant,
+    leaving: Option<(Sender<()>, Instant)>,
+    closed_all: bool,
+    read_buf: Vec<u8>,
+    last_backlog: usize,
+    tick: Duration,
+}
+
+impl Transport {
+    fn new(
+        shared: Arc<Shared>,
+        poll: Poll,
+        mut listener: TcpListener,
+        io_rx: Receiver<IoCmd>,
+        shards: Vec<Sender<WorkItem>>,
+        ready: Sender<StartupReport>,
+    ) -> Transport {
+        let now = Instant::now();
+        let id = shared.id;
+        let cfg = &shared.config;
+        let peers = cfg
+            .members
+            .iter()
+            .filter(|(m, _)| *m != id)
+            .map(|(m, addr)| {
+                (
+                    *m,
+                    Peer {
+                        id: *m,
+                        addr: *addr,
+                        state: PeerState::Waiting,
+                        wq: VecDeque::new(),
+                        wq_bytes: 0,
+                        relay_bytes: 0,
+                        dialing: None,
+                        next_dial: now,
+                        last_sent: now,
+                    },
+                )
+            })
+            .collect();
+        if let Err(e) = poll
+            .registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)
+        {
+            rlog!(WARN, id, "cannot register the listener: {e}");
+        }
+        let tick =
+            (cfg.heartbeat_interval / 4).clamp(Duration::from_millis(5), Duration::from_millis(50));
+        let incarnation = {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64);
+            nanos ^ ((std::process::id() as u64) << 32)
+        };
+        Transport {
+            id,
+            distributed: cfg.buffering == Buffering::Distributed,
+            startup_deadline: now + cfg.startup_timeout,
+            shared,
+            poll,
+            listener: Some(listener),
+            io_rx,
+            shards,
+            ready: Some(ready),
+            peers,
+            conns: HashMap::new(),
+            next_token: FIRST_CONN,
+            incarnation,
+            held: VecDeque::new(),
+            held_relay_bytes: 0,
+            held_bytes: 0,
+            round: None,
+            next_round: 1,
+            leaving: None,
+            closed_all: false,
+            read_buf: vec![0; READ_CHUNK],
+            last_backlog: 0,
+            tick,
+        }
+    }
+
+    fn run(&mut self) {
+        let mut events = Events::with_capacity(1024);
+        let mut next_tick = Instant::now();
+        loop {
+            let now = Instant::now();
+            if now >= next_tick {
+                self.on_tick(now);
+                next_tick = now + self.tick;
+            }
+            if self.check_leave_done() {
+                return;
+            }
+            let timeout = next_tick.saturating_duration_since(Instant::now());
+            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    rlog!(WARN, self.id, "poll failed: {e}");
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                continue;
+            }
+            for ev in events.iter() {
+                match ev.token() {
+                    LISTENER => self.accept_all(),
+                    WAKER => {}
+                    token => self.on_conn_event(token),
+                }
+            }
+            if self.drain_commands() {
+                return;
+            }
+            self.resume_paused();
+            self.publish_backlog();
+        }
+    }
+
+    // ------------------------------------------------------------ commands
+
+    /// Handles every queued command; true when the thread must stop.
+    fn drain_commands(&mut self) -> bool {
+        let mut dirty: Vec<MemberId> = Vec::new();
+        while let Ok(cmd) = self.io_rx.try_recv() {
+            match cmd {
+                IoCmd::Send { to, frame, relay } => {
+                    let out = Out { to, frame, relay };
+                    if self.distributed {
+                        self.held_bytes += out.frame.len() * out.to.len();
+                        if relay {
+                            self.held_relay_bytes += out.frame.len() * out.to.len();
+                        }
+                        self.held.push_back(out);
+                        self.release_held(&mut dirty);
+                    } else {
+                        self.enqueue(out, None, &mut dirty);
+                    }
+                }
+                IoCmd::Disconnect(m) => self.fail_peer(m, "left the view (process left)"),
+                IoCmd::CloseAll => self.close_all("this member was excluded"),
+                IoCmd::Leave { done } => {
+                    let mut leave = Vec::new();
+                    wire::encode(&Frame::Leave, &mut leave);
+                    let to: Vec<MemberId> = self
+                        .peers
+                        .values()
+                        .filter(|p| matches!(p.state, PeerState::Ready(_)))
+                        .map(|p| p.id)
+                        .collect();
+                    rlog!(INFO, self.id, "leave: telling {to:?}");
+                    let out = Out {
+                        to,
+                        frame: Bytes::from(leave),
+                        relay: false,
+                    };
+                    if self.distributed {
+                        self.held_bytes += out.frame.len() * out.to.len();
+                        self.held.push_back(out);
+                        self.release_held(&mut dirty);
+                    } else {
+                        self.enqueue(out, None, &mut dirty);
+                    }
+                    self.leaving = Some((done, Instant::now() + self.shared.config.leave_timeout));
+                    if let Some(mut l) = self.listener.take() {
+                        let _ = self.poll.registry().deregister(&mut l);
+                    }
+                }
+                IoCmd::Shutdown => return true,
+            }
+        }
+        dirty.sort_unstable();
+        dirty.dedup();
+        for m in dirty {
+            self.flush_peer(m);
+        }
+        false
+    }
+
+    /// Queues `out` on each destination's write queue.
+    fn enqueue(&mut self, out: Out, round: Option<u64>, dirty: &mut Vec<MemberId>) {
+        let len = out.frame.len();
+        let mut overflow = Vec::new();
+        let mut queued = 0;
+        for m in &out.to {
+            let Some(p) = self.peers.get_mut(m) else {
+                continue;
+            };
+            if p.state == PeerState::Failed {
+                continue;
+            }
+            p.wq.push_back(Chunk {
+                data: out.frame.clone(),
+                off: 0,
+                relay: out.relay,
+                round,
+            });
+            p.wq_bytes += len;
+            if out.relay {
+                p.relay_bytes += len;
+            }
+            queued += 1;
+            if p.wq_bytes > self.shared.config.max_sync_frame_bytes.saturating_mul(4) {
+                overflow.push(*m);
+            }
+            dirty.push(*m);
+        }
+        if let Some(r) = round {
+            if queued > 0 {
+                self.round = Some(Round {
+                    id: r,
+                    remaining: queued,
+                });
+            }
+        }
+        for m in overflow {
+            self.fail_peer(m, "its write queue overflowed: it is not reading");
+        }
+    }
+
+    /// Distributed buffering: releases held frames in order; a relay frame waits
+    /// until the previous relay round has been written to every connection.
+    fn release_held(&mut self, dirty: &mut Vec<MemberId>) {
+        while let Some(front) = self.held.front() {
+            if front.relay && self.round.is_some() {
+                return;
+            }
+            let out = self.held.pop_front().expect("front exists");
+            self.held_bytes -= out.frame.len() * out.to.len();
+            if out.relay {
+                self.held_relay_bytes -= out.frame.len() * out.to.len();
+                let id = self.next_round;
+                self.next_round += 1;
+                self.enqueue(out, Some(id), dirty);
+            } else {
+                self.enqueue(out, None, dirty);
+            }
+        }
+    }
+
+    /// One chunk of relay round `id` was written (or dropped with its peer).
+    fn round_chunk_done(&mut self, id: u64) {
+        if let Some(r) = self.round.as_mut() {
+            if r.id == id {
+                r.remaining -= 1;
+                if r.remaining == 0 {
+                    self.round = None;
+                    let mut dirty = Vec::new();
+                    self.release_held(&mut dirty);
+                    dirty.sort_unstable();
+                    dirty.dedup();
+                    for m in dirty {
+                        self.flush_peer(m);
+                    }
+                }
+            }
+        }
+    }
+
+    fn publish_backlog(&mut self) {
+        let mut relay = self.held_relay_bytes;
+        let mut total = self.held_bytes;
+        for p in self.peers.values() {
+            relay += p.relay_bytes;
+            total += p.wq_bytes;
+        }
+        self.shared.queued_bytes.store(total, Ordering::SeqCst);
+        self.shared.relay_backlog.store(relay, Ordering::SeqCst);
+        let limit = self.shared.relay_backlog_limit;
+        if self.last_backlog > limit && relay <= limit {
+            self.shared.flow.notify_room();
+        }
+        self.last_backlog = relay;
+    }
+
+    // ------------------------------------------------------------ connections
+
+    fn new_token(&mut self) -> Token {
+        let t = Token(self.next_token);
+        self.next_token += 1;
+        t
+    }
+
+    fn accept_all(&mut self) {
+        loop {
+            let Some(listener) = self.listener.as_ref() else {
+                return;
+            };
+            match listener.accept() {
+                Ok((mut stream, addr)) => {
+                    if self.closed_all || self.leaving.is_some() {
+                        continue; // dropped: closed
+                    }
+                    let unidentified = self.conns.values().filter(|c| c.peer.is_none()).count();
+                    if unidentified >= MAX_UNIDENTIFIED {
+                        rlog!(
+                            WARN,
+                            self.id,
+                            "closed connection from {addr}: too many connections without a Hello"
+                        );
+                        continue;
+                    }
+                    let token = self.new_token();
+                    if let Err(e) = self.poll.registry().register(
+                        &mut stream,
+                        token,
+                        Interest::READABLE | Interest::WRITABLE,
+                    ) {
+                        rlog!(WARN, self.id, "cannot register connection from {addr}: {e}");
+                        continue;
+                    }
+                    let _ = stream.set_nodelay(true);
+                    rlog!(DEBUG, self.id, "accepted connection from {addr}");
+                    let now = Instant::now();
+                    self.conns.insert(
+                        token,
+                        Conn {
+                            stream,
+                            addr,
+                            role: Role::Accepted,
+                            connected: true,
+                            peer: None,
+                            hello: Vec::new(),
+                            hello_off: 0,
+                            rbuf: BytesMut::new(),
+                            pending: None,
+                            eof: false,
+                            paused: false,
+                            broken: None,
+                            last_heard: now,
+                            opened: now,
+                        },
+                    );
+                    self.pump_read(token);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    rlog!(WARN, self.id, "accept failed: {e}");
+                    return;
+                }
+            }
+        }
+    }
+
+    fn dial(&mut self, m: MemberId) {
+        let addr = self.peers[&m].addr;
+        let mut stream = match TcpStream::connect(addr) {
+            Ok(s) => s,
+            Err(e) => {
+                rlog!(DEBUG, self.id, "dial member {m} at {addr}: {e}");
+                self.peers.get_mut(&m).expect("peer").next_dial = Instant::now() + DIAL_RETRY;
+                return;
+            }
+        };
+        let token = self.new_token();
+        if let Err(e) = self.poll.registry().register(
+            &mut stream,
+            token,
+            Interest::READABLE | Interest::WRITABLE,
+        ) {
+            rlog!(WARN, self.id, "cannot register connection to {addr}: {e}");
+            self.peers.get_mut(&m).expect("peer").next_dial = Instant::now() + DIAL_RETRY;
+            return;
+        }
+        rlog!(DEBUG, self.id, "dialing member {m} at {addr}");
+        let now = Instant::now();
+        self.conns.insert(
+            token,
+            Conn {
+                stream,
+                addr,
+                role: Role::Dialed(m),
+                connected: false,
+                peer: None,
+                hello: Vec::new(),
+                hello_off: 0,
+                rbuf: BytesMut::new(),
+                pending: None,
+                eof: false,
+                paused: false,
+                broken: None,
+                last_heard: now,
+                opened: now,
+            },
+        );
+        self.peers.get_mut(&m).expect("peer").dialing = Some(token);
+    }
+
+    fn our_hello(&self) -> Vec<u8> {
+        let mut v = Vec::new();
+        wire::encode(
+            &Frame::Hello {
+                member: self.id,
+                incarnation: self.incarnation,
+            },
+            &mut v,
+        );
+        v
+    }
+
+    fn on_conn_event(&mut self, token: Token) {
+        let Some(conn) = self.conns.get_mut(&token) else {
+            return;
+        };
+        if !conn.connected {
+            match conn.stream.take_error() {
+                Ok(Some(e)) | Err(e) => {
+                    self.close(token, format!("connect: {e}"));
+                    return;
+                }
+                Ok(None) => {}
+            }
+            match conn.stream.peer_addr() {
+                Ok(_) => {
+                    conn.connected = true;
+                    let _ = conn.stream.set_nodelay(true);
+                    let hello = self.our_hello();
+                    let conn = self.conns.get_mut(&token).expect("conn");
+                    conn.hello = hello;
+                    conn.last_heard = Instant::now();
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotConnected => return,
+                Err(e) => {
+                    self.close(token, format!("connect: {e}"));
+                    return;
+                }
+            }
+        }
+        self.flush_conn(token);
+        if self.conns.contains_key(&token) {
+            self.pump_read(token);
+        }
+    }
+
+    /// Reads and decodes until the socket would block, the worker shard is full, or
+    /// the connection closes.
+    fn pump_read(&mut self, token: Token) {
+        loop {
+            let Some(conn) = self.conns.get_mut(&token) else {
+                return;
+            };
+            if !conn.connected {
+                return;
+            }
+            if let Some(msg) = conn.pending.take() {
+                let peer = conn.peer.expect("pending only on identified connections");
+                let force = conn.broken.is_some();
+                if let Err(msg) = self.dispatch(peer, msg, force) {
+                    let conn = self.conns.get_mut(&token).expect("conn");
+                    conn.pending = Some(msg);
+                    conn.paused = true;
+                    return;
+                }
+                continue;
+            }
+            let conn = self.conns.get_mut(&token).expect("conn");
+            if conn.paused {
+                conn.paused = false;
+                conn.last_heard = Instant::now();
+            }
+            let max = if conn.peer.is_some() {
+                self.shared.config.max_sync_frame_bytes
+            } else {
+                HELLO_MAX_BODY
+            };
+            match wire::decode(&mut conn.rbuf, max) {
+                Ok(Some(frame)) => {
+                    if let Flow::Closed = self.on_frame(token, frame) {
+                        return;
+                    }
+                }
+                Ok(None) => {
+                    if conn.eof {
+                        let reason = if conn.rbuf.is_empty() {
+                            conn.broken
+                                .clone()
+                                .unwrap_or_else(|| "connection closed by the peer".to_string())
+                        } else {
+                            format!(
+                                "truncated frame at end of stream ({} bytes left)",
+                                conn.rbuf.len()
+                            )
+                        };
+                        self.close(token, reason);
+                        return;
+                    }
+                    match conn.stream.read(&mut self.read_buf) {
+                        Ok(0) => conn.eof = true,
+                        Ok(n) => {
+                            conn.rbuf.extend_from_slice(&self.read_buf[..n]);
+                            conn.last_heard = Instant::now();
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                            if let Some(reason) = conn.broken.clone() {
+                                self.close(token, reason);
+                            }
+                            return;
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => {
+                            // A reset still lets us read what arrived before it; the
+                            // read error means there is nothing more.
+                            conn.eof = true;
+                            if conn.broken.is_none() {
+                                conn.broken = Some(format!("connection error: {e}"));
+                            }
+                        }
+                    }
+                }
+                Err(e) => {
+                    let reason = describe_wire_error(&e);
+                    self.close(token, reason);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Hands a peer's message to its worker shard; gives it back when the shard is
+    /// full (unless `force`).
+    fn dispatch(&mut self, peer: MemberId, msg: Message, force: bool) -> Result<(), Message> {
+        let shard = peer as usize % self.shards.len();
+        let inflight = &self.shared.inflight[shard];
+        if !force && inflight.load(Ordering::SeqCst) >= SHARD_CAP {
+            return Err(msg);
+        }
+        inflight.fetch_add(1, Ordering::SeqCst);
+        let _ = self.shards[shard].send(WorkItem::Msg(peer, msg));
+        Ok(())
+    }
+
+    fn notify_failed(&mut self, peer: MemberId) {
+        let shard = peer as usize % self.shards.len();
+        self.shared.inflight[shard].fetch_add(1, Ordering::SeqCst);
+        let _ = self.shards[shard].send(WorkItem::Failed(peer));
+    }
+
+    fn on_frame(&mut self, token: Token, frame: Frame) -> Flow {
+        let conn = self.conns.get_mut(&token).expect("conn");
+        let Some(peer) = conn.peer else {
+            return self.on_hello(token, frame);
+        };
+        match frame {
+            Frame::Protocol(msg) => conn.pending = Some(msg),
+            Frame::Heartbeat => {}
+            Frame::Hello { member, .. } => {
+                self.close(
+                    token,
+                    format!("second Hello on the connection of member {peer} (it says {member})"),
+                );
+                return Flow::Closed;
+            }
+            Frame::Leave => {
+                rlog!(
+                    INFO,
+                    self.id,
+                    "member {peer} leaves the group (Leave frame)"
+                );
+                self.close(token, "it left the group (Leave frame)".to_string());
+                return Flow::Closed;
+            }
+        }
+        Flow::Continue
+    }
+
+    fn on_hello(&mut self, token: Token, frame: Frame) -> Flow {
+        let conn = self.conns.get_mut(&token).expect("conn");
+        let Frame::Hello {
+            member,
+            incarnation,
+        } = frame
+        else {
+            let what = match frame {
+                Frame::Heartbeat => "a heartbeat",
+                Frame::Leave => "a Leave",
+                _ => "a protocol message",
+            };
+            self.close(token, format!("expected a Hello first, got {what}"));
+            return Flow::Closed;
+        };
+        let role = conn.role;
+        let problem = match role {
+            Role::Dialed(expected) if member != expected => Some(format!(
+                "dialed member {expected} but the peer says it is member {member}"
+            )),
+            Role::Dialed(_) => None,
+            Role::Accepted => {
+                if member == self.id {
+                    Some(format!("Hello claims this member's own id {member}"))
+                } else if let Some(p) = self.peers.get(&member) {
+                    if member < self.id {
+                        Some(format!(
+                            "Hello from member {member}, which ranks lower: this member dials it"
+                        ))
+                    } else {
+                        match p.state {
+                            PeerState::Failed => Some(format!(
+                                "member {member} counts as failed (late join is not supported)"
+                            )),
+                            PeerState::Ready(_) => {
+                                Some(format!("member {member} is already connected"))
+                            }
+                            PeerState::Waiting => None,
+                        }
+                    }
+                } else {
+                    Some(format!("Hello from unknown member id {member}"))
+                }
+            }
+        };
+        if let Some(reason) = problem {
+            self.close(token, reason);
+            return Flow::Closed;
+        }
+        if self.closed_all || self.leaving.is_some() {
+            self.close(token, "this member no longer takes part".into());
+            return Flow::Closed;
+        }
+        let hello = self.our_hello();
+        let conn = self.conns.get_mut(&token).expect("conn");
+        conn.peer = Some(member);
+        conn.last_heard = Instant::now();
+        if role == Role::Accepted {
+            conn.hello = hello;
+        }
+        let addr = conn.addr;
+        let p = self.peers.get_mut(&member).expect("peer");
+        p.state = PeerState::Ready(token);
+        p.dialing = None;
+        rlog!(
+            INFO,
+            self.id,
+            "connected to member {member} at {addr} (incarnation {incarnation:x})"
+        );
+        self.check_startup(Instant::now());
+        self.flush_conn(token);
+        if self.conns.contains_key(&token) {
+            Flow::Continue
+        } else {
+            Flow::Closed
+        }
+    }
+
+    /// Closes a connection. An identified member is suspected (after its last
+    /// message); a connection that never said a valid Hello affects no one.
+    fn close(&mut self, token: Token, reason: String) {
+        let Some(mut conn) = self.conns.remove(&token) else {
+            return;
+        };
+        let _ = self.poll.registry().deregister(&mut conn.stream);
+        if let Some(peer) = conn.peer {
+            if let Some(msg) = conn.pending.take() {
+                let _ = self.dispatch(peer, msg, true);
+            }
+            self.fail_peer_now(peer, &reason);
+            return;
+        }
+        match conn.role {
+            Role::Dialed(m) => {
+                rlog!(
+                    DEBUG,
+                    self.id,
+                    "connection to member {m} at {}: {reason}",
+                    conn.addr
+                );
+                if let Some(p) = self.peers.get_mut(&m) {
+                    if p.dialing == Some(token) {
+                        p.dialing = None;
+                        p.next_dial = Instant::now() + DIAL_RETRY;
+                    }
+                }
+            }
+            Role::Accepted => {
+                rlog!(
+                    WARN,
+                    self.id,
+                    "closed connection from {}: {reason}",
+                    conn.addr
+                );
+            }
+        }
+    }
+
+    /// Suspects `m` (crash-stop): closes its connection, drops its queue and tells
+    /// its worker shard after every message read from it.
+    fn fail_peer(&mut self, m: MemberId, reason: &str) {
+        let token = match self.peers.get(&m).map(|p| p.state) {
+            Some(PeerState::Ready(t)) => Some(t),
+            Some(PeerState::Waiting) => None,
+            _ => return,
+        };
+        if let Some(t) = token {
+            // Hand over what was decoded already, then close.
+            if let Some(mut conn) = self.conns.remove(&t) {
+                let _ = self.poll.registry().deregister(&mut conn.stream);
+                if let Some(msg) = conn.pending.take() {
+                    let _ = self.dispatch(m, msg, true);
+                }
+            }
+        }
+        self.fail_peer_now(m, reason);
+    }
+
+    fn fail_peer_now(&mut self, m: MemberId, reason: &str) {
+        let Some(p) = self.peers.get_mut(&m) else {
+            return;
+        };
+        if p.state == PeerState::Failed {
+            return;
+        }
+        if let Some(t) = p.dialing.take() {
+            if let Some(mut c) = self.conns.remove(&t) {
+                let _ = self.poll.registry().deregister(&mut c.stream);
+            }
+        }
+        p.state = PeerState::Failed;
+        let chunks: Vec<Chunk> = p.wq.drain(..).collect();
+        p.wq_bytes = 0;
+        p.relay_bytes = 0;
+        if self.shared.state.load(Ordering::SeqCst) == RUNNING && !self.closed_all {
+            rlog!(INFO, self.id, "suspect member {m}: {reason}");
+        }
+        self.notify_failed(m);
+        for c in chunks {
+            if let Some(r) = c.round {
+                self.round_chunk_done(r);
+            }
+        }
+        self.check_startup(Instant::now());
+    }
+
+    fn close_all(&mut self, reason: &str) {
+        self.closed_all = true;
+        let ids: Vec<MemberId> = self.peers.keys().copied().collect();
+        for m in ids {
+            self.fail_peer(m, reason);
+        }
+        let tokens: Vec<Token> = self.conns.keys().copied().collect();
+        for t in tokens {
+            if let Some(mut c) = self.conns.remove(&t) {
+                let _ = self.poll.registry().deregister(&mut c.stream);
+            }
+        }
+        if let Some(mut l) = self.listener.take() {
+            let _ = self.poll.registry().deregister(&mut l);
+        }
+    }
+
+    // ------------------------------------------------------------ writing
+
+    fn flush_peer(&mut self, m: MemberId) {
+        if let Some(PeerState::Ready(t)) = self.peers.get(&m).map(|p| p.state) {
+            self.flush_conn(t);
+        }
+    }
+
+    /// Writes the connection's Hello, then its peer's queue, until it would block.
+    fn flush_conn(&mut self, token: Token) {
+        let Some(conn) = self.conns.get_mut(&token) else {
+            return;
+        };
+        if !conn.connected || conn.broken.is_some() {
+            return;
+        }
+        while conn.hello_off < conn.hello.len() {
+            match conn.stream.write(&conn.hello[conn.hello_off..]) {
+                Ok(0) => return self.write_failed(token, "write returned zero".into()),
+                Ok(n) => conn.hello_off += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return self.write_failed(token, format!("write: {e}")),
+            }
+        }
+        let Some(m) = conn.peer else {
+            return;
+        };
+        let p = self.peers.get_mut(&m).expect("peer");
+        let mut done_rounds = Vec::new();
+        let mut wrote = false;
+        let mut failure = None;
+        while !p.wq.is_empty() {
+            let slices: Vec<IoSlice<'_>> =
+                p.wq.iter()
+                    .take(MAX_IOVECS)
+                    .map(|c| IoSlice::new(&c.data[c.off..]))
+                    .collect();
+            match conn.stream.write_vectored(&slices) {
+                Ok(0) => {
+                    failure = Some("write returned zero".to_string());
+                    break;
+                }
+                Ok(mut n) => {
+                    wrote = true;
+                    while n > 0 {
+                        let c = p.wq.front_mut().expect("written bytes belong to a chunk");
+                        let left = c.data.len() - c.off;
+                        if n >= left {
+                            n -= left;
+                            let c = p.wq.pop_front().expect("front");
+                            p.wq_bytes -= c.data.len();
+                            if c.relay {
+                                p.relay_bytes -= c.data.len();
+                            }
+                            if let Some(r) = c.round {
+                                done_rounds.push(r);
+                            }
+                        } else {
+                            c.off += n;
+                            n = 0;
+                        }
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    failure = Some(format!("write: {e}"));
+                    break;
+                }
+            }
+        }
+        if wrote {
+            p.last_sent = Instant::now();
+        }
+        for r in done_rounds {
+            self.round_chunk_done(r);
+        }
+        if let Some(reason) = failure {
+            self.write_failed(token, reason);
+        }
+    }
+
+    /// Writing failed: the peer is gone. Read what it wrote before it went (a crashed
+    /// process's last frames still count), then close.
+    fn write_failed(&mut self, token: Token, reason: String) {
+        let Some(conn) = self.conns.get_mut(&token) else {
+            return;
+        };
+        conn.broken = Some(format!("connection broken ({reason})"));
+        self.pump_read(token);
+        if let Some(conn) = self.conns.get(&token) {
+            let reason = conn.broken.clone().unwrap_or(reason);
+            self.close(token, reason);
+        }
+    }
+
+    // ------------------------------------------------------------ timers
+
+    fn resume_paused(&mut self) {
+        let paused: Vec<Token> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.paused)
+            .map(|(t, _)| *t)
+            .collect();
+        for t in paused {
+            self.pump_read(t);
+        }
+    }
+
+    fn on_tick(&mut self, now: Instant) {
+        let cfg = &self.shared.config;
+        let heartbeat = cfg.heartbeat_interval;
+        let timeout = cfg.failure_timeout;
+        let hello_timeout = timeout.max(Duration::from_secs(1));
+        // Failure detection and handshake timeouts.
+        let mut silent = Vec::new();
+        let mut stale = Vec::new();
+        for (t, c) in &self.conns {
+            let quiet = now.saturating_duration_since(c.last_heard);
+            match c.peer {
+                Some(m) if !c.paused && quiet > timeout => silent.push((m, quiet)),
+                None if now.saturating_duration_since(c.opened) > hello_timeout => stale.push(*t),
+                _ => {}
+            }
+        }
+        for (m, quiet) in silent {
+            self.fail_peer(m, &format!("no traffic for {} ms", quiet.as_millis()));
+        }
+        for t in stale {
+            self.close(
+                t,
+                format!("no valid Hello within {} ms", hello_timeout.as_millis()),
+            );
+        }
+        // Heartbeats on idle links.
+        let mut beat = Vec::new();
+        for p in self.peers.values() {
+            if let PeerState::Ready(_) = p.state {
+                if p.wq.is_empty() && now.saturating_duration_since(p.last_sent) >= heartbeat {
+                    beat.push(p.id);
+                }
+            }
+        }
+        if !beat.is_empty() {
+            let mut hb = Vec::new();
+            wire::encode(&Frame::Heartbeat, &mut hb);
+            let hb = Bytes::from(hb);
+            for m in beat {
+                let p = self.peers.get_mut(&m).expect("peer");
+                p.wq.push_back(Chunk {
+                    data: hb.clone(),
+                    off: 0,
+                    relay: false,
+                    round: None,
+                });
+                p.wq_bytes += hb.len();
+                self.flush_peer(m);
+            }
+        }
+        // Start-up: dial the members with lower ids until the deadline.
+        if self.ready.is_some() && !self.closed_all {
+            let dial: Vec<MemberId> = self
+                .peers
+                .values()
+                .filter(|p| {
+                    p.id < self.id
+                        && p.state == PeerState::Waiting
+                        && p.dialing.is_none()
+                        && p.next_dial <= now
+                })
+                .map(|p| p.id)
+                .collect();
+            for m in dial {
+                self.dial(m);
+            }
+            // A dial that neither connects nor fails: try again.
+            let stuck: Vec<Token> = self
+                .conns
+                .iter()
+                .filter(|(_, c)| {
+                    matches!(c.role, Role::Dialed(_))
+                        && c.peer.is_none()
+                        && now.saturating_duration_since(c.opened) > Duration::from_secs(1)
+                })
+                .map(|(t, _)| *t)
+                .collect();
+            for t in stuck {
+                self.close(t, "no answer".into());
+            }
+        }
+        self.check_startup(now);
+    }
+
+    /// Start-up ends once every member is connected, or at the startup timeout, when
+    /// the members not connected are reported to the core as failed.
+    fn check_startup(&mut self, now: Instant) {
+        if self.ready.is_none() {
+            return;
+        }
+        let waiting: Vec<MemberId> = self
+            .peers
+            .values()
+            .filter(|p| p.state == PeerState::Waiting)
+            .map(|p| p.id)
+            .collect();
+        if !waiting.is_empty() && now < self.startup_deadline && !self.closed_all {
+            return;
+        }
+        let Some(ready) = self.ready.take() else {
+            return;
+        };
+        for m in &waiting {
+            rlog!(
+                WARN,
+                self.id,
+                "member {m} did not connect within the startup timeout: it counts as failed"
+            );
+            self.fail_peer(*m, "not connected within the startup timeout");
+        }
+        let mut report = StartupReport::default();
+        for p in self.peers.values() {
+            match p.state {
+                PeerState::Ready(_) => report.connected.push(p.id),
+                _ => report.failed.push(p.id),
+            }
+        }
+        let _ = ready.send(report);
+    }
+
+    /// After a Leave: once every queue is written (or the leave timeout passed),
+    /// closes everything, signals the leaver and returns true.
+    fn check_leave_done(&mut self) -> bool {
+        let Some((_, deadline)) = &self.leaving else {
+            return false;
+        };
+        let flushed = self.held.is_empty()
+            && self.peers.values().all(|p| match p.state {
+                PeerState::Ready(t) => {
+                    p.wq.is_empty()
+                        && self
+                            .conns
+                            .get(&t)
+                            .map_or(true, |c| c.hello_off >= c.hello.len())
+                }
+                _ => true,
+            });
+        if !flushed && Instant::now() < *deadline {
+            return false;
+        }
+        if !flushed {
+            rlog!(
+                WARN,
+                self.id,
+                "leave: could not write everything before the timeout"
+            );
+        }
+        let tokens: Vec<Token> = self.conns.keys().copied().collect();
+        for t in tokens {
+            if let Some(mut c) = self.conns.remove(&t) {
+                let _ = self.poll.registry().deregister(&mut c.stream);
+                let _ = c.stream.shutdown(std::net::Shutdown::Write);
+            }
+        }
+        if let Some((done, _)) = self.leaving.take() {
+            let _ = done.send(());
+        }
+        true
+    }
+}
+
+fn describe_wire_error(e: &WireError) -> String {
+    match e {
+        WireError::FrameTooLarge { len, max } => {
+            format!("oversized frame: length {len} exceeds the maximum of {max} bytes")
+        }
+        other => format!("bad frame: {other}"),
+    }
+}

@@ -1,0 +1,136 @@
+//! Several members in one process over loopback TCP: every member broadcasts, and
+//! every member delivers the same sequence, each message once, FIFO per sender.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use abcast::{Buffering, Config, Event, Node};
+use common::{check_logs, members, payload, Delivery};
+
+fn start_group(n: usize, buffering: Buffering) -> Vec<Arc<Node>> {
+    let members = members(n);
+    let handles: Vec<_> = members
+        .iter()
+        .map(|(id, _)| {
+            let cfg = Config::new(*id, members.clone())
+                .with_buffering(buffering)
+                .with_failure_timeout(Duration::from_secs(3))
+                .with_startup_timeout(Duration::from_secs(10));
+            std::thread::spawn(move || Node::start(cfg).expect("start"))
+        })
+        .collect();
+    let nodes: Vec<Arc<Node>> = handles
+        .into_iter()
+        .map(|h| Arc::new(h.join().expect("start thread")))
+        .collect();
+    for node in &nodes {
+        assert!(
+            node.failed_at_start().is_empty(),
+            "member {} did not connect to {:?}",
+            node.id(),
+            node.failed_at_start()
+        );
+    }
+    nodes
+}
+
+/// Every member broadcasts `per_member` messages; returns each member's deliveries.
+fn run_all_broadcast(nodes: &[Arc<Node>], per_member: u64) -> BTreeMap<u32, Vec<Delivery>> {
+    let total = per_member as usize * nodes.len();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let senders: Vec<_> = nodes
+        .iter()
+        .map(|node| {
+            let node = node.clone();
+            std::thread::spawn(move || {
+                for k in 1..=per_member {
+                    node.broadcast(payload(node.id(), k).as_bytes())
+                        .expect("broadcast");
+                }
+            })
+        })
+        .collect();
+    let receivers: Vec<_> = nodes
+        .iter()
+        .map(|node| {
+            let node = node.clone();
+            std::thread::spawn(move || {
+                let mut log = Vec::new();
+                while log.len() < total {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    match node.recv_timeout(left) {
+                        Ok(Event::Deliver {
+                            seq,
+                            origin,
+                            payload,
+                        }) => log.push(Delivery {
+                            seq,
+                            origin,
+                            payload: String::from_utf8(payload.to_vec()).expect("utf8"),
+                        }),
+                        Ok(other) => panic!("member {}: unexpected event {other:?}", node.id()),
+                        Err(e) => panic!(
+                            "member {}: {e} after {} of {total} deliveries",
+                            node.id(),
+                            log.len()
+                        ),
+                    }
+                }
+                (node.id(), log)
+            })
+        })
+        .collect();
+    for s in senders {
+        s.join().expect("sender");
+    }
+    receivers
+        .into_iter()
+        .map(|r| r.join().expect("receiver"))
+        .collect()
+}
+
+fn check_group(n: usize, per_member: u64, buffering: Buffering) {
+    let started = Instant::now();
+    let nodes = start_group(n, buffering);
+    let logs = run_all_broadcast(&nodes, per_member);
+    let complete: BTreeMap<u32, u64> = nodes.iter().map(|n| (n.id(), per_member)).collect();
+    check_logs(&logs, &complete, false);
+    // Sequence numbers are 1..=total: no membership events in a calm run.
+    let first = logs.values().next().expect("a log");
+    assert_eq!(first.first().map(|d| d.seq), Some(1));
+    assert_eq!(first.last().map(|d| d.seq), Some(per_member * n as u64));
+    eprintln!(
+        "{n} members x {per_member} msgs ({buffering:?}): {:?}",
+        started.elapsed()
+    );
+    for node in &nodes {
+        node.leave().expect("leave");
+    }
+}
+
+#[test]
+fn three_members_all_broadcasting() {
+    check_group(3, 500, Buffering::Replicated);
+}
+
+#[test]
+fn five_members_all_broadcasting() {
+    check_group(5, 300, Buffering::Replicated);
+}
+
+#[test]
+fn three_members_distributed_buffering() {
+    check_group(3, 500, Buffering::Distributed);
+}
+
+#[test]
+fn invalid_config_is_rejected() {
+    let m = members(3);
+    let err = Node::start(Config::new(7, m.clone())).unwrap_err();
+    assert!(err.to_string().contains("not in the member list"), "{err}");
+    let err = Node::start(Config::new(1, m).with_relay_window(0)).unwrap_err();
+    assert!(err.to_string().contains("relay window is zero"), "{err}");
+}
