@@ -16,6 +16,7 @@ const PLAN: &[(FaultProfile, Buffering, u64)] = &[
     (FaultProfile::RelayerCrash, Buffering::Replicated, 1400),
     (FaultProfile::RelayerCrash, Buffering::Distributed, 1400),
     (FaultProfile::CrashDuringSync, Buffering::Replicated, 1400),
+    (FaultProfile::CrashDuringSync, Buffering::Distributed, 600),
     (FaultProfile::Cascade, Buffering::Replicated, 1400),
     (
         FaultProfile::RelayerHostVanishes,
