@@ -891,7 +891,7 @@ impl Transport {
         p.wq_bytes = 0;
         p.relay_bytes = 0;
         if self.shared.state.load(Ordering::SeqCst) == RUNNING && !self.closed_all {
-            rlog!(INFO, self.id, "suspect member {m}: {reason}");
+            rlog!(INFO, self.id, "member {m} failed or left: {reason}");
         }
         self.notify_failed(m);
         for c in chunks {

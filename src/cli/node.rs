@@ -1,0 +1,215 @@
+//! `abcast node`: one member as a process. Stdin lines are broadcast; deliveries go
+//! to stdout as `SEQ ORIGIN PAYLOAD`; membership and relayer events go to stderr.
+
+use std::io::{self, BufRead, BufWriter, Read, Write};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+
+use abcast::{Buffering, Config, Error, Event, Node};
+
+/// Options of `abcast node`.
+#[derive(Debug, Args)]
+pub struct NodeArgs {
+    /// This member's id (members are ranked by id: the lowest is the first relayer).
+    #[arg(long)]
+    pub id: u32,
+    /// Every member: `ID=HOST:PORT,ID=HOST:PORT,...` (this one included).
+    #[arg(long)]
+    pub members: String,
+    /// Buffering strategy.
+    #[arg(long, value_enum, default_value_t = BufferingArg::Replicated)]
+    pub buffering: BufferingArg,
+    /// Heartbeat interval on idle links, in milliseconds.
+    #[arg(long, default_value_t = 200)]
+    pub heartbeat_ms: u64,
+    /// A peer silent this long is suspected, in milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    pub failure_timeout_ms: u64,
+    /// How long to wait for every member to connect, in milliseconds.
+    #[arg(long, default_value_t = 10_000)]
+    pub startup_timeout_ms: u64,
+    /// Send window: own broadcasts not yet delivered.
+    #[arg(long)]
+    pub send_window: Option<usize>,
+    /// Number of relay worker threads.
+    #[arg(long)]
+    pub relay_workers: Option<usize>,
+    /// More log lines on stderr (-v: membership and phases; -vv: every message).
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// No log lines (events are still printed).
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// `--buffering` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum BufferingArg {
+    /// Every member keeps relays until they are stable (tolerates more).
+    Replicated,
+    /// Members keep only their own unrelayed messages and the last round (cheaper).
+    Distributed,
+}
+
+/// Runs a member until SIGTERM/SIGINT (exit 0), exclusion (exit 2) or an error (1).
+pub fn run(args: NodeArgs) -> ExitCode {
+    match run_inner(args) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("abcast node: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run_inner(args: NodeArgs) -> Result<ExitCode, Error> {
+    if args.quiet {
+        abcast::runtime::set_verbosity(0);
+    } else if args.verbose > 0 {
+        abcast::runtime::set_verbosity(1 + args.verbose.min(2));
+    }
+    let members = Config::parse_members(&args.members)?;
+    let mut config = Config::new(args.id, members)
+        .with_buffering(match args.buffering {
+            BufferingArg::Replicated => Buffering::Replicated,
+            BufferingArg::Distributed => Buffering::Distributed,
+        })
+        .with_heartbeat_interval(Duration::from_millis(args.heartbeat_ms))
+        .with_failure_timeout(Duration::from_millis(args.failure_timeout_ms))
+        .with_startup_timeout(Duration::from_millis(args.startup_timeout_ms));
+    if let Some(w) = args.send_window {
+        config = config.with_send_window(w);
+    }
+    if let Some(w) = args.relay_workers {
+        config = config.with_relay_workers(w);
+    }
+    // Before starting, so that a signal during start-up is not lost.
+    let mut signals = super::signal::install().map_err(|e| Error::Io {
+        context: "install signal handlers".into(),
+        source: e,
+    })?;
+    let node = Arc::new(Node::start(config)?);
+    if !node.failed_at_start().is_empty() {
+        eprintln!(
+            "event startup not-connected={:?} (they count as failed)",
+            node.failed_at_start()
+        );
+    }
+
+    // SIGTERM / SIGINT: leave gracefully; the receive loop then ends with Stopped.
+    {
+        let node = node.clone();
+        std::thread::Builder::new()
+            .name("abcast-signals".into())
+            .spawn(move || {
+                let mut byte = [0u8; 1];
+                if matches!(signals.read(&mut byte), Ok(1)) {
+                    eprintln!("event signal: leaving the group");
+                    let _ = node.leave();
+                }
+            })
+            .map_err(|e| Error::Io {
+                context: "spawn the signal thread".into(),
+                source: e,
+            })?;
+    }
+
+    // Stdin: one broadcast per line (without its newline). At EOF, keep delivering.
+    {
+        let node = node.clone();
+        std::thread::Builder::new()
+            .name("abcast-stdin".into())
+            .spawn(move || {
+                let stdin = io::stdin();
+                let mut input = stdin.lock();
+                let mut line = Vec::new();
+                loop {
+                    line.clear();
+                    match input.read_until(b'\n', &mut line) {
+                        Ok(0) => break,
+                        Ok(_) => {
+                            if line.last() == Some(&b'\n') {
+                                line.pop();
+                            }
+                            match node.broadcast(&line) {
+                                Ok(_) => {}
+                                Err(Error::PayloadTooLarge { len, max }) => {
+                                    eprintln!(
+                                        "abcast node: line of {len} bytes skipped (max {max})"
+                                    )
+                                }
+                                Err(_) => return,
+                            }
+                        }
+                        Err(e) => {
+                            eprintln!("abcast node: reading stdin: {e}");
+                            break;
+                        }
+                    }
+                }
+            })
+            .map_err(|e| Error::Io {
+                context: "spawn the stdin thread".into(),
+                source: e,
+            })?;
+    }
+
+    // Deliveries: one line each on stdout, flushed whenever none is waiting.
+    let stdout = io::stdout();
+    let mut out = BufWriter::with_capacity(64 * 1024, stdout.lock());
+    loop {
+        let event = match node.try_recv() {
+            Ok(Some(e)) => Ok(e),
+            Ok(None) => {
+                if out.flush().is_err() {
+                    let _ = node.leave();
+                    return Ok(ExitCode::from(1));
+                }
+                node.recv()
+            }
+            Err(e) => Err(e),
+        };
+        match event {
+            Ok(Event::Deliver {
+                seq,
+                origin,
+                payload,
+            }) => {
+                let ok = write!(out, "{seq} {origin} ")
+                    .and_then(|_| out.write_all(&payload))
+                    .and_then(|_| out.write_all(b"\n"));
+                if ok.is_err() {
+                    let _ = node.leave();
+                    return Ok(ExitCode::from(1));
+                }
+            }
+            Ok(Event::MemberLeft { seq, member }) => {
+                eprintln!("event seq={seq} process-left member={member}")
+            }
+            Ok(Event::MemberJoined { seq, member }) => {
+                eprintln!("event seq={seq} process-joined member={member}")
+            }
+            Ok(Event::RelayerChanged {
+                seq,
+                epoch,
+                relayer,
+            }) => eprintln!("event seq={seq} relayer-changed epoch={epoch} relayer={relayer}"),
+            Ok(Event::Excluded) => eprintln!("event excluded"),
+            Err(Error::Stopped) => {
+                let _ = out.flush();
+                return Ok(ExitCode::SUCCESS);
+            }
+            Err(Error::Excluded) => {
+                let _ = out.flush();
+                return Ok(ExitCode::from(2));
+            }
+            Err(e) => {
+                let _ = out.flush();
+                return Err(e);
+            }
+        }
+    }
+}
