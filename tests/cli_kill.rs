@@ -1,0 +1,142 @@
+//! `abcast node` processes on loopback, every member broadcasting, the relayer
+//! killed with SIGKILL mid-stream (then the next relayer): the survivors' stdout logs
+//! must show one total order, every survivor's message delivered once, FIFO per
+//! sender; deliveries must resume within a bounded time after each kill.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use common::{check_logs, members, wait_until, NodeProc};
+
+/// Messages each member broadcasts (the killed ones stop early).
+const PER_MEMBER: u64 = 1200;
+/// Pause between two lines written to a member's stdin.
+const PACE: Duration = Duration::from_millis(2);
+/// Deliveries must resume within this of a kill (100 ms heartbeat, 500 ms timeout).
+const RESUME_BOUND: Duration = Duration::from_secs(3);
+
+fn kill_scenario(n: usize, kills: usize, buffering: &str) {
+    let started = Instant::now();
+    let members = members(n);
+    let extra = [
+        "--buffering",
+        buffering,
+        "--heartbeat-ms",
+        "100",
+        "--failure-timeout-ms",
+        "500",
+        "--startup-timeout-ms",
+        "10000",
+    ];
+    let mut procs: Vec<NodeProc> = members
+        .iter()
+        .map(|(id, _)| NodeProc::spawn(*id, &members, &extra))
+        .collect();
+    for p in procs.iter_mut() {
+        p.feed(PER_MEMBER, PACE);
+    }
+    let mut killed: Vec<u32> = Vec::new();
+    let mut resume_times = Vec::new();
+    for victim_idx in 0..kills {
+        let victim = procs[victim_idx].id;
+        let next_relayer = procs[victim_idx + 1].id;
+        // Mid-stream: wait until the survivors are delivering.
+        let base = procs[victim_idx + 1].deliveries().len();
+        assert!(
+            wait_until(Duration::from_secs(30), || {
+                procs[victim_idx + 1..]
+                    .iter()
+                    .all(|p| p.deliveries().len() >= base + 150)
+            }),
+            "no progress before killing member {victim}; stderr of {}:\n{}",
+            procs[victim_idx + 1].id,
+            procs[victim_idx + 1].stderr_text()
+        );
+        let kill_at = Instant::now();
+        procs[victim_idx].kill9();
+        killed.push(victim);
+        // Deliveries resume: a message ordered by the next relayer reaches a survivor.
+        let survivors = &procs[victim_idx + 1..];
+        let mut resumed_at = None;
+        let ok = wait_until(Duration::from_secs(20), || {
+            for p in survivors {
+                if let Some(s) = p.relayer_changed_seq(next_relayer) {
+                    if let Some((t, _)) = p.timed_deliveries().into_iter().find(|(_, d)| d.seq > s)
+                    {
+                        resumed_at = Some(t);
+                        return true;
+                    }
+                }
+            }
+            false
+        });
+        assert!(
+            ok,
+            "deliveries did not resume after killing member {victim}; stderr of {}:\n{}",
+            survivors[0].id,
+            survivors[0].stderr_text()
+        );
+        let resume = resumed_at
+            .expect("resumed")
+            .saturating_duration_since(kill_at);
+        eprintln!("{buffering}: killed member {victim}, deliveries resumed after {resume:?}");
+        assert!(
+            resume < RESUME_BOUND,
+            "deliveries resumed only {resume:?} after killing member {victim}"
+        );
+        resume_times.push(resume);
+    }
+    // Let the survivors finish broadcasting; stdin closes after the last line.
+    let survivors: Vec<u32> = procs[kills..].iter().map(|p| p.id).collect();
+    for p in procs[kills..].iter_mut() {
+        p.join_feeder();
+    }
+    let complete: BTreeMap<u32, u64> = survivors.iter().map(|id| (*id, PER_MEMBER)).collect();
+    let all_delivered = wait_until(Duration::from_secs(60), || {
+        procs[kills..].iter().all(|p| {
+            let ds = p.deliveries();
+            survivors.iter().all(|s| {
+                let last = common::payload(*s, PER_MEMBER);
+                ds.iter().any(|d| d.payload == last)
+            })
+        })
+    });
+    assert!(
+        all_delivered,
+        "survivors did not deliver every survivor's messages; stderr of {}:\n{}",
+        procs[kills].id,
+        procs[kills].stderr_text()
+    );
+    // Graceful exit on SIGTERM, one after the other.
+    for p in procs[kills..].iter_mut() {
+        p.terminate();
+        let code = p.wait_exit(Duration::from_secs(10));
+        assert_eq!(code, Some(0), "member {} did not exit 0 on SIGTERM", p.id);
+    }
+    let logs: BTreeMap<u32, Vec<common::Delivery>> = procs[kills..]
+        .iter()
+        .map(|p| (p.id, p.deliveries()))
+        .collect();
+    check_logs(&logs, &complete, false);
+    let total = logs.values().next().map_or(0, Vec::len);
+    let from_killed = logs.values().next().map_or(0, |l| {
+        l.iter().filter(|d| killed.contains(&d.origin)).count()
+    });
+    eprintln!(
+        "{buffering}: {n} members, killed {killed:?}: {total} deliveries ({from_killed} from killed \
+         members), resume times {resume_times:?}, run {:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn replicated_kill_relayer_then_next_relayer() {
+    kill_scenario(5, 2, "replicated");
+}
+
+#[test]
+fn distributed_kill_relayer_once() {
+    kill_scenario(4, 1, "distributed");
+}
