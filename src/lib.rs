@@ -53,6 +53,7 @@
 //! Choose it only for groups on one host, or where you have measured that the
 //! acknowledgements matter.
 
+pub mod ffi;
 pub mod protocol;
 pub mod runtime;
 pub mod sim;

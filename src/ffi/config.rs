@@ -1,0 +1,301 @@
+//! `abcast_config`: building a configuration.
+
+use std::ffi::{c_char, CStr};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::ptr;
+use std::time::Duration;
+
+use super::{abcast_status, call, call_void, Failure};
+use crate::{Buffering, Config};
+
+/// Where clients keep what they need to survive a relayer crash. In C the type
+/// `abcast_buffering` is an `int32_t` taking the values of `enum abcast_buffering`.
+#[repr(i32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum abcast_buffering {
+    /// Every member keeps every relay until all members delivered it: survives any
+    /// number of crashes in a row and crashes during a synchronization phase. The
+    /// default.
+    ABCAST_BUFFERING_REPLICATED = 0,
+    /// A member keeps only its own un-relayed broadcasts and the last round of
+    /// relays: cheaper, but safe only for relayer *process* crashes, one at a time
+    /// (see the README's buffering section).
+    ABCAST_BUFFERING_DISTRIBUTED = 1,
+}
+
+/// An `abcast_buffering` value as C passes it in: any `int32_t`. (cbindgen prints
+/// this type as `abcast_buffering`.)
+pub type abcast_buffering_value = i32;
+
+/// A configuration under construction (opaque). Create it with
+/// `abcast_config_new`, fill it with the `abcast_config_*` setters, pass it to
+/// `abcast_node_start` (which copies it), free it with
+/// `abcast_config_free`. Not thread-safe: use one from one thread at a time.
+pub struct abcast_config {
+    pub(crate) inner: Config,
+}
+
+/// Resolves `ptr` (checked for `NULL` by the caller) to the configuration.
+///
+/// # Safety
+/// `cfg` must be `NULL` or a pointer returned by `abcast_config_new` and not yet
+/// freed, not used by another thread during the call.
+unsafe fn config_mut<'a>(cfg: *mut abcast_config) -> Result<&'a mut abcast_config, Failure> {
+    // SAFETY: the caller passes NULL (rejected by as_mut) or a live handle from
+    // abcast_config_new (a Box) that no other thread uses during this call.
+    unsafe { cfg.as_mut() }.ok_or_else(|| Failure::null("cfg"))
+}
+
+/// Reads a C string argument as UTF-8.
+///
+/// # Safety
+/// `s` must be `NULL` or point to a NUL-terminated string valid for the call.
+pub(crate) unsafe fn c_str<'a>(s: *const c_char, name: &str) -> Result<&'a str, Failure> {
+    if s.is_null() {
+        return Err(Failure::null(name));
+    }
+    // SAFETY: non-NULL, and the caller guarantees a NUL-terminated string that lives
+    // for the duration of the call (we copy what we keep).
+    let s = unsafe { CStr::from_ptr(s) };
+    s.to_str()
+        .map_err(|e| Failure::invalid(format!("`{name}` is not UTF-8: {e}")))
+}
+
+fn millis(ms: u32) -> Duration {
+    Duration::from_millis(u64::from(ms))
+}
+
+/// A new configuration for member `self_id`, with no members yet and default
+/// settings (replicated buffering, heartbeat 200 ms, failure timeout 1000 ms, start-up
+/// timeout 10 s, send window 1024 messages, leave timeout 5 s). Add every member,
+/// this one included, with `abcast_config_add_member`. The caller owns the result
+/// and frees it with `abcast_config_free`. Returns `NULL` only if the library
+/// failed internally (see `abcast_last_error`).
+#[no_mangle]
+pub extern "C" fn abcast_config_new(self_id: u32) -> *mut abcast_config {
+    let mut out = ptr::null_mut();
+    let _ = call("abcast_config_new", || {
+        out = Box::into_raw(Box::new(abcast_config {
+            inner: Config::new(self_id, Vec::new()),
+        }));
+        Ok(())
+    });
+    out
+}
+
+/// Frees a configuration. `NULL` is a no-op. A node started from it is not affected
+/// (`abcast_node_start` copies the configuration).
+///
+/// # Safety
+/// `cfg` must be `NULL` or a pointer from `abcast_config_new` not yet freed, and not
+/// used by another thread; it is invalid afterwards.
+#[no_mangle]
+pub unsafe extern "C" fn abcast_config_free(cfg: *mut abcast_config) {
+    call_void("abcast_config_free", || {
+        if !cfg.is_null() {
+            // SAFETY: a non-NULL cfg came from Box::into_raw in abcast_config_new and
+            // is not freed yet (caller's contract); we take back the ownership.
+            drop(unsafe { Box::from_raw(cfg) });
+        }
+    })
+}
+
+/// Adds member `id`, listening on `host_port` (`"127.0.0.1:7001"`, `"[::1]:7001"` or
+/// `"host.example:7001"`; a host name is resolved now, blocking, and its first
+/// address is used). Every member of the group, this one included, must be added, with
+/// the same ids and addresses at every member. Members are ranked by id: the lowest
+/// is the first relayer. Duplicate ids or addresses are accepted here and rejected by
+/// `abcast_node_start` (`ABCAST_INVALID_CONFIG`).
+///
+/// `ABCAST_NULL_ARGUMENT` if `cfg` or `host_port` is `NULL`; `ABCAST_INVALID_ARGUMENT`
+/// if `host_port` does not parse or resolve (the configuration is then unchanged).
+///
+/// # Safety
+/// `cfg`: `NULL` or a live configuration used by no other thread; `host_port`: `NULL`
+/// or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn abcast_config_add_member(
+    cfg: *mut abcast_config,
+    id: u32,
+    host_port: *const c_char,
+) -> abcast_status {
+    call("abcast_config_add_member", || {
+        // SAFETY: forwarded caller's contract for cfg.
+        let cfg = unsafe { config_mut(cfg) }?;
+        // SAFETY: forwarded caller's contract for host_port.
+        let text = unsafe { c_str(host_port, "host_port") }?;
+        let addr = resolve(text)
+            .map_err(|why| Failure::invalid(format!("address `{text}` of member {id}: {why}")))?;
+        cfg.inner.members.push((id, addr));
+        Ok(())
+    })
+}
+
+fn resolve(text: &str) -> Result<SocketAddr, String> {
+    let text = text.trim();
+    if let Ok(a) = text.parse::<SocketAddr>() {
+        return Ok(a);
+    }
+    if !text.contains(':') {
+        return Err("expected HOST:PORT".to_string());
+    }
+    text.to_socket_addrs()
+        .map_err(|e| e.to_string())?
+        .next()
+        .ok_or_else(|| "resolves to no address".to_string())
+}
+
+/// Chooses the buffering strategy: `ABCAST_BUFFERING_REPLICATED` (the default) or
+/// `ABCAST_BUFFERING_DISTRIBUTED`. Every member must use the same.
+/// `ABCAST_INVALID_ARGUMENT` for any other value.
+///
+/// # Safety
+/// `cfg`: `NULL` or a live configuration used by no other thread.
+#[no_mangle]
+pub unsafe extern "C" fn abcast_config_set_buffering(
+    cfg: *mut abcast_config,
+    mode: abcast_buffering_value,
+) -> abcast_status {
+    call("abcast_config_set_buffering", || {
+        // SAFETY: forwarded caller's contract for cfg.
+        let cfg = unsafe { config_mut(cfg) }?;
+        cfg.inner.buffering = match mode {
+            m if m == abcast_buffering::ABCAST_BUFFERING_REPLICATED as i32 => Buffering::Replicated,
+            m if m == abcast_buffering::ABCAST_BUFFERING_DISTRIBUTED as i32 => {
+                Buffering::Distributed
+            }
+            other => return Err(Failure::invalid(format!("unknown buffering mode {other}"))),
+        };
+        Ok(())
+    })
+}
+
+/// Sets the failure detector: a heartbeat is sent on a link idle for `heartbeat_ms`,
+/// and a peer silent for `failure_timeout_ms` is suspected and excluded (a broken
+/// connection is noticed at once). Defaults: 200 and 1000. `ABCAST_INVALID_ARGUMENT`
+/// if `heartbeat_ms` is 0 or `failure_timeout_ms <= heartbeat_ms`.
+///
+/// # Safety
+/// `cfg`: `NULL` or a live configuration used by no other thread.
+#[no_mangle]
+pub unsafe extern "C" fn abcast_config_set_timeouts(
+    cfg: *mut abcast_config,
+    heartbeat_ms: u32,
+    failure_timeout_ms: u32,
+) -> abcast_status {
+    call("abcast_config_set_timeouts", || {
+        // SAFETY: forwarded caller's contract for cfg.
+        let cfg = unsafe { config_mut(cfg) }?;
+        if heartbeat_ms == 0 {
+            return Err(Failure::invalid("the heartbeat interval is zero"));
+        }
+        if failure_timeout_ms <= heartbeat_ms {
+            return Err(Failure::invalid(format!(
+                "the failure timeout ({failure_timeout_ms} ms) must exceed the heartbeat \
+                 interval ({heartbeat_ms} ms)"
+            )));
+        }
+        cfg.inner.heartbeat_interval = millis(heartbeat_ms);
+        cfg.inner.failure_timeout = millis(failure_timeout_ms);
+        Ok(())
+    })
+}
+
+/// How long `abcast_node_start` waits for every member to connect (default 10000);
+/// members not connected by then count as failed. `ABCAST_INVALID_ARGUMENT` for 0.
+///
+/// # Safety
+/// `cfg`: `NULL` or a live configuration used by no other thread.
+#[no_mangle]
+pub unsafe extern "C" fn abcast_config_set_startup_timeout(
+    cfg: *mut abcast_config,
+    timeout_ms: u32,
+) -> abcast_status {
+    call("abcast_config_set_startup_timeout", || {
+        // SAFETY: forwarded caller's contract for cfg.
+        let cfg = unsafe { config_mut(cfg) }?;
+        if timeout_ms == 0 {
+            return Err(Failure::invalid("the start-up timeout is zero"));
+        }
+        cfg.inner.startup_timeout = millis(timeout_ms);
+        Ok(())
+    })
+}
+
+/// How long a graceful leave (`abcast_node_leave`, `abcast_node_stop`) waits for this
+/// member's own broadcasts to be delivered, and as long again for its last frames to
+/// be written (default 5000). 0 leaves at once.
+///
+/// # Safety
+/// `cfg`: `NULL` or a live configuration used by no other thread.
+#[no_mangle]
+pub unsafe extern "C" fn abcast_config_set_leave_timeout(
+    cfg: *mut abcast_config,
+    timeout_ms: u32,
+) -> abcast_status {
+    call("abcast_config_set_leave_timeout", || {
+        // SAFETY: forwarded caller's contract for cfg.
+        let cfg = unsafe { config_mut(cfg) }?;
+        cfg.inner.leave_timeout = millis(timeout_ms);
+        Ok(())
+    })
+}
+
+/// How many of its own broadcasts a member may have not yet delivered at once
+/// (default 1024); beyond it `abcast_broadcast` blocks and `abcast_try_broadcast`
+/// returns `ABCAST_WOULD_BLOCK`. `ABCAST_INVALID_ARGUMENT` for 0.
+///
+/// # Safety
+/// `cfg`: `NULL` or a live configuration used by no other thread.
+#[no_mangle]
+pub unsafe extern "C" fn abcast_config_set_send_window(
+    cfg: *mut abcast_config,
+    msgs: u32,
+) -> abcast_status {
+    call("abcast_config_set_send_window", || {
+        // SAFETY: forwarded caller's contract for cfg.
+        let cfg = unsafe { config_mut(cfg) }?;
+        if msgs == 0 {
+            return Err(Failure::invalid("the send window is zero"));
+        }
+        cfg.inner.send_window_msgs = msgs as usize;
+        Ok(())
+    })
+}
+
+/// How many events may wait for the application (default 4096). When the queue is
+/// full the node stops reading from its peers, and `abcast_broadcast` blocks until
+/// events are received. `ABCAST_INVALID_ARGUMENT` for 0.
+///
+/// # Safety
+/// `cfg`: `NULL` or a live configuration used by no other thread.
+#[no_mangle]
+pub unsafe extern "C" fn abcast_config_set_delivery_queue(
+    cfg: *mut abcast_config,
+    events: u32,
+) -> abcast_status {
+    call("abcast_config_set_delivery_queue", || {
+        // SAFETY: forwarded caller's contract for cfg.
+        let cfg = unsafe { config_mut(cfg) }?;
+        if events == 0 {
+            return Err(Failure::invalid("the delivery queue bound is zero"));
+        }
+        cfg.inner.delivery_queue_msgs = events as usize;
+        Ok(())
+    })
+}
+
+/// Checks the configuration as `abcast_node_start` would, without starting:
+/// `ABCAST_INVALID_CONFIG` (with the reason in `abcast_last_error`) or `ABCAST_OK`.
+///
+/// # Safety
+/// `cfg`: `NULL` or a live configuration not being modified by another thread.
+#[no_mangle]
+pub unsafe extern "C" fn abcast_config_validate(cfg: *const abcast_config) -> abcast_status {
+    call("abcast_config_validate", || {
+        // SAFETY: NULL or a live handle (caller's contract), only read.
+        let cfg = unsafe { cfg.as_ref() }.ok_or_else(|| Failure::null("cfg"))?;
+        cfg.inner.validate()?;
+        Ok(())
+    })
+}
