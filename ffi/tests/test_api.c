@@ -1,0 +1,648 @@
+/*
+ * Tests of every function of the C API, error paths included: NULL arguments, bad
+ * addresses, invalid values, duplicate ids, stop(NULL), leaving twice, releasing empty
+ * events, a delivery callback (and stopping from it), and two members in one process
+ * (deliveries in the same order, member-left and relayer-changed events).
+ * Built with -Wall -Wextra -Werror -pedantic and run under AddressSanitizer by
+ * ffi/ci.sh. Prints "N passed, N failed".
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <pthread.h>
+
+#include "util.h"
+
+/* A configuration for member `self` of the group 1..n on `ports`. */
+static abcast_config *group_config(uint32_t self, int n, const uint16_t *ports) {
+    char addr[64];
+    int i;
+    abcast_config *cfg = abcast_config_new(self);
+    CHECK(cfg != NULL);
+    for (i = 0; i < n; i++) {
+        CHECK_ST(abcast_config_add_member(cfg, (uint32_t)(i + 1),
+                                          loopback(addr, sizeof addr, ports[i])),
+                 ABCAST_OK);
+    }
+    CHECK_ST(abcast_config_set_startup_timeout(cfg, 10000), ABCAST_OK);
+    return cfg;
+}
+
+/* A started one-member group (member 1). */
+static abcast_node *start_single(void) {
+    uint16_t port = free_port();
+    abcast_node *node = NULL;
+    abcast_config *cfg = group_config(1, 1, &port);
+    CHECK_ST(abcast_node_start(cfg, &node), ABCAST_OK);
+    abcast_config_free(cfg);
+    CHECK(node != NULL);
+    return node;
+}
+
+static void test_status_strings(void) {
+    int s;
+    for (s = ABCAST_OK; s <= ABCAST_INTERNAL_ERROR; s++) {
+        const char *text = abcast_status_str(s);
+        CHECK(text != NULL && strncmp(text, "ABCAST_", 7) == 0);
+    }
+    CHECK(strcmp(abcast_status_str(ABCAST_OK), "ABCAST_OK: success") == 0);
+    CHECK(strncmp(abcast_status_str(ABCAST_TIMEOUT), "ABCAST_TIMEOUT", 14) == 0);
+    CHECK(strcmp(abcast_status_str(-1), "unknown abcast_status") == 0);
+    CHECK(strcmp(abcast_status_str(12345), "unknown abcast_status") == 0);
+    /* Stable numbers: these values are a contract. */
+    CHECK(ABCAST_OK == 0 && ABCAST_TIMEOUT == 1 && ABCAST_WOULD_BLOCK == 2 &&
+          ABCAST_STOPPED == 3 && ABCAST_EXCLUDED == 4 && ABCAST_NULL_ARGUMENT == 5 &&
+          ABCAST_INVALID_ARGUMENT == 6 && ABCAST_INVALID_CONFIG == 7 &&
+          ABCAST_PAYLOAD_TOO_LARGE == 8 && ABCAST_IO == 9 && ABCAST_WRONG_MODE == 10 &&
+          ABCAST_INTERNAL_ERROR == 11);
+    CHECK(sizeof(abcast_status) == 4);
+}
+
+static void test_version_and_log_level(void) {
+    CHECK(abcast_version() != NULL && strlen(abcast_version()) > 0);
+    CHECK_ST(abcast_set_log_level(4), ABCAST_INVALID_ARGUMENT);
+    CHECK_LAST_ERROR("abcast_set_log_level");
+    CHECK_ST(abcast_set_log_level(0), ABCAST_OK);
+    CHECK_ST(abcast_set_log_level(1), ABCAST_OK);
+}
+
+static void *last_error_other_thread(void *arg) {
+    (void)arg;
+    /* A fresh thread has no failure yet: "" (never NULL). */
+    return (void *)(strcmp(abcast_last_error(), "") == 0 ? "empty" : "not empty");
+}
+
+static void test_last_error_is_per_thread(void) {
+    pthread_t t;
+    void *result = NULL;
+    CHECK_ST(abcast_config_add_member(NULL, 1, "127.0.0.1:1"), ABCAST_NULL_ARGUMENT);
+    CHECK_LAST_ERROR("abcast_config_add_member: `cfg` is NULL");
+    CHECK(pthread_create(&t, NULL, last_error_other_thread, NULL) == 0);
+    CHECK(pthread_join(t, &result) == 0);
+    CHECK(result != NULL && strcmp((const char *)result, "empty") == 0);
+    /* Success leaves the message in place. */
+    CHECK_ST(abcast_set_log_level(1), ABCAST_OK);
+    CHECK_LAST_ERROR("`cfg` is NULL");
+}
+
+static void test_config_null_arguments(void) {
+    abcast_config *cfg = abcast_config_new(1);
+    CHECK(cfg != NULL);
+    CHECK_ST(abcast_config_add_member(NULL, 1, "127.0.0.1:7001"), ABCAST_NULL_ARGUMENT);
+    CHECK_ST(abcast_config_add_member(cfg, 1, NULL), ABCAST_NULL_ARGUMENT);
+    CHECK_LAST_ERROR("`host_port` is NULL");
+    CHECK_ST(abcast_config_set_buffering(NULL, ABCAST_BUFFERING_REPLICATED),
+             ABCAST_NULL_ARGUMENT);
+    CHECK_ST(abcast_config_set_timeouts(NULL, 100, 500), ABCAST_NULL_ARGUMENT);
+    CHECK_ST(abcast_config_set_startup_timeout(NULL, 100), ABCAST_NULL_ARGUMENT);
+    CHECK_ST(abcast_config_set_leave_timeout(NULL, 100), ABCAST_NULL_ARGUMENT);
+    CHECK_ST(abcast_config_set_send_window(NULL, 10), ABCAST_NULL_ARGUMENT);
+    CHECK_ST(abcast_config_set_delivery_queue(NULL, 10), ABCAST_NULL_ARGUMENT);
+    CHECK_ST(abcast_config_validate(NULL), ABCAST_NULL_ARGUMENT);
+    abcast_config_free(NULL); /* a no-op */
+    abcast_config_free(cfg);
+}
+
+static void test_config_bad_addresses(void) {
+    abcast_config *cfg = abcast_config_new(1);
+    CHECK_ST(abcast_config_add_member(cfg, 1, "not an address"), ABCAST_INVALID_ARGUMENT);
+    CHECK_LAST_ERROR("address `not an address` of member 1");
+    CHECK_ST(abcast_config_add_member(cfg, 1, "127.0.0.1"), ABCAST_INVALID_ARGUMENT);
+    CHECK_ST(abcast_config_add_member(cfg, 1, "127.0.0.1:99999"), ABCAST_INVALID_ARGUMENT);
+    CHECK_ST(abcast_config_add_member(cfg, 1, ""), ABCAST_INVALID_ARGUMENT);
+    CHECK_ST(abcast_config_add_member(cfg, 1, "\xff\xfe:1"), ABCAST_INVALID_ARGUMENT);
+    CHECK_LAST_ERROR("not UTF-8");
+    /* Nothing was added: the configuration has no member. */
+    CHECK_ST(abcast_config_validate(cfg), ABCAST_INVALID_CONFIG);
+    CHECK_LAST_ERROR("the member list is empty");
+    /* Good forms. */
+    CHECK_ST(abcast_config_add_member(cfg, 1, "127.0.0.1:7001"), ABCAST_OK);
+    CHECK_ST(abcast_config_add_member(cfg, 2, "[::1]:7002"), ABCAST_OK);
+    CHECK_ST(abcast_config_add_member(cfg, 3, "localhost:7003"), ABCAST_OK);
+    CHECK_ST(abcast_config_validate(cfg), ABCAST_OK);
+    abcast_config_free(cfg);
+}
+
+static void test_config_invalid_values(void) {
+    abcast_config *cfg = abcast_config_new(1);
+    CHECK_ST(abcast_config_set_buffering(cfg, ABCAST_BUFFERING_DISTRIBUTED), ABCAST_OK);
+    CHECK_ST(abcast_config_set_buffering(cfg, ABCAST_BUFFERING_REPLICATED), ABCAST_OK);
+    CHECK_ST(abcast_config_set_buffering(cfg, (abcast_buffering)7), ABCAST_INVALID_ARGUMENT);
+    CHECK_LAST_ERROR("unknown buffering mode 7");
+    CHECK_ST(abcast_config_set_buffering(cfg, (abcast_buffering)-1), ABCAST_INVALID_ARGUMENT);
+    CHECK_ST(abcast_config_set_timeouts(cfg, 0, 1000), ABCAST_INVALID_ARGUMENT);
+    CHECK_LAST_ERROR("heartbeat interval is zero");
+    CHECK_ST(abcast_config_set_timeouts(cfg, 500, 500), ABCAST_INVALID_ARGUMENT);
+    CHECK_LAST_ERROR("must exceed the heartbeat");
+    CHECK_ST(abcast_config_set_timeouts(cfg, 500, 0), ABCAST_INVALID_ARGUMENT);
+    CHECK_ST(abcast_config_set_timeouts(cfg, 100, 1000), ABCAST_OK);
+    CHECK_ST(abcast_config_set_startup_timeout(cfg, 0), ABCAST_INVALID_ARGUMENT);
+    CHECK_ST(abcast_config_set_startup_timeout(cfg, 5000), ABCAST_OK);
+    CHECK_ST(abcast_config_set_send_window(cfg, 0), ABCAST_INVALID_ARGUMENT);
+    CHECK_ST(abcast_config_set_send_window(cfg, 16), ABCAST_OK);
+    CHECK_ST(abcast_config_set_delivery_queue(cfg, 0), ABCAST_INVALID_ARGUMENT);
+    CHECK_ST(abcast_config_set_delivery_queue(cfg, 64), ABCAST_OK);
+    CHECK_ST(abcast_config_set_leave_timeout(cfg, 0), ABCAST_OK);
+    CHECK_ST(abcast_config_set_leave_timeout(cfg, 2000), ABCAST_OK);
+    abcast_config_free(cfg);
+}
+
+static void test_config_validate(void) {
+    abcast_config *cfg = abcast_config_new(9);
+    CHECK_ST(abcast_config_add_member(cfg, 1, "127.0.0.1:7001"), ABCAST_OK);
+    CHECK_ST(abcast_config_validate(cfg), ABCAST_INVALID_CONFIG);
+    CHECK_LAST_ERROR("id 9 is not in the member list");
+    abcast_config_free(cfg);
+
+    cfg = abcast_config_new(1);
+    CHECK_ST(abcast_config_add_member(cfg, 1, "127.0.0.1:7001"), ABCAST_OK);
+    CHECK_ST(abcast_config_add_member(cfg, 2, "127.0.0.1:7001"), ABCAST_OK);
+    CHECK_ST(abcast_config_validate(cfg), ABCAST_INVALID_CONFIG);
+    CHECK_LAST_ERROR("given to two members");
+    abcast_config_free(cfg);
+}
+
+static void test_start_errors(void) {
+    uint16_t ports[2];
+    char addr[64];
+    abcast_node *sentinel = (abcast_node *)&ports; /* never dereferenced */
+    abcast_node *node = sentinel;
+    abcast_config *cfg;
+
+    CHECK_ST(abcast_node_start(NULL, &node), ABCAST_NULL_ARGUMENT);
+    CHECK_LAST_ERROR("abcast_node_start: `cfg` is NULL");
+    cfg = abcast_config_new(1);
+    CHECK_ST(abcast_node_start(cfg, NULL), ABCAST_NULL_ARGUMENT);
+    CHECK_LAST_ERROR("`out` is NULL");
+
+    /* No members. */
+    CHECK_ST(abcast_node_start(cfg, &node), ABCAST_INVALID_CONFIG);
+    CHECK(node == sentinel);
+
+    /* Duplicate ids: start fails with a clear status and message; *out untouched. */
+    ports[0] = free_port();
+    ports[1] = free_port();
+    CHECK_ST(abcast_config_add_member(cfg, 1, loopback(addr, sizeof addr, ports[0])),
+             ABCAST_OK);
+    CHECK_ST(abcast_config_add_member(cfg, 1, loopback(addr, sizeof addr, ports[1])),
+             ABCAST_OK);
+    CHECK_ST(abcast_node_start(cfg, &node), ABCAST_INVALID_CONFIG);
+    CHECK_LAST_ERROR("abcast_node_start: invalid configuration: member id 1 appears twice");
+    CHECK(node == sentinel);
+    abcast_config_free(cfg);
+}
+
+static void test_start_address_in_use(void) {
+    struct sockaddr_in a;
+    socklen_t len = sizeof a;
+    char addr[64];
+    abcast_node *node = NULL;
+    abcast_config *cfg;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK(fd >= 0);
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    CHECK(bind(fd, (struct sockaddr *)&a, sizeof a) == 0);
+    CHECK(listen(fd, 1) == 0);
+    CHECK(getsockname(fd, (struct sockaddr *)&a, &len) == 0);
+    cfg = abcast_config_new(1);
+    CHECK_ST(abcast_config_add_member(cfg, 1, loopback(addr, sizeof addr, ntohs(a.sin_port))),
+             ABCAST_OK);
+    CHECK_ST(abcast_node_start(cfg, &node), ABCAST_IO);
+    CHECK_LAST_ERROR("listen on");
+    CHECK(node == NULL);
+    abcast_config_free(cfg);
+    close(fd);
+}
+
+static void test_node_null_arguments(void) {
+    abcast_event ev = {0};
+    uint32_t id = 77;
+    size_t n = 77;
+    const uint8_t byte = 1;
+    CHECK_ST(abcast_broadcast(NULL, &byte, 1), ABCAST_NULL_ARGUMENT);
+    CHECK_ST(abcast_try_broadcast(NULL, &byte, 1), ABCAST_NULL_ARGUMENT);
+    CHECK_ST(abcast_recv(NULL, &ev, 0), ABCAST_NULL_ARGUMENT);
+    CHECK_ST(abcast_node_id(NULL, &id), ABCAST_NULL_ARGUMENT);
+    CHECK_ST(abcast_node_max_payload(NULL, &n), ABCAST_NULL_ARGUMENT);
+    CHECK_ST(abcast_node_failed_at_start(NULL, NULL, 0, &n), ABCAST_NULL_ARGUMENT);
+    CHECK_ST(abcast_node_leave(NULL), ABCAST_NULL_ARGUMENT);
+    CHECK(id == 77 && n == 77); /* out-parameters untouched on failure */
+    abcast_node_stop(NULL);     /* a no-op */
+    abcast_event_release(NULL); /* a no-op */
+}
+
+static void test_event_release_empty(void) {
+    abcast_event ev = {0};
+    abcast_event_release(&ev);
+    abcast_event_release(&ev);
+    CHECK(ev.kind == ABCAST_EVENT_NONE && ev.data == NULL && ev.len == 0);
+}
+
+static void test_single_member(void) {
+    abcast_node *node = start_single();
+    abcast_event ev = {0};
+    abcast_event untouched;
+    uint32_t id = 0, ids[4] = {0, 0, 0, 0};
+    size_t max = 0, count = 99;
+    const char *hello = "hello";
+    uint8_t *big;
+
+    CHECK_ST(abcast_node_id(node, &id), ABCAST_OK);
+    CHECK(id == 1);
+    CHECK_ST(abcast_node_id(node, NULL), ABCAST_NULL_ARGUMENT);
+    CHECK_ST(abcast_node_max_payload(node, &max), ABCAST_OK);
+    CHECK(max > 4000);
+    CHECK_ST(abcast_node_max_payload(node, NULL), ABCAST_NULL_ARGUMENT);
+    CHECK_ST(abcast_node_failed_at_start(node, ids, 4, &count), ABCAST_OK);
+    CHECK(count == 0);
+    CHECK_ST(abcast_node_failed_at_start(node, NULL, 0, &count), ABCAST_OK);
+    CHECK_ST(abcast_node_failed_at_start(node, NULL, 4, &count), ABCAST_NULL_ARGUMENT);
+    CHECK_ST(abcast_node_failed_at_start(node, ids, 4, NULL), ABCAST_NULL_ARGUMENT);
+
+    /* Nothing yet: a poll and a short wait time out, and leave *out untouched. */
+    memset(&untouched, 0xAB, sizeof untouched);
+    CHECK_ST(abcast_recv(node, &untouched, 0), ABCAST_TIMEOUT);
+    CHECK_ST(abcast_recv(node, &untouched, 20), ABCAST_TIMEOUT);
+    CHECK_LAST_ERROR("abcast_recv: timed out");
+    CHECK(((unsigned char *)&untouched)[0] == 0xAB);
+    CHECK_ST(abcast_recv(node, NULL, 0), ABCAST_NULL_ARGUMENT);
+
+    /* Broadcast errors. */
+    CHECK_ST(abcast_broadcast(node, NULL, 3), ABCAST_NULL_ARGUMENT);
+    CHECK_LAST_ERROR("`data` is NULL");
+    big = (uint8_t *)calloc(max + 1, 1);
+    CHECK(big != NULL);
+    CHECK_ST(abcast_broadcast(node, big, max + 1), ABCAST_PAYLOAD_TOO_LARGE);
+    CHECK_ST(abcast_try_broadcast(node, big, max + 1), ABCAST_PAYLOAD_TOO_LARGE);
+    CHECK_LAST_ERROR("exceeds the maximum");
+
+    /* A message, an empty one (NULL, 0), and the largest one. */
+    CHECK_ST(abcast_broadcast(node, (const uint8_t *)hello, strlen(hello)), ABCAST_OK);
+    CHECK_ST(abcast_broadcast(node, NULL, 0), ABCAST_OK);
+    memset(big, 'x', max);
+    CHECK_ST(abcast_try_broadcast(node, big, max), ABCAST_OK);
+    free(big);
+
+    CHECK_ST(abcast_recv(node, &ev, 5000), ABCAST_OK);
+    CHECK(ev.kind == ABCAST_EVENT_DELIVER && ev.seq == 1 && ev.origin == 1);
+    CHECK(ev.len == 5 && ev.data != NULL && memcmp(ev.data, "hello", 5) == 0);
+    abcast_event_release(&ev);
+    CHECK(ev.kind == ABCAST_EVENT_NONE && ev.data == NULL && ev.internal == NULL);
+    abcast_event_release(&ev); /* again: a no-op */
+
+    CHECK_ST(abcast_recv(node, &ev, -1), ABCAST_OK);
+    CHECK(ev.kind == ABCAST_EVENT_DELIVER && ev.seq == 2 && ev.len == 0 && ev.data != NULL);
+    abcast_event_release(&ev);
+    CHECK_ST(abcast_recv(node, &ev, 5000), ABCAST_OK);
+    CHECK(ev.kind == ABCAST_EVENT_DELIVER && ev.seq == 3 && ev.len == max);
+    CHECK(ev.len == max && ev.data[0] == 'x' && ev.data[max - 1] == 'x');
+    abcast_event_release(&ev);
+
+    /* Leave: once OK, then STOPPED ("stopping twice as documented"). */
+    CHECK_ST(abcast_node_leave(node), ABCAST_OK);
+    CHECK_ST(abcast_node_leave(node), ABCAST_STOPPED);
+    CHECK_LAST_ERROR("already left");
+    CHECK_ST(abcast_broadcast(node, (const uint8_t *)hello, 5), ABCAST_STOPPED);
+    CHECK_ST(abcast_try_broadcast(node, (const uint8_t *)hello, 5), ABCAST_STOPPED);
+    CHECK_ST(abcast_recv(node, &ev, 100), ABCAST_STOPPED);
+    CHECK_ST(abcast_recv(node, &ev, -1), ABCAST_STOPPED);
+    CHECK(ev.kind == ABCAST_EVENT_NONE);
+    CHECK_ST(abcast_node_id(node, &id), ABCAST_OK); /* getters still work */
+    abcast_node_stop(node);                         /* frees; never call it twice */
+    abcast_node_stop(NULL);
+}
+
+static void test_try_broadcast_would_block(void) {
+    uint16_t port = free_port();
+    abcast_node *node = NULL;
+    abcast_config *cfg = group_config(1, 1, &port);
+    abcast_event ev = {0};
+    abcast_status st = ABCAST_OK;
+    int sent = 0, received = 0;
+    double deadline = now_s() + 10;
+    CHECK_ST(abcast_config_set_send_window(cfg, 1), ABCAST_OK);
+    CHECK_ST(abcast_config_set_delivery_queue(cfg, 2), ABCAST_OK);
+    CHECK_ST(abcast_node_start(cfg, &node), ABCAST_OK);
+    abcast_config_free(cfg);
+    /* Nobody receives: the window or the queue fills, and try_broadcast says so. */
+    while (now_s() < deadline) {
+        st = abcast_try_broadcast(node, (const uint8_t *)"m", 1);
+        if (st == ABCAST_WOULD_BLOCK) break;
+        CHECK_ST(st, ABCAST_OK);
+        if (st != ABCAST_OK) break;
+        sent++;
+    }
+    CHECK_ST(st, ABCAST_WOULD_BLOCK);
+    CHECK_LAST_ERROR("would block");
+    CHECK(sent >= 1);
+    /* Receiving makes room. */
+    while (received < sent && abcast_recv(node, &ev, 5000) == ABCAST_OK) {
+        CHECK(ev.kind == ABCAST_EVENT_DELIVER && ev.seq == (uint64_t)received + 1);
+        abcast_event_release(&ev);
+        received++;
+    }
+    CHECK(received == sent);
+    deadline = now_s() + 10;
+    while ((st = abcast_try_broadcast(node, (const uint8_t *)"n", 1)) == ABCAST_WOULD_BLOCK &&
+           now_s() < deadline)
+        sleep_ms(1);
+    CHECK_ST(st, ABCAST_OK);
+    CHECK_ST(abcast_recv(node, &ev, 5000), ABCAST_OK);
+    CHECK(ev.kind == ABCAST_EVENT_DELIVER && ev.len == 1 && ev.data[0] == 'n');
+    abcast_event_release(&ev);
+    abcast_node_stop(node);
+}
+
+static void *recv_blocked(void *arg) {
+    abcast_event ev = {0};
+    abcast_status st = abcast_recv((abcast_node *)arg, &ev, -1);
+    abcast_event_release(&ev);
+    return (void *)(st == ABCAST_STOPPED ? "stopped" : "other");
+}
+
+/* A thread blocked in abcast_recv(-1) is woken by abcast_node_leave from another. */
+static void test_leave_wakes_receiver(void) {
+    abcast_node *node = start_single();
+    pthread_t t;
+    void *result = NULL;
+    CHECK(pthread_create(&t, NULL, recv_blocked, node) == 0);
+    sleep_ms(50); /* let it block (the test passes either way) */
+    CHECK_ST(abcast_node_leave(node), ABCAST_OK);
+    CHECK(pthread_join(t, &result) == 0);
+    CHECK(result != NULL && strcmp((const char *)result, "stopped") == 0);
+    abcast_node_stop(node);
+}
+
+/* ---- the delivery callback ---- */
+
+struct collector {
+    pthread_mutex_t lock;
+    pthread_cond_t changed;
+    uint64_t delivered;   /* deliveries seen */
+    uint64_t out_of_order;
+    int stop_on_left;     /* call abcast_node_stop from the callback on MEMBER_LEFT */
+    abcast_node *node;
+    int stop_returned;    /* the callback's abcast_node_stop returned */
+};
+
+static void on_event(void *userdata, const abcast_event *ev) {
+    struct collector *c = (struct collector *)userdata;
+    char expect[32];
+    pthread_mutex_lock(&c->lock);
+    if (ev->kind == ABCAST_EVENT_DELIVER) {
+        snprintf(expect, sizeof expect, "msg %llu", (unsigned long long)c->delivered);
+        if (ev->len != strlen(expect) || memcmp(ev->data, expect, ev->len) != 0 ||
+            ev->seq != c->delivered + 1)
+            c->out_of_order++;
+        c->delivered++;
+    }
+    if (c->stop_on_left && ev->kind == ABCAST_EVENT_MEMBER_LEFT && c->node != NULL) {
+        abcast_node *node = c->node;
+        c->node = NULL;
+        pthread_mutex_unlock(&c->lock);
+        abcast_node_stop(node); /* the callback's last use of the node */
+        pthread_mutex_lock(&c->lock);
+        c->stop_returned = 1;
+    }
+    pthread_cond_broadcast(&c->changed);
+    pthread_mutex_unlock(&c->lock);
+}
+
+static int wait_delivered(struct collector *c, uint64_t n, int timeout_s) {
+    struct timespec until;
+    int ok;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += timeout_s;
+    pthread_mutex_lock(&c->lock);
+    while (c->delivered < n) {
+        if (pthread_cond_timedwait(&c->changed, &c->lock, &until) != 0) break;
+    }
+    ok = c->delivered >= n;
+    pthread_mutex_unlock(&c->lock);
+    return ok;
+}
+
+static void collector_init(struct collector *c) {
+    memset(c, 0, sizeof *c);
+    pthread_mutex_init(&c->lock, NULL);
+    pthread_cond_init(&c->changed, NULL);
+}
+
+static void collector_destroy(struct collector *c) {
+    pthread_mutex_destroy(&c->lock);
+    pthread_cond_destroy(&c->changed);
+}
+
+static void broadcast_numbered(abcast_node *node, int n) {
+    char msg[32];
+    int i;
+    for (i = 0; i < n; i++) {
+        snprintf(msg, sizeof msg, "msg %d", i);
+        CHECK_ST(abcast_broadcast(node, (const uint8_t *)msg, strlen(msg)), ABCAST_OK);
+    }
+}
+
+static void test_callback(void) {
+    uint16_t port = free_port();
+    abcast_config *cfg = group_config(1, 1, &port);
+    abcast_node *node = NULL;
+    abcast_event ev = {0};
+    struct collector c;
+    uint64_t seen;
+    collector_init(&c);
+
+    CHECK_ST(abcast_node_start_with_callback(cfg, NULL, &c, &node), ABCAST_NULL_ARGUMENT);
+    CHECK_LAST_ERROR("`callback` is NULL");
+    CHECK_ST(abcast_node_start_with_callback(NULL, on_event, &c, &node), ABCAST_NULL_ARGUMENT);
+    CHECK_ST(abcast_node_start_with_callback(cfg, on_event, &c, NULL), ABCAST_NULL_ARGUMENT);
+    CHECK(node == NULL);
+    CHECK_ST(abcast_node_start_with_callback(cfg, on_event, &c, &node), ABCAST_OK);
+    abcast_config_free(cfg);
+
+    CHECK_ST(abcast_recv(node, &ev, 0), ABCAST_WRONG_MODE);
+    CHECK_LAST_ERROR("delivers through a callback");
+    broadcast_numbered(node, 500);
+    CHECK(wait_delivered(&c, 500, 20));
+    abcast_node_stop(node);
+    pthread_mutex_lock(&c.lock);
+    seen = c.delivered;
+    CHECK(c.delivered == 500 && c.out_of_order == 0);
+    pthread_mutex_unlock(&c.lock);
+    /* No callback after stop returned. */
+    sleep_ms(20);
+    CHECK(c.delivered == seen);
+    collector_destroy(&c);
+}
+
+/* ---- two members in one process ---- */
+
+struct starter {
+    abcast_config *cfg;
+    abcast_node *node;
+    abcast_status st;
+    struct collector *callback; /* NULL: abcast_recv */
+};
+
+static void *start_thread(void *arg) {
+    struct starter *s = (struct starter *)arg;
+    if (s->callback != NULL)
+        s->st = abcast_node_start_with_callback(s->cfg, on_event, s->callback, &s->node);
+    else
+        s->st = abcast_node_start(s->cfg, &s->node);
+    return NULL;
+}
+
+/* Starts members 1..n of a group in parallel (abcast_node_start blocks until all are
+ * connected); members with a collector deliver through the callback. */
+static int start_group(int n, struct starter *s, struct collector **callbacks) {
+    uint16_t ports[8];
+    pthread_t t[8];
+    int i, ok = 1;
+    for (i = 0; i < n; i++) ports[i] = free_port();
+    for (i = 0; i < n; i++) {
+        s[i].cfg = group_config((uint32_t)i + 1, n, ports);
+        CHECK_ST(abcast_config_set_timeouts(s[i].cfg, 100, 3000), ABCAST_OK);
+        s[i].node = NULL;
+        s[i].callback = callbacks != NULL ? callbacks[i] : NULL;
+        CHECK(pthread_create(&t[i], NULL, start_thread, &s[i]) == 0);
+    }
+    for (i = 0; i < n; i++) {
+        CHECK(pthread_join(t[i], NULL) == 0);
+        CHECK_ST(s[i].st, ABCAST_OK);
+        abcast_config_free(s[i].cfg);
+        if (s[i].node == NULL) ok = 0;
+    }
+    if (!ok)
+        for (i = 0; i < n; i++) abcast_node_stop(s[i].node);
+    return ok;
+}
+
+/* Receives until `n` deliveries (recording their origins) or a deadline. */
+static int recv_deliveries(abcast_node *node, int n, uint32_t *origins, char (*texts)[16]) {
+    int got = 0;
+    abcast_event ev = {0};
+    double deadline = now_s() + 20;
+    while (got < n && now_s() < deadline) {
+        abcast_status st = abcast_recv(node, &ev, 200);
+        if (st == ABCAST_TIMEOUT) continue;
+        CHECK_ST(st, ABCAST_OK);
+        if (st != ABCAST_OK) break;
+        if (ev.kind == ABCAST_EVENT_DELIVER) {
+            origins[got] = ev.origin;
+            snprintf(texts[got], 16, "%.*s", (int)ev.len, (const char *)ev.data);
+            got++;
+        }
+        abcast_event_release(&ev);
+    }
+    return got;
+}
+
+static void test_two_members(void) {
+    enum { N = 50 };
+    struct starter s[2];
+    uint32_t origins[2][2 * N];
+    char texts[2][2 * N][16];
+    abcast_event ev = {0};
+    int i, got0, got1, left = 0, relayer = 0;
+    double deadline;
+    char msg[16];
+
+    if (!start_group(2, s, NULL)) return;
+    for (i = 0; i < N; i++) {
+        snprintf(msg, sizeof msg, "a%d", i);
+        CHECK_ST(abcast_broadcast(s[0].node, (const uint8_t *)msg, strlen(msg)), ABCAST_OK);
+        snprintf(msg, sizeof msg, "b%d", i);
+        CHECK_ST(abcast_broadcast(s[1].node, (const uint8_t *)msg, strlen(msg)), ABCAST_OK);
+    }
+    got0 = recv_deliveries(s[0].node, 2 * N, origins[0], texts[0]);
+    got1 = recv_deliveries(s[1].node, 2 * N, origins[1], texts[1]);
+    CHECK(got0 == 2 * N && got1 == 2 * N);
+    for (i = 0; i < got0 && i < got1; i++) {
+        CHECK(origins[0][i] == origins[1][i] && strcmp(texts[0][i], texts[1][i]) == 0);
+    }
+
+    /* The relayer (member 1) leaves: member 2 sees it leave and becomes the relayer. */
+    CHECK_ST(abcast_node_leave(s[0].node), ABCAST_OK);
+    deadline = now_s() + 20;
+    while (!(left && relayer) && now_s() < deadline) {
+        abcast_status st = abcast_recv(s[1].node, &ev, 200);
+        if (st != ABCAST_OK) continue;
+        if (ev.kind == ABCAST_EVENT_MEMBER_LEFT && ev.member == 1) left = 1;
+        if (ev.kind == ABCAST_EVENT_RELAYER_CHANGED && ev.member == 2 && ev.epoch > 0)
+            relayer = 1;
+        abcast_event_release(&ev);
+    }
+    CHECK(left && relayer);
+    /* Member 2 goes on alone. */
+    CHECK_ST(abcast_broadcast(s[1].node, (const uint8_t *)"solo", 4), ABCAST_OK);
+    deadline = now_s() + 20;
+    while (now_s() < deadline) {
+        if (abcast_recv(s[1].node, &ev, 200) != ABCAST_OK) continue;
+        if (ev.kind == ABCAST_EVENT_DELIVER) break;
+        abcast_event_release(&ev);
+    }
+    CHECK(ev.kind == ABCAST_EVENT_DELIVER && ev.len == 4 && memcmp(ev.data, "solo", 4) == 0);
+    abcast_event_release(&ev);
+    abcast_node_stop(s[0].node);
+    abcast_node_stop(s[1].node);
+}
+
+/* Member 2 delivers through a callback and stops itself from it when it sees member 1
+ * leave (no other thread uses member 2's node meanwhile, as abcast_node_stop asks). */
+static void test_stop_from_callback(void) {
+    struct starter s[2];
+    struct collector c, *callbacks[2];
+    int done = 0;
+    double deadline;
+    collector_init(&c);
+    c.stop_on_left = 1;
+    callbacks[0] = NULL;
+    callbacks[1] = &c;
+    pthread_mutex_lock(&c.lock); /* the callback waits until c.node is set */
+    if (!start_group(2, s, callbacks)) {
+        pthread_mutex_unlock(&c.lock);
+        collector_destroy(&c);
+        return;
+    }
+    c.node = s[1].node;
+    pthread_mutex_unlock(&c.lock);
+    broadcast_numbered(s[0].node, 5);
+    CHECK(wait_delivered(&c, 5, 20));
+    CHECK_ST(abcast_node_leave(s[0].node), ABCAST_OK);
+    deadline = now_s() + 20;
+    while (!done && now_s() < deadline) {
+        pthread_mutex_lock(&c.lock);
+        done = c.stop_returned;
+        pthread_mutex_unlock(&c.lock);
+        if (!done) sleep_ms(5);
+    }
+    CHECK(done);
+    pthread_mutex_lock(&c.lock);
+    CHECK(c.delivered == 5 && c.out_of_order == 0);
+    pthread_mutex_unlock(&c.lock);
+    abcast_node_stop(s[0].node);
+    collector_destroy(&c);
+}
+
+int main(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    RUN(test_status_strings);
+    RUN(test_version_and_log_level);
+    RUN(test_last_error_is_per_thread);
+    RUN(test_config_null_arguments);
+    RUN(test_config_bad_addresses);
+    RUN(test_config_invalid_values);
+    RUN(test_config_validate);
+    RUN(test_start_errors);
+    RUN(test_start_address_in_use);
+    RUN(test_node_null_arguments);
+    RUN(test_event_release_empty);
+    RUN(test_single_member);
+    RUN(test_try_broadcast_would_block);
+    RUN(test_leave_wakes_receiver);
+    RUN(test_callback);
+    RUN(test_stop_from_callback);
+    RUN(test_two_members);
+    return test_summary();
+}
