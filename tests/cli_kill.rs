@@ -12,8 +12,14 @@ use common::{check_logs, members, wait_until, NodeProc};
 
 /// Messages each member broadcasts (the killed ones stop early).
 const PER_MEMBER: u64 = 1200;
-/// Pause between two lines written to a member's stdin.
-const PACE: Duration = Duration::from_millis(2);
+/// Pause between two lines written to a member's stdin (`ABCAST_KILL_PACE_US`
+/// overrides it, to run the scenario under heavier load).
+fn pace() -> Duration {
+    std::env::var("ABCAST_KILL_PACE_US")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map_or(Duration::from_millis(2), Duration::from_micros)
+}
 /// Deliveries must resume within this of a kill (100 ms heartbeat, 500 ms timeout).
 const RESUME_BOUND: Duration = Duration::from_secs(3);
 
@@ -29,13 +35,14 @@ fn kill_scenario(n: usize, kills: usize, buffering: &str) {
         "500",
         "--startup-timeout-ms",
         "10000",
+        "-v",
     ];
     let mut procs: Vec<NodeProc> = members
         .iter()
         .map(|(id, _)| NodeProc::spawn(*id, &members, &extra))
         .collect();
     for p in procs.iter_mut() {
-        p.feed(PER_MEMBER, PACE);
+        p.feed(PER_MEMBER, pace());
     }
     let mut killed: Vec<u32> = Vec::new();
     let mut resume_times = Vec::new();
@@ -103,12 +110,23 @@ fn kill_scenario(n: usize, kills: usize, buffering: &str) {
             })
         })
     });
-    assert!(
-        all_delivered,
-        "survivors did not deliver every survivor's messages; stderr of {}:\n{}",
-        procs[kills].id,
-        procs[kills].stderr_text()
-    );
+    if !all_delivered {
+        for p in &procs[kills..] {
+            let ds = p.deliveries();
+            let mut last: BTreeMap<u32, String> = BTreeMap::new();
+            for d in &ds {
+                last.insert(d.origin, d.payload.clone());
+            }
+            eprintln!(
+                "member {}: {} deliveries, last seq {:?}, last per origin {last:?}\nstderr:\n{}",
+                p.id,
+                ds.len(),
+                ds.last().map(|d| d.seq),
+                p.stderr_text()
+            );
+        }
+        panic!("survivors did not deliver every survivor's messages");
+    }
     // Graceful exit on SIGTERM, one after the other.
     for p in procs[kills..].iter_mut() {
         p.terminate();

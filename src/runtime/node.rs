@@ -171,34 +171,17 @@ impl Shared {
     pub(crate) fn drain_locked(&self, core: &mut Member) -> bool {
         let mut sent = false;
         while let Some(t) = core.poll_transmit() {
-            let kind = t.msg.kind();
-            let relay = matches!(t.msg, Message::Relay { .. });
             if log::enabled(DEBUG) {
                 log_transmit(self.id, &t);
-            } else if log::enabled(INFO) && !matches!(kind, "sent-broadcast" | "sent-relay" | "ack")
+            } else if log::enabled(INFO)
+                && !matches!(
+                    t.msg,
+                    Message::Broadcast { .. } | Message::Relay { .. } | Message::Ack { .. }
+                )
             {
-                rlog!(INFO, self.id, "send {kind} to {:?}", t.to);
+                rlog!(INFO, self.id, "send {} to {:?}", t.msg.kind(), t.to);
             }
-            let frame = Frame::Protocol(t.msg);
-            let len = wire::encoded_len(&frame);
-            if len > wire::HEADER_BYTES + self.config.max_frame_bytes {
-                rlog!(
-                    log::WARN,
-                    self.id,
-                    "{kind} frame of {len} bytes exceeds the maximum frame size; peers accept it \
-                     only up to max_sync_frame_bytes ({})",
-                    self.config.max_sync_frame_bytes
-                );
-            }
-            let mut buf = Vec::with_capacity(len);
-            wire::encode(&frame, &mut buf);
-            // Unbounded channel: never blocks, and sending under the core lock keeps the
-            // frames in the order the core produced them.
-            let _ = self.io_tx.send(IoCmd::Send {
-                to: t.to,
-                frame: Bytes::from(buf),
-                relay,
-            });
+            self.send_locked(t.to, t.msg);
             sent = true;
         }
         let mut events = Vec::new();
@@ -236,6 +219,37 @@ impl Shared {
             self.flow.push(events);
         }
         sent
+    }
+}
+
+impl Shared {
+    /// Encodes `msg` once and hands it to the select thread for every member of `to`.
+    /// Called with the core lock held: the unbounded channel never blocks, and
+    /// sending under the lock keeps frames in the order the core produced them.
+    pub(crate) fn send_locked(&self, to: Vec<MemberId>, msg: Message) {
+        let relay_upto = match &msg {
+            Message::Relay { relays, .. } => relays.last().map_or(0, |r| r.seq).max(1),
+            _ => 0,
+        };
+        let kind = msg.kind();
+        let frame = Frame::Protocol(msg);
+        let len = wire::encoded_len(&frame);
+        if len > wire::HEADER_BYTES + self.config.max_frame_bytes {
+            rlog!(
+                log::WARN,
+                self.id,
+                "{kind} frame of {len} bytes exceeds the maximum frame size; peers accept it \
+                 only up to max_sync_frame_bytes ({})",
+                self.config.max_sync_frame_bytes
+            );
+        }
+        let mut buf = Vec::with_capacity(len);
+        wire::encode(&frame, &mut buf);
+        let _ = self.io_tx.send(IoCmd::Send {
+            to,
+            frame: Bytes::from(buf),
+            relay_upto,
+        });
     }
 }
 
@@ -288,6 +302,12 @@ pub(crate) fn log_received(id: MemberId, from: MemberId, msg: &Message) {
                 "received ack: member {from} delivered {delivered}"
             )
         }
+        Message::JoinRequest { .. } => rlog!(INFO, id, "received join-request from {from}"),
+        Message::Welcome { next_seq, .. } => rlog!(
+            INFO,
+            id,
+            "welcomed by {from}: in the view from seq {next_seq}"
+        ),
         Message::SyncStart { epoch, .. } => rlog!(
             INFO,
             id,
@@ -347,16 +367,23 @@ impl Flow {
         self.room.notify_all();
     }
 
-    /// Waits until the delivery queue and the relay backlog have room (or the node
-    /// stops). Without `block`, returns false at once when there is none.
-    pub(crate) fn wait_room(&self, shared: &Shared, block: bool) -> bool {
+    /// Waits until the delivery queue (and, with `backlog`, the transport's relay
+    /// backlog) has room, or the node stops. Without `block`, returns false at once
+    /// when there is none.
+    ///
+    /// Workers wait for the delivery queue only: the relay backlog drains only as
+    /// peers read and acknowledge, which the select thread must keep reading for, so
+    /// gating inbound work on it could deadlock. The core's windows bound the relays
+    /// that inbound work creates; the relayer's own broadcasts, which no window
+    /// bounds in distributed buffering, wait for the backlog too.
+    pub(crate) fn wait_room(&self, shared: &Shared, block: bool, backlog: bool) -> bool {
         let mut q = self.q.lock();
         loop {
             if shared.stopping.load(Ordering::SeqCst) {
                 return true;
             }
-            let backlog_ok =
-                shared.relay_backlog.load(Ordering::SeqCst) <= shared.relay_backlog_limit;
+            let backlog_ok = !backlog
+                || shared.relay_backlog.load(Ordering::SeqCst) <= shared.relay_backlog_limit;
             if q.events.len() < self.bound && backlog_ok {
                 return true;
             }
@@ -574,7 +601,7 @@ impl Node {
         let shared = &*self.shared;
         loop {
             self.check_state()?;
-            if !shared.flow.wait_room(shared, block) {
+            if !shared.flow.wait_room(shared, block, true) {
                 return Err(Error::WouldBlock);
             }
             let mut core = shared.core.lock();

@@ -2,7 +2,7 @@
 //! connection, frames and unframes bytes, sends heartbeats, detects failures and
 //! hands inbound messages to the relay workers.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::io::{self, IoSlice, Read, Write};
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -17,7 +17,7 @@ use mio::{Events, Interest, Poll, Token};
 use super::log::{rlog, DEBUG, INFO, WARN};
 use super::node::{Shared, RUNNING};
 use super::worker::WorkItem;
-use crate::protocol::{Buffering, MemberId, Message};
+use crate::protocol::{Buffering, MemberId, Message, Seq};
 use crate::wire::{self, Frame, WireError};
 
 pub(crate) const LISTENER: Token = Token(0);
@@ -42,7 +42,8 @@ pub(crate) enum IoCmd {
     Send {
         to: Vec<MemberId>,
         frame: Bytes,
-        relay: bool,
+        /// For a relay batch, the sequence number of its last relay (else 0).
+        relay_upto: Seq,
     },
     /// The member left the view: close its connection.
     Disconnect(MemberId),
@@ -66,8 +67,6 @@ struct Chunk {
     data: Bytes,
     off: usize,
     relay: bool,
-    /// The relay round (distributed buffering) this chunk belongs to.
-    round: Option<u64>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -124,15 +123,20 @@ struct Conn {
     opened: Instant,
 }
 
+/// Distributed buffering: the relay batch (fan-out round) being written, and the
+/// members that have not yet acknowledged it.
 struct Round {
-    id: u64,
-    remaining: usize,
+    upto: Seq,
+    waiting: BTreeSet<MemberId>,
+    since: Instant,
+    warned: bool,
 }
 
 struct Out {
     to: Vec<MemberId>,
     frame: Bytes,
     relay: bool,
+    relay_upto: Seq,
 }
 
 enum Flow {
@@ -165,13 +169,14 @@ struct Transport {
     next_token: usize,
     incarnation: u64,
     distributed: bool,
-    /// Distributed buffering: frames held until the current relay round is written to
-    /// every connection.
+    /// Distributed buffering: frames held until every member received the current
+    /// relay round.
     held: VecDeque<Out>,
     held_relay_bytes: usize,
     held_bytes: usize,
     round: Option<Round>,
-    next_round: u64,
+    /// Per peer, the highest sequence number it reported delivered.
+    acked: BTreeMap<MemberId, Seq>,
     startup_deadline: Instant,
     leaving: Option<(Sender<()>, Instant)>,
     closed_all: bool,
@@ -245,7 +250,7 @@ impl Transport {
             held_relay_bytes: 0,
             held_bytes: 0,
             round: None,
-            next_round: 1,
+            acked: BTreeMap::new(),
             leaving: None,
             closed_all: false,
             read_buf: vec![0; READ_CHUNK],
@@ -296,8 +301,18 @@ impl Transport {
         let mut dirty: Vec<MemberId> = Vec::new();
         while let Ok(cmd) = self.io_rx.try_recv() {
             match cmd {
-                IoCmd::Send { to, frame, relay } => {
-                    let out = Out { to, frame, relay };
+                IoCmd::Send {
+                    to,
+                    frame,
+                    relay_upto,
+                } => {
+                    let relay = relay_upto > 0;
+                    let out = Out {
+                        to,
+                        frame,
+                        relay,
+                        relay_upto,
+                    };
                     if self.distributed {
                         self.held_bytes += out.frame.len() * out.to.len();
                         if relay {
@@ -306,7 +321,7 @@ impl Transport {
                         self.held.push_back(out);
                         self.release_held(&mut dirty);
                     } else {
-                        self.enqueue(out, None, &mut dirty);
+                        self.enqueue(out, &mut dirty);
                     }
                 }
                 IoCmd::Disconnect(m) => self.fail_peer(m, "left the view (process left)"),
@@ -325,13 +340,14 @@ impl Transport {
                         to,
                         frame: Bytes::from(leave),
                         relay: false,
+                        relay_upto: 0,
                     };
                     if self.distributed {
                         self.held_bytes += out.frame.len() * out.to.len();
                         self.held.push_back(out);
                         self.release_held(&mut dirty);
                     } else {
-                        self.enqueue(out, None, &mut dirty);
+                        self.enqueue(out, &mut dirty);
                     }
                     self.leaving = Some((done, Instant::now() + self.shared.config.leave_timeout));
                     if let Some(mut l) = self.listener.take() {
@@ -349,11 +365,12 @@ impl Transport {
         false
     }
 
-    /// Queues `out` on each destination's write queue.
-    fn enqueue(&mut self, out: Out, round: Option<u64>, dirty: &mut Vec<MemberId>) {
+    /// Queues `out` on each destination's write queue; returns the destinations
+    /// that are still members.
+    fn enqueue(&mut self, out: Out, dirty: &mut Vec<MemberId>) -> Vec<MemberId> {
         let len = out.frame.len();
         let mut overflow = Vec::new();
-        let mut queued = 0;
+        let mut queued = Vec::new();
         for m in &out.to {
             let Some(p) = self.peers.get_mut(m) else {
                 continue;
@@ -365,66 +382,76 @@ impl Transport {
                 data: out.frame.clone(),
                 off: 0,
                 relay: out.relay,
-                round,
             });
             p.wq_bytes += len;
             if out.relay {
                 p.relay_bytes += len;
             }
-            queued += 1;
+            queued.push(*m);
             if p.wq_bytes > self.shared.config.max_sync_frame_bytes.saturating_mul(4) {
                 overflow.push(*m);
             }
             dirty.push(*m);
         }
-        if let Some(r) = round {
-            if queued > 0 {
-                self.round = Some(Round {
-                    id: r,
-                    remaining: queued,
-                });
-            }
-        }
         for m in overflow {
             self.fail_peer(m, "its write queue overflowed: it is not reading");
         }
+        queued
     }
 
-    /// Distributed buffering: releases held frames in order; a relay frame waits
-    /// until the previous relay round has been written to every connection.
+    /// Distributed buffering: releases held frames in order. A relay batch (one
+    /// fan-out round) waits until every member acknowledged the previous one, so that
+    /// when the relayer crashes the members differ by at most the round it was
+    /// writing (bytes accepted by the kernel are not enough: a crashed process's
+    /// socket that is reset loses what it had not yet transmitted).
     fn release_held(&mut self, dirty: &mut Vec<MemberId>) {
         while let Some(front) = self.held.front() {
             if front.relay && self.round.is_some() {
                 return;
             }
             let out = self.held.pop_front().expect("front exists");
-            self.held_bytes -= out.frame.len() * out.to.len();
-            if out.relay {
-                self.held_relay_bytes -= out.frame.len() * out.to.len();
-                let id = self.next_round;
-                self.next_round += 1;
-                self.enqueue(out, Some(id), dirty);
-            } else {
-                self.enqueue(out, None, dirty);
+            let n = out.frame.len() * out.to.len();
+            self.held_bytes -= n;
+            if !out.relay {
+                self.enqueue(out, dirty);
+                continue;
+            }
+            self.held_relay_bytes -= n;
+            let upto = out.relay_upto;
+            let mut waiting: BTreeSet<MemberId> = self.enqueue(out, dirty).into_iter().collect();
+            waiting.retain(|m| self.acked.get(m).copied().unwrap_or(0) < upto);
+            if !waiting.is_empty() {
+                self.round = Some(Round {
+                    upto,
+                    waiting,
+                    since: Instant::now(),
+                    warned: false,
+                });
             }
         }
     }
 
-    /// One chunk of relay round `id` was written (or dropped with its peer).
-    fn round_chunk_done(&mut self, id: u64) {
-        if let Some(r) = self.round.as_mut() {
-            if r.id == id {
-                r.remaining -= 1;
-                if r.remaining == 0 {
-                    self.round = None;
-                    let mut dirty = Vec::new();
-                    self.release_held(&mut dirty);
-                    dirty.sort_unstable();
-                    dirty.dedup();
-                    for m in dirty {
-                        self.flush_peer(m);
-                    }
-                }
+    /// `m` delivered up to `seq` (or, with `seq == Seq::MAX`, failed): it may finish
+    /// the current relay round.
+    fn note_acked(&mut self, m: MemberId, seq: Seq) {
+        if seq != Seq::MAX {
+            let a = self.acked.entry(m).or_insert(0);
+            *a = (*a).max(seq);
+        }
+        let Some(r) = self.round.as_mut() else {
+            return;
+        };
+        if seq >= r.upto {
+            r.waiting.remove(&m);
+        }
+        if r.waiting.is_empty() {
+            self.round = None;
+            let mut dirty = Vec::new();
+            self.release_held(&mut dirty);
+            dirty.sort_unstable();
+            dirty.dedup();
+            for m in dirty {
+                self.flush_peer(m);
             }
         }
     }
@@ -714,7 +741,19 @@ impl Transport {
             return self.on_hello(token, frame);
         };
         match frame {
-            Frame::Protocol(msg) => conn.pending = Some(msg),
+            Frame::Protocol(msg) => {
+                let watermark = match &msg {
+                    Message::Broadcast { delivered, .. } | Message::Ack { delivered, .. } => {
+                        Some(*delivered)
+                    }
+                    Message::SyncReport { received, .. } => Some(*received),
+                    _ => None,
+                };
+                conn.pending = Some(msg);
+                if let (true, Some(seq)) = (self.distributed, watermark) {
+                    self.note_acked(peer, seq);
+                }
+            }
             Frame::Heartbeat => {}
             Frame::Hello { member, .. } => {
                 self.close(
@@ -887,18 +926,14 @@ impl Transport {
             }
         }
         p.state = PeerState::Failed;
-        let chunks: Vec<Chunk> = p.wq.drain(..).collect();
+        p.wq.clear();
         p.wq_bytes = 0;
         p.relay_bytes = 0;
         if self.shared.state.load(Ordering::SeqCst) == RUNNING && !self.closed_all {
             rlog!(INFO, self.id, "member {m} failed or left: {reason}");
         }
         self.notify_failed(m);
-        for c in chunks {
-            if let Some(r) = c.round {
-                self.round_chunk_done(r);
-            }
-        }
+        self.note_acked(m, Seq::MAX);
         self.check_startup(Instant::now());
     }
 
@@ -948,7 +983,6 @@ impl Transport {
             return;
         };
         let p = self.peers.get_mut(&m).expect("peer");
-        let mut done_rounds = Vec::new();
         let mut wrote = false;
         let mut failure = None;
         while !p.wq.is_empty() {
@@ -974,9 +1008,6 @@ impl Transport {
                             if c.relay {
                                 p.relay_bytes -= c.data.len();
                             }
-                            if let Some(r) = c.round {
-                                done_rounds.push(r);
-                            }
                         } else {
                             c.off += n;
                             n = 0;
@@ -993,9 +1024,6 @@ impl Transport {
         }
         if wrote {
             p.last_sent = Instant::now();
-        }
-        for r in done_rounds {
-            self.round_chunk_done(r);
         }
         if let Some(reason) = failure {
             self.write_failed(token, reason);
@@ -1055,6 +1083,19 @@ impl Transport {
                 format!("no valid Hello within {} ms", hello_timeout.as_millis()),
             );
         }
+        if let Some(r) = self.round.as_mut() {
+            if !r.warned && now.saturating_duration_since(r.since) > timeout * 4 {
+                r.warned = true;
+                rlog!(
+                    WARN,
+                    self.id,
+                    "relay round up to seq {} not yet acknowledged by {:?} after {} ms",
+                    r.upto,
+                    r.waiting,
+                    now.saturating_duration_since(r.since).as_millis()
+                );
+            }
+        }
         // Heartbeats on idle links.
         let mut beat = Vec::new();
         for p in self.peers.values() {
@@ -1074,7 +1115,6 @@ impl Transport {
                     data: hb.clone(),
                     off: 0,
                     relay: false,
-                    round: None,
                 });
                 p.wq_bytes += hb.len();
                 self.flush_peer(m);

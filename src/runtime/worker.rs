@@ -9,7 +9,7 @@ use crossbeam_channel::Receiver;
 
 use super::node::{log_received, Shared};
 use super::transport::SHARD_CAP;
-use crate::protocol::{MemberId, Message};
+use crate::protocol::{Buffering, MemberId, Message};
 
 /// The most inbound items one worker hands the core before draining its outputs:
 /// several broadcasts become one relay batch.
@@ -27,6 +27,7 @@ pub(crate) enum WorkItem {
 
 pub(crate) fn run(shared: Arc<Shared>, rx: Receiver<WorkItem>, shard: usize) {
     let mut batch: Vec<WorkItem> = Vec::with_capacity(BATCH_ITEMS);
+    let distributed = shared.config.buffering == Buffering::Distributed;
     while let Ok(first) = rx.recv() {
         batch.push(first);
         while batch.len() < BATCH_ITEMS {
@@ -37,11 +38,15 @@ pub(crate) fn run(shared: Arc<Shared>, rx: Receiver<WorkItem>, shard: usize) {
         }
         // Backpressure: no inbound work while the application's delivery queue (or
         // the relay backlog) is full. The select thread then stops reading.
-        shared.flow.wait_room(&shared, true);
+        shared.flow.wait_room(&shared, true, false);
         if shared.stopping.load(Ordering::SeqCst) {
             return;
         }
         let n = batch.len();
+        let got_relay = distributed
+            && batch
+                .iter()
+                .any(|i| matches!(i, WorkItem::Msg(_, Message::Relay { .. })));
         let wake = {
             let mut core = shared.core.lock();
             for item in batch.drain(..) {
@@ -55,7 +60,24 @@ pub(crate) fn run(shared: Arc<Shared>, rx: Receiver<WorkItem>, shard: usize) {
                     WorkItem::Failed(member) => core.handle_member_failed(member),
                 }
             }
-            let wake = shared.drain_locked(&mut core);
+            let mut wake = shared.drain_locked(&mut core);
+            if got_relay && !core.is_relayer() && !core.is_excluded() {
+                // Distributed buffering: acknowledge the round, so that the relayer
+                // writes the next one only once every member has this one. (The core
+                // acknowledges only in replicated buffering; the relayer's core takes
+                // the extra watermark in its stride.)
+                let epoch = core.epoch();
+                if epoch.relayer != shared.id {
+                    shared.send_locked(
+                        vec![epoch.relayer],
+                        Message::Ack {
+                            epoch: epoch.number,
+                            delivered: core.delivered(),
+                        },
+                    );
+                    wake = true;
+                }
+            }
             shared.window_cv.notify_all();
             wake
         };
