@@ -2,7 +2,7 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -151,6 +151,9 @@ pub(crate) struct Shared {
     /// Relay frame bytes queued in the transport (held or unwritten), all peers.
     pub(crate) relay_backlog: AtomicUsize,
     pub(crate) relay_backlog_limit: usize,
+    /// Distributed buffering: relays handed to the transport that some member has not
+    /// yet acknowledged (the analogue of the replicated relay window).
+    pub(crate) relay_backlog_msgs: AtomicU64,
     /// All bytes queued in the transport.
     pub(crate) queued_bytes: AtomicUsize,
     pub(crate) state: AtomicU8,
@@ -159,6 +162,14 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// Whether the relayer's backlog in the transport leaves room for more relays:
+    /// bytes under the limit, and (distributed buffering) unacknowledged relays under
+    /// the relay window.
+    pub(crate) fn backlog_ok(&self) -> bool {
+        self.relay_backlog.load(Ordering::SeqCst) <= self.relay_backlog_limit
+            && self.relay_backlog_msgs.load(Ordering::SeqCst) < self.config.relay_window_msgs
+    }
+
     pub(crate) fn wake_io(&self) {
         if let Err(e) = self.waker.wake() {
             rlog!(log::WARN, self.id, "cannot wake the select thread: {e}");
@@ -382,8 +393,7 @@ impl Flow {
             if shared.stopping.load(Ordering::SeqCst) {
                 return true;
             }
-            let backlog_ok = !backlog
-                || shared.relay_backlog.load(Ordering::SeqCst) <= shared.relay_backlog_limit;
+            let backlog_ok = !backlog || shared.backlog_ok();
             if q.events.len() < self.bound && backlog_ok {
                 return true;
             }
@@ -495,6 +505,7 @@ impl Node {
             inflight: (0..workers).map(|_| AtomicUsize::new(0)).collect(),
             relay_backlog: AtomicUsize::new(0),
             relay_backlog_limit,
+            relay_backlog_msgs: AtomicU64::new(0),
             queued_bytes: AtomicUsize::new(0),
             state: AtomicU8::new(RUNNING),
             stopping: AtomicBool::new(false),

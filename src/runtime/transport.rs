@@ -177,11 +177,13 @@ struct Transport {
     round: Option<Round>,
     /// Per peer, the highest sequence number it reported delivered.
     acked: BTreeMap<MemberId, Seq>,
+    /// The highest sequence number of a relay handed to the transport.
+    relay_upto: Seq,
     startup_deadline: Instant,
     leaving: Option<(Sender<()>, Instant)>,
     closed_all: bool,
     read_buf: Vec<u8>,
-    last_backlog: usize,
+    gate_open: bool,
     tick: Duration,
 }
 
@@ -251,10 +253,11 @@ impl Transport {
             held_bytes: 0,
             round: None,
             acked: BTreeMap::new(),
+            relay_upto: 0,
             leaving: None,
             closed_all: false,
             read_buf: vec![0; READ_CHUNK],
-            last_backlog: 0,
+            gate_open: true,
             tick,
         }
     }
@@ -307,6 +310,7 @@ impl Transport {
                     relay_upto,
                 } => {
                     let relay = relay_upto > 0;
+                    self.relay_upto = self.relay_upto.max(relay_upto);
                     let out = Out {
                         to,
                         frame,
@@ -465,11 +469,22 @@ impl Transport {
         }
         self.shared.queued_bytes.store(total, Ordering::SeqCst);
         self.shared.relay_backlog.store(relay, Ordering::SeqCst);
-        let limit = self.shared.relay_backlog_limit;
-        if self.last_backlog > limit && relay <= limit {
+        if self.distributed {
+            let min_acked = self
+                .peers
+                .values()
+                .filter(|p| p.state != PeerState::Failed)
+                .map(|p| self.acked.get(&p.id).copied().unwrap_or(0))
+                .min()
+                .unwrap_or(self.relay_upto);
+            let msgs = self.relay_upto.saturating_sub(min_acked);
+            self.shared.relay_backlog_msgs.store(msgs, Ordering::SeqCst);
+        }
+        let open = self.shared.backlog_ok();
+        if open && !self.gate_open {
             self.shared.flow.notify_room();
         }
-        self.last_backlog = relay;
+        self.gate_open = open;
     }
 
     // ------------------------------------------------------------ connections

@@ -1,0 +1,182 @@
+//! Backpressure: a member that stops receiving its deliveries makes the others'
+//! broadcasts block (`try_broadcast` returns would-block) instead of making any
+//! queue grow; once it receives again, everything is delivered everywhere, and nobody
+//! was suspected meanwhile.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use abcast::{Buffering, Config, Error, Event, Node};
+use common::{check_logs, members, payload, wait_until, Delivery};
+
+const SEND_WINDOW: usize = 32;
+const RELAY_WINDOW: u64 = 128;
+const DELIVERY_QUEUE: usize = 64;
+/// How long every broadcaster must see would-block without a success.
+const BLOCKED_FOR: Duration = Duration::from_millis(1500);
+
+type Log = Arc<Mutex<Vec<Delivery>>>;
+
+/// Receives into `log` until `stop`; fails the test on any membership event.
+fn collector(node: Arc<Node>, log: Log, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        while !stop.load(Ordering::SeqCst) {
+            match node.recv_timeout(Duration::from_millis(50)) {
+                Ok(Event::Deliver {
+                    seq,
+                    origin,
+                    payload,
+                }) => log.lock().unwrap().push(Delivery {
+                    seq,
+                    origin,
+                    payload: String::from_utf8(payload.to_vec()).expect("utf8"),
+                }),
+                Ok(other) => panic!("member {}: unexpected event {other:?}", node.id()),
+                Err(Error::Timeout) => {}
+                Err(e) => panic!("member {}: {e}", node.id()),
+            }
+        }
+    })
+}
+
+fn stalled_member_blocks_the_group(stalled: u32, buffering: Buffering) {
+    let members = members(3);
+    let handles: Vec<_> = members
+        .iter()
+        .map(|(id, _)| {
+            let cfg = Config::new(*id, members.clone())
+                .with_buffering(buffering)
+                .with_send_window(SEND_WINDOW)
+                .with_relay_window(RELAY_WINDOW)
+                .with_delivery_queue(DELIVERY_QUEUE)
+                .with_heartbeat_interval(Duration::from_millis(100))
+                .with_failure_timeout(Duration::from_millis(1000));
+            std::thread::spawn(move || Node::start(cfg).expect("start"))
+        })
+        .collect();
+    let nodes: Vec<Arc<Node>> = handles
+        .into_iter()
+        .map(|h| Arc::new(h.join().expect("start")))
+        .collect();
+    let logs: Vec<Log> = nodes.iter().map(|_| Log::default()).collect();
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut collectors = Vec::new();
+    for (node, log) in nodes.iter().zip(&logs) {
+        if node.id() != stalled {
+            collectors.push(collector(node.clone(), log.clone(), stop.clone()));
+        }
+    }
+    // Every member broadcasts with try_broadcast until it has seen only would-block
+    // for BLOCKED_FOR.
+    let broadcasters: Vec<_> = nodes
+        .iter()
+        .map(|node| {
+            let node = node.clone();
+            std::thread::spawn(move || {
+                let mut k = 0u64;
+                let mut blocked_since: Option<Instant> = None;
+                let give_up = Instant::now() + Duration::from_secs(60);
+                loop {
+                    match node.try_broadcast(payload(node.id(), k + 1).as_bytes()) {
+                        Ok(_) => {
+                            k += 1;
+                            blocked_since = None;
+                        }
+                        Err(Error::WouldBlock) => {
+                            let since = *blocked_since.get_or_insert_with(Instant::now);
+                            if since.elapsed() >= BLOCKED_FOR {
+                                return k;
+                            }
+                            std::thread::sleep(Duration::from_millis(1));
+                        }
+                        Err(e) => panic!("member {}: {e}", node.id()),
+                    }
+                    assert!(
+                        Instant::now() < give_up,
+                        "member {}: broadcasts never blocked ({k} accepted)",
+                        node.id()
+                    );
+                }
+            })
+        })
+        .collect();
+    let accepted: BTreeMap<u32, u64> = nodes
+        .iter()
+        .zip(broadcasters)
+        .map(|(n, b)| (n.id(), b.join().expect("broadcaster")))
+        .collect();
+    let total: u64 = accepted.values().sum();
+    // Memory stayed bounded: few messages were accepted, the queues are small.
+    let bound = RELAY_WINDOW + 3 * SEND_WINDOW as u64 + 4 * DELIVERY_QUEUE as u64;
+    assert!(
+        total <= bound,
+        "{total} broadcasts accepted while member {stalled} was not receiving (bound {bound})"
+    );
+    for node in &nodes {
+        let s = node.stats();
+        assert!(
+            s.write_queue_bytes < 256 * 1024,
+            "member {}: {} bytes queued for writing",
+            node.id(),
+            s.write_queue_bytes
+        );
+        assert!(s.unrelayed <= SEND_WINDOW, "member {}: {s:?}", node.id());
+        if node.id() == stalled {
+            assert!(
+                s.delivery_queue <= DELIVERY_QUEUE + RELAY_WINDOW as usize,
+                "stalled member's delivery queue grew: {s:?}"
+            );
+        }
+        eprintln!("member {} while member {stalled} stalls: {s:?}", node.id());
+    }
+    eprintln!("accepted while stalled: {accepted:?}");
+    // The stalled member receives again: everything is delivered everywhere.
+    let idx = nodes
+        .iter()
+        .position(|n| n.id() == stalled)
+        .expect("stalled");
+    collectors.push(collector(
+        nodes[idx].clone(),
+        logs[idx].clone(),
+        stop.clone(),
+    ));
+    let all = wait_until(Duration::from_secs(30), || {
+        logs.iter().all(|l| l.lock().unwrap().len() as u64 == total)
+    });
+    stop.store(true, Ordering::SeqCst);
+    for c in collectors {
+        c.join().expect("collector");
+    }
+    assert!(
+        all,
+        "not everything was delivered after member {stalled} resumed: {:?} of {total}",
+        logs.iter()
+            .map(|l| l.lock().unwrap().len())
+            .collect::<Vec<_>>()
+    );
+    let logs: BTreeMap<u32, Vec<Delivery>> = nodes
+        .iter()
+        .zip(&logs)
+        .map(|(n, l)| (n.id(), l.lock().unwrap().clone()))
+        .collect();
+    check_logs(&logs, &accepted, false);
+}
+
+#[test]
+fn stalled_client_blocks_broadcasts() {
+    stalled_member_blocks_the_group(3, Buffering::Replicated);
+}
+
+#[test]
+fn stalled_relayer_blocks_broadcasts() {
+    stalled_member_blocks_the_group(1, Buffering::Replicated);
+}
+
+#[test]
+fn stalled_client_blocks_broadcasts_distributed() {
+    stalled_member_blocks_the_group(3, Buffering::Distributed);
+}
