@@ -23,7 +23,21 @@ fn pace() -> Duration {
 /// Deliveries must resume within this of a kill (100 ms heartbeat, 500 ms timeout).
 const RESUME_BOUND: Duration = Duration::from_secs(3);
 
+/// How the relayer fails.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Failure {
+    /// SIGKILL: its sockets close (or reset) at once.
+    Kill,
+    /// SIGSTOP: it stays connected but silent, like a host that vanished; only the
+    /// failure timeout reveals it.
+    Freeze,
+}
+
 fn kill_scenario(n: usize, kills: usize, buffering: &str) {
+    failure_scenario(n, kills, buffering, Failure::Kill)
+}
+
+fn failure_scenario(n: usize, kills: usize, buffering: &str, how: Failure) {
     let started = Instant::now();
     let members = members(n);
     let extra = [
@@ -62,7 +76,10 @@ fn kill_scenario(n: usize, kills: usize, buffering: &str) {
             procs[victim_idx + 1].stderr_text()
         );
         let kill_at = Instant::now();
-        procs[victim_idx].kill9();
+        match how {
+            Failure::Kill => procs[victim_idx].kill9(),
+            Failure::Freeze => procs[victim_idx].freeze(),
+        }
         killed.push(victim);
         // Deliveries resume: a message ordered by the next relayer reaches a survivor.
         let survivors = &procs[victim_idx + 1..];
@@ -88,7 +105,7 @@ fn kill_scenario(n: usize, kills: usize, buffering: &str) {
         let resume = resumed_at
             .expect("resumed")
             .saturating_duration_since(kill_at);
-        eprintln!("{buffering}: killed member {victim}, deliveries resumed after {resume:?}");
+        eprintln!("{buffering}: {how:?} member {victim}, deliveries resumed after {resume:?}");
         assert!(
             resume < RESUME_BOUND,
             "deliveries resumed only {resume:?} after killing member {victim}"
@@ -157,4 +174,9 @@ fn replicated_kill_relayer_then_next_relayer() {
 #[test]
 fn distributed_kill_relayer_once() {
     kill_scenario(4, 1, "distributed");
+}
+
+#[test]
+fn replicated_frozen_relayer_detected_by_timeout() {
+    failure_scenario(3, 1, "replicated", Failure::Freeze);
 }

@@ -225,6 +225,16 @@ impl NodeProc {
         let _ = self.child.wait();
     }
 
+    /// SIGSTOP, by PID: the process stays, silent (Drop still kills it).
+    pub fn freeze(&self) {
+        let status = Command::new("kill")
+            .arg("-STOP")
+            .arg(self.pid().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -STOP {} failed", self.pid());
+    }
+
     /// SIGTERM, by PID.
     pub fn terminate(&self) {
         let status = Command::new("kill")
