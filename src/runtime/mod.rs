@@ -1,13 +1,122 @@
 //! The runtime: the protocol core ([`crate::protocol`]) over real TCP sockets.
 //!
-//! [`Node::start`] starts a member of the group described by a [`Config`];
+//! [`Node::start`] starts one member of the group that a [`Config`] describes;
 //! [`Node::broadcast`] sends a message (*sent-broadcast*), [`Node::recv`] returns the
 //! [`Event`]s of the total order, and [`Node::leave`] (or dropping the node) leaves
 //! the group gracefully.
 //!
+//! ```no_run
+//! use abcast::{Config, Event, Node};
+//!
+//! let members = Config::parse_members("1=127.0.0.1:7001,2=127.0.0.1:7002,3=127.0.0.1:7003")?;
+//! let node = Node::start(Config::new(2, members))?;
+//! node.broadcast(b"hello")?;
+//! while let Ok(event) = node.recv() {
+//!     if let Event::Deliver { seq, origin, payload } = event {
+//!         println!("{seq} {origin} {}", String::from_utf8_lossy(&payload));
+//!     }
+//! }
+//! # Ok::<(), abcast::Error>(())
+//! ```
+//!
 //! # Threads
 //!
-//! (See below.)
+//! The thread model is the one the seed's table names: the application's threads do
+//! *sent-broadcast*; a small pool of relay worker threads (the seed's RPC threads) do
+//! *received-broadcast*, *sent-relay* and *received-relay*; one select thread does
+//! the sockets, the timers and the failure detection. The protocol core (a
+//! [`crate::protocol::Member`]) sits behind one `parking_lot` mutex that every thread
+//! takes only to feed it an input and drain its outputs; it is never held across a
+//! socket call or a blocking channel operation.
+//!
+//! | thread | does | blocks in |
+//! | --- | --- | --- |
+//! | application thread(s) | [`Node::broadcast`]: *sent-broadcast*. Locks the core, calls `Member::broadcast`, drains the outputs (at the relayer, the message is sequenced at once: its *sent-relay* batch and its local delivery), unlocks, wakes the select thread. [`Node::recv`] takes events off the delivery queue. | `broadcast`: while the send window is full (a `Condvar` on the core mutex, signalled by the workers after every batch), while the delivery queue is full, and, at the relayer, while the transport's relay backlog is over its limit. `try_broadcast` returns [`Error::WouldBlock`] instead. `recv` waits for an event. `leave` waits at most twice the leave timeout, then joins the threads. |
+//! | relay workers (`Config::relay_workers`, default 2) | Run the core on inbound messages: *received-broadcast* (the relayer sequences and emits *sent-relay* batches), *received-relay* (clients deliver), the synchronization phase (sync-start, sync-report, repairs, *finish synchronization*), and failure notices (*process left*). Each worker owns one shard: the select thread sends peer `p`'s messages to shard `p % workers`, and `p`'s failure notice down the same shard after its last message, so one peer's input is handled in order. A worker takes up to 16 queued items, feeds them all, then drains: several broadcasts become one relay batch. | Its shard channel; the delivery-queue gate (no inbound work while the application's delivery queue is full); the core lock. |
+//! | select thread (one, `mio`) | Owns the listener and every connection. Dials, accepts and says Hello; reads until the socket would block and decodes frames; hands protocol messages to the workers; writes each peer's bounded queue until the socket would block; heartbeats on idle links; suspects a peer after the failure timeout without traffic, or at once on end of stream, a reset, a write error or a decode error; closes bad connections; in distributed buffering, holds each relay batch until the previous one is acknowledged by every member. Woken by a `mio::Waker` when another thread hands it frames over a `crossbeam-channel`. | `Poll::poll`, with a timeout of a quarter heartbeat (5 to 50 ms). |
+//!
+//! Ordering: whoever drains the core sends the encoded frames to the select thread
+//! while still holding the core lock (the channel is unbounded, so this never
+//! blocks), so frames reach each connection in the order the core produced them. A
+//! transmit is encoded once; its bytes (one `Bytes`) are queued on every destination.
+//! Lock order is core, then delivery queue.
+//!
+//! Where the seed puts retransmission and *finish synchronization* in the select
+//! thread, here the select thread detects the failure and the worker of the failed
+//! peer's shard runs the core on it (so the core sees the failure after every
+//! message already read from that peer); the sync-start, repairs and
+//! finish-synchronization it produces are written by the select thread.
+//!
+//! # Flow control
+//!
+//! Every queue is bounded, and a slow member slows the group instead of growing it:
+//!
+//! - the delivery queue holds `Config::delivery_queue_msgs` events (plus at most one
+//!   worker batch); while it is full the workers take no inbound work;
+//! - each worker shard holds at most 64 unhandled messages; beyond that the select
+//!   thread stops reading from that shard's peers, so TCP's own flow control reaches
+//!   the sender. Silence on a connection we stopped reading does not count against
+//!   the peer;
+//! - the relayer's relays to a member that stopped reading stop at the relay window
+//!   (replicated buffering: it is measured against the stable watermark; distributed
+//!   buffering: against the members' acknowledgements), and then clients' send
+//!   windows fill and their broadcasts block;
+//! - per-peer write queues are bounded by those windows; a queue beyond four times
+//!   `Config::max_sync_frame_bytes` means the peer stopped reading for good, and it is
+//!   suspected.
+//!
+//! # Connections and start-up
+//!
+//! Members form a full mesh with one connection per pair: each member dials the
+//! members with lower ids (retrying every 50 ms) and accepts those with higher ids.
+//! Both sides send a Hello frame first. [`Node::start`] returns once every member is
+//! connected, or at the startup timeout; members not connected by then are reported
+//! to the core as failed (*process left*).
+//!
+//! A connection is a member only once it said a valid Hello: an id in the
+//! configuration, higher than ours (we dial the lower ones), not our own, not already
+//! connected, not failed. Anything else (bad magic or version, an unknown frame kind,
+//! a length over the limit — before a Hello the limit is 64 bytes —, a frame other
+//! than Hello first, no Hello within the larger of the failure timeout and one
+//! second, a truncated frame at end of stream) closes the connection with a warning
+//! naming the reason, and affects no member. On a member's connection, a bad frame or
+//! a second Hello closes it, and the member is suspected.
+//!
+//! # Distributed buffering and the transport
+//!
+//! Distributed buffering assumes that when a relayer crashes, members differ by at
+//! most the relay batch it was writing. Writing a batch into every socket before the
+//! next is not enough over TCP: a process killed with unread data in its sockets
+//! resets them, and the kernel discards what it had accepted but not yet
+//! transmitted (in the kill test, a slow member lost 157 relays that way and was
+//! excluded). So in distributed buffering each client acknowledges every relay batch
+//! it handles (an `Ack`, which only replicated buffering's core sends by itself), and
+//! the relayer's select thread releases the next batch only once every member of the
+//! previous one acknowledged it or failed. This costs a round trip per batch.
+//!
+//! # Logging
+//!
+//! Lines on stderr, named with the seed's events (*sent-broadcast*,
+//! *received-relay*, *process left*, *finish synchronization*, ...), behind a
+//! process-wide verbosity switch: [`set_verbosity`], or the `ABCAST_LOG` environment
+//! variable (0 silent, 1 warnings — the default —, 2 membership and phases, 3 every
+//! message).
+//!
+//! # Known gaps
+//!
+//! - **Late join is not supported by the runtime**: a member that has not connected
+//!   within the startup timeout counts as failed, and a Hello from it later is
+//!   refused. The core's join messages are not wired to the transport yet.
+//! - A member the group excluded while it was alive (for instance, paused for longer
+//!   than the failure timeout) has its connections closed by the others; it sees them
+//!   all fail and carries on alone. Nothing on the wire tells it it was excluded.
+//! - A client's synchronization report is one message holding every relay it buffers
+//!   above the new relayer's and every broadcast not yet relayed; it can exceed
+//!   `Config::max_frame_bytes`, so members accept frames up to
+//!   `Config::max_sync_frame_bytes` from each other (connections that have not said
+//!   Hello: 64 bytes).
+//! - Membership is not authenticated: anyone who can reach the port and knows a
+//!   member id that has not connected yet can claim it.
 
 mod config;
 mod error;
