@@ -33,8 +33,10 @@
 //! | `0x13` | `SyncStart` | `epoch: epoch, relayer_received: u64` (20 bytes) |
 //! | `0x14` | `SyncReport` | `epoch: epoch, received: u64, relays: relay[count], unrelayed: msg[count]` |
 //! | `0x15` | `FinishSync` | `epoch: epoch, next_seq: u64` (20 bytes) |
+//! | `0x16` | `JoinRequest` | `answering: epoch, attempt: u32` (16 bytes) |
+//! | `0x17` | `Welcome` | `epoch: epoch, next_seq: u64, synchronizing: u8 (0 or 1), view: (member: u32, attempt: u32)[count], origin_delivered: (origin: u32, origin_seq: u64)[count]` |
 //!
-//! Kinds `0x10` to `0x15` carry a [`Message`], as [`Frame::Protocol`]. Where `Broadcast`
+//! Kinds `0x10` to `0x17` carry a [`Message`], as [`Frame::Protocol`]. Where `Broadcast`
 //! and `Ack` name an epoch they carry only its number, as the message does.
 //!
 //! A `msg` (an application message not yet sequenced) is `origin_seq: u64, payload:
@@ -47,7 +49,7 @@
 //! | --- | --- | --- |
 //! | `0` | `App` | `payload: bytes` |
 //! | `1` | `MemberLeft` | `member: u32` |
-//! | `2` | `MemberJoined` | `member: u32` |
+//! | `2` | `MemberJoined` | `member: u32, attempt: u32` |
 //! | `3` | `RelayerChanged` | `epoch: epoch` |
 //!
 //! A relay of a 64-byte message thus takes 25 + 64 bytes, and a relay batch adds 24
@@ -101,6 +103,8 @@ const KIND_ACK: u8 = 0x12;
 const KIND_SYNC_START: u8 = 0x13;
 const KIND_SYNC_REPORT: u8 = 0x14;
 const KIND_FINISH_SYNC: u8 = 0x15;
+const KIND_JOIN_REQUEST: u8 = 0x16;
+const KIND_WELCOME: u8 = 0x17;
 
 const TAG_APP: u8 = 0;
 const TAG_MEMBER_LEFT: u8 = 1;
@@ -239,6 +243,8 @@ fn kind_of(frame: &Frame) -> u8 {
             Message::SyncStart { .. } => KIND_SYNC_START,
             Message::SyncReport { .. } => KIND_SYNC_REPORT,
             Message::FinishSync { .. } => KIND_FINISH_SYNC,
+            Message::JoinRequest { .. } => KIND_JOIN_REQUEST,
+            Message::Welcome { .. } => KIND_WELCOME,
         },
     }
 }
@@ -252,6 +258,20 @@ fn message_len(msg: &Message) -> usize {
         Message::SyncReport {
             relays, unrelayed, ..
         } => EPOCH_BYTES + 8 + relays_len(relays) + msgs_len(unrelayed),
+        Message::JoinRequest { .. } => EPOCH_BYTES + 4,
+        Message::Welcome {
+            view,
+            origin_delivered,
+            ..
+        } => {
+            EPOCH_BYTES
+                + 8
+                + 1
+                + COUNT_BYTES
+                + 8 * view.len()
+                + COUNT_BYTES
+                + 12 * origin_delivered.len()
+        }
     }
 }
 
@@ -271,7 +291,8 @@ fn relay_len(relay: &Relay) -> usize {
     RELAY_FIXED_BYTES
         + match &relay.body {
             RelayBody::App(p) => 4 + p.len(),
-            RelayBody::MemberLeft(_) | RelayBody::MemberJoined(_) => 4,
+            RelayBody::MemberLeft(_) => 4,
+            RelayBody::MemberJoined { .. } => 8,
             RelayBody::RelayerChanged(_) => EPOCH_BYTES,
         }
 }
@@ -321,6 +342,31 @@ fn encode_message(msg: &Message, out: &mut Vec<u8>) {
         Message::FinishSync { epoch, next_seq } => {
             put_epoch(out, epoch);
             put_u64(out, *next_seq);
+        }
+        Message::JoinRequest { answering, attempt } => {
+            put_epoch(out, answering);
+            put_u32(out, *attempt);
+        }
+        Message::Welcome {
+            epoch,
+            view,
+            next_seq,
+            origin_delivered,
+            synchronizing,
+        } => {
+            put_epoch(out, epoch);
+            put_u64(out, *next_seq);
+            put_u8(out, u8::from(*synchronizing));
+            put_count(out, view.len());
+            for (m, attempt) in view {
+                put_u32(out, *m);
+                put_u32(out, *attempt);
+            }
+            put_count(out, origin_delivered.len());
+            for (origin, upto) in origin_delivered {
+                put_u32(out, *origin);
+                put_u64(out, *upto);
+            }
         }
     }
 }
@@ -387,9 +433,10 @@ fn put_relays(out: &mut Vec<u8>, relays: &[Relay]) {
                 put_u8(out, TAG_MEMBER_LEFT);
                 put_u32(out, *m);
             }
-            RelayBody::MemberJoined(m) => {
+            RelayBody::MemberJoined { member, attempt } => {
                 put_u8(out, TAG_MEMBER_JOINED);
-                put_u32(out, *m);
+                put_u32(out, *member);
+                put_u32(out, *attempt);
             }
             RelayBody::RelayerChanged(e) => {
                 put_u8(out, TAG_RELAYER_CHANGED);
@@ -487,6 +534,8 @@ fn body_size(kind: u8) -> Result<BodySize, WireError> {
     Ok(match kind {
         KIND_HELLO => BodySize::Exactly(4 + 8),
         KIND_HEARTBEAT | KIND_LEAVE => BodySize::Exactly(0),
+        KIND_JOIN_REQUEST => BodySize::Exactly(EPOCH_BYTES + 4),
+        KIND_WELCOME => BodySize::AtLeast(EPOCH_BYTES + 8 + 1 + 2 * COUNT_BYTES),
         KIND_BROADCAST => BodySize::AtLeast(8 + 8 + COUNT_BYTES),
         KIND_RELAY => BodySize::AtLeast(EPOCH_BYTES + 8 + COUNT_BYTES),
         KIND_ACK => BodySize::Exactly(8 + 8),
@@ -534,6 +583,36 @@ fn decode_body(kind: u8, r: &mut Reader) -> Result<Frame, WireError> {
             epoch: r.epoch()?,
             next_seq: r.u64()?,
         },
+        KIND_JOIN_REQUEST => Message::JoinRequest {
+            answering: r.epoch()?,
+            attempt: r.u32()?,
+        },
+        KIND_WELCOME => {
+            let epoch = r.epoch()?;
+            let next_seq = r.u64()?;
+            let synchronizing = match r.u8()? {
+                0 => false,
+                1 => true,
+                _ => return Err(WireError::Malformed("welcome flag is not 0 or 1")),
+            };
+            let n = r.count(8)?;
+            let mut view = Vec::with_capacity(n);
+            for _ in 0..n {
+                view.push((r.u32()?, r.u32()?));
+            }
+            let n = r.count(12)?;
+            let mut origin_delivered = Vec::with_capacity(n);
+            for _ in 0..n {
+                origin_delivered.push((r.u32()?, r.u64()?));
+            }
+            Message::Welcome {
+                epoch,
+                view,
+                next_seq,
+                origin_delivered,
+                synchronizing,
+            }
+        }
         other => return Err(WireError::UnknownKind(other)),
     };
     Ok(Frame::Protocol(msg))
@@ -623,7 +702,10 @@ impl Reader {
             let body = match self.u8()? {
                 TAG_APP => RelayBody::App(self.bytes()?),
                 TAG_MEMBER_LEFT => RelayBody::MemberLeft(self.u32()?),
-                TAG_MEMBER_JOINED => RelayBody::MemberJoined(self.u32()?),
+                TAG_MEMBER_JOINED => RelayBody::MemberJoined {
+                    member: self.u32()?,
+                    attempt: self.u32()?,
+                },
                 TAG_RELAYER_CHANGED => RelayBody::RelayerChanged(self.epoch()?),
                 _ => return Err(WireError::Malformed("unknown relay body tag")),
             };
@@ -671,7 +753,10 @@ mod tests {
                 seq: 10,
                 origin: 1,
                 origin_seq: 0,
-                body: RelayBody::MemberJoined(5),
+                body: RelayBody::MemberJoined {
+                    member: 5,
+                    attempt: 2,
+                },
             },
             Relay {
                 seq: 11,
@@ -733,6 +818,17 @@ mod tests {
             Frame::Protocol(Message::FinishSync {
                 epoch: epoch(4, 2),
                 next_seq: 20,
+            }),
+            Frame::Protocol(Message::JoinRequest {
+                answering: epoch(3, 2),
+                attempt: 1,
+            }),
+            Frame::Protocol(Message::Welcome {
+                epoch: epoch(4, 2),
+                view: vec![(2, 0), (3, 0), (9, 2)],
+                next_seq: 31,
+                origin_delivered: vec![(2, 10), (3, 4)],
+                synchronizing: true,
             }),
         ]
     }
@@ -887,7 +983,7 @@ mod tests {
 
     #[test]
     fn unknown_kind() {
-        for kind in [0x00, 0x04, 0x0F, 0x16, 0xFF] {
+        for kind in [0x00, 0x04, 0x0F, 0x18, 0xFF] {
             let bytes = raw(kind, &[]);
             assert_eq!(decode_all(&bytes[..4]), Err(WireError::UnknownKind(kind)));
             assert_eq!(decode_all(&bytes), Err(WireError::UnknownKind(kind)));

@@ -184,3 +184,78 @@ fn a_full_window_is_reported_not_absorbed() {
     h.run_until_quiet();
     assert_eq!(h.member(2).unrelayed_msgs(), 0);
 }
+
+fn default_config() -> CoreConfig {
+    CoreConfig::default()
+}
+
+#[test]
+fn a_late_member_joins_at_the_current_point_of_the_order() {
+    let mut h = Harness::new(4, Buffering::Replicated);
+    // Member 4 never started: the group declares it failed (the start-up timeout).
+    h.crash(4);
+    h.notice_all(4);
+    let before = h.broadcast(2, "before the join");
+    h.run_until_quiet();
+    h.rejoin(4, default_config());
+    assert!(h.member(4).is_joining());
+    h.run_until_quiet();
+    assert!(!h.member(4).is_joining());
+    let after = h.broadcast(4, "from the joiner");
+    let after2 = h.broadcast(3, "after the join");
+    h.run_until_quiet();
+    h.check().expect("every property holds");
+    // The joiner delivers its own process-joined first, then everything after it.
+    assert!(matches!(
+        h.log(4).first(),
+        Some(Delivery::Joined { member: 4, .. })
+    ));
+    assert!(!h.delivered(4).contains(&before));
+    let tail = h.delivered(4);
+    assert_eq!(tail.len(), 2);
+    assert!(tail.contains(&after) && tail.contains(&after2));
+    for m in [1, 2, 3] {
+        assert!(h.delivered(m).ends_with(&tail));
+    }
+}
+
+#[test]
+fn a_crashed_member_comes_back_as_a_new_incarnation() {
+    let mut h = Harness::new(3, Buffering::Replicated);
+    let a = h.broadcast(3, "a");
+    h.run_until_quiet();
+    h.crash(3);
+    h.notice_all(3);
+    h.rejoin(3, default_config());
+    h.run_until_quiet();
+    let b = h.broadcast(3, "b");
+    h.run_until_quiet();
+    h.check().expect("every property holds");
+    // It continues its own numbering, so FIFO and duplicate detection stay exact.
+    assert_eq!(b.origin_seq, a.origin_seq + 1);
+    assert_eq!(h.delivered(1), vec![a, b]);
+}
+
+#[test]
+fn a_join_survives_the_relayer_dying_before_its_welcome() {
+    let mut h = Harness::new(4, Buffering::Replicated);
+    h.crash(4);
+    h.notice_all(4);
+    h.run_until_quiet();
+    h.rejoin(4, default_config());
+    h.deliver_all(4, 1); // the relayer sequences process-joined...
+    h.deliver_all(1, 2); // ...which reaches members 2 and 3
+    h.deliver_all(1, 3);
+    h.drop_in_flight(1, 4); // the welcome is lost with the relayer
+    h.drop_in_flight(4, 2); // (the joiner's requests to the others too)
+    h.drop_in_flight(4, 3);
+    h.crash(1);
+    h.notice_all(1);
+    h.run_until_quiet();
+    assert!(!h.member(4).is_joining());
+    let m = h.broadcast(4, "joined at last");
+    h.run_until_quiet();
+    h.check().expect("every property holds");
+    assert!(h.delivered(2).contains(&m));
+    assert_eq!(h.delivered(4), vec![m]);
+}

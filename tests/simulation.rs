@@ -23,6 +23,7 @@ const PLAN: &[(FaultProfile, Buffering, u64)] = &[
         Buffering::Replicated,
         600,
     ),
+    (FaultProfile::Rejoin, Buffering::Replicated, 1000),
 ];
 
 fn all_runs() -> Vec<SimConfig> {

@@ -25,7 +25,8 @@ fn relay() -> impl Strategy<Value = Relay> {
     let body = prop_oneof![
         4 => payload().prop_map(RelayBody::App),
         1 => any::<u32>().prop_map(RelayBody::MemberLeft),
-        1 => any::<u32>().prop_map(RelayBody::MemberJoined),
+        1 => (any::<u32>(), any::<u32>())
+            .prop_map(|(member, attempt)| RelayBody::MemberJoined { member, attempt }),
         1 => epoch().prop_map(RelayBody::RelayerChanged),
     ];
     (any::<u64>(), any::<u32>(), any::<u64>(), body).prop_map(|(seq, origin, origin_seq, body)| {
@@ -76,6 +77,24 @@ fn message() -> impl Strategy<Value = Message> {
         ),
         (epoch(), any::<u64>())
             .prop_map(|(epoch, next_seq)| Message::FinishSync { epoch, next_seq }),
+        (epoch(), any::<u32>())
+            .prop_map(|(answering, attempt)| Message::JoinRequest { answering, attempt }),
+        (
+            epoch(),
+            prop::collection::vec((any::<u32>(), any::<u32>()), 0..8),
+            any::<u64>(),
+            prop::collection::vec((any::<u32>(), any::<u64>()), 0..8),
+            any::<bool>()
+        )
+            .prop_map(|(epoch, view, next_seq, origin_delivered, synchronizing)| {
+                Message::Welcome {
+                    epoch,
+                    view,
+                    next_seq,
+                    origin_delivered,
+                    synchronizing,
+                }
+            }),
     ]
 }
 
@@ -191,7 +210,7 @@ proptest! {
     /// any kind and any length before a random body, to exercise the body decoders.
     #[test]
     fn random_bodies_never_panic(
-        kind in prop_oneof![0x01..=0x03u8, 0x10..=0x15u8, any::<u8>()],
+        kind in prop_oneof![0x01..=0x03u8, 0x10..=0x17u8, any::<u8>()],
         len in prop_oneof![Just(None), any::<u32>().prop_map(Some)],
         body in prop::collection::vec(any::<u8>(), 0..256),
         max in max_bytes(),
@@ -227,7 +246,7 @@ proptest! {
 
     #[test]
     fn oversized_length_fails_with_only_the_header(
-        kind in prop_oneof![0x01..=0x03u8, 0x10..=0x15u8],
+        kind in prop_oneof![0x01..=0x03u8, 0x10..=0x17u8],
         max in 0..(1usize << 24),
         excess in 1..=(1u32 << 31),
     ) {

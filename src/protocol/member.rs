@@ -68,6 +68,8 @@ enum Phase {
     Reported,
     /// This member is the new relayer, collecting reports (the master FT manager).
     Leading,
+    /// Not yet in the view: asked to join, waiting for a welcome.
+    Joining,
     /// Excluded from the group: inert.
     Excluded,
 }
@@ -91,6 +93,14 @@ struct RelayerState {
     waiting_reports: BTreeSet<MemberId>,
     /// Reports received: the reporter's received watermark and its un-relayed messages.
     reports: MemberMap<(Seq, Vec<(u64, Bytes)>)>,
+    /// Members that asked to join while a synchronization phase was in progress.
+    pending_joins: Vec<(MemberId, u32)>,
+    /// Members in the view whose welcome was lost with a previous relayer: welcomed
+    /// again, with repairs, when this synchronization phase finishes.
+    rewelcome: Vec<MemberId>,
+    /// The stable watermark passed a joiner's *process joined*: tell everyone, even
+    /// with nothing to relay, so that the joiner knows its join is confirmed.
+    announce_stable: bool,
 }
 
 /// One member of an atomic-broadcast group, as a deterministic state machine.
@@ -108,12 +118,26 @@ struct RelayerState {
 ///
 /// Draining after a batch of inputs rather than after each one lets the member put
 /// many relays into one batch.
+///
+/// # Joining
+///
+/// A member that starts after the group formed, or comes back after a crash, is
+/// created with [`Member::new_joining`] and asks every member to join; the relayer
+/// sequences its *process joined* and welcomes it. A member that comes back under the
+/// same id is a new incarnation: report the old incarnation failed
+/// ([`Member::handle_member_failed`]) before handing over anything the new one sends,
+/// or its request is taken for a stale one and ignored.
 #[derive(Debug)]
 pub struct Member {
     id: MemberId,
     config: CoreConfig,
-    /// The view as delivered in the total order, in rank order (ascending ids).
+    /// The view as delivered in the total order, in rank order.
     view: Vec<MemberId>,
+    /// Every member this member knows of, in rank order: the initial members by id,
+    /// then each joiner in the order of its *process joined* (a member that joins
+    /// again moves to the end). Members that left keep their place, so that epochs
+    /// of relayers that failed still compare.
+    ranking: Vec<MemberId>,
     /// Members this member's failure detector (or a relayer) declared failed.
     /// Crash-stop: a suspected member never comes back under the same incarnation.
     suspected: BTreeSet<MemberId>,
@@ -125,6 +149,25 @@ pub struct Member {
     received: Seq,
     /// Per origin, the highest `origin_seq` delivered.
     origin_delivered: MemberMap<u64>,
+    /// Per member that joined while this member was in the view, the position of its
+    /// *process joined*.
+    joined_at: MemberMap<Seq>,
+    /// Whom a joining member asks to join.
+    known: Vec<MemberId>,
+    /// False for a joiner until its *process joined* is known to every member (the
+    /// stable watermark passed it; with distributed buffering, a later round
+    /// arrived). Until then its events are held back, and if its relayer fails it
+    /// asks to join again rather than risk having delivered a join nobody else saw.
+    confirmed: bool,
+    /// Events held back until the join is confirmed.
+    held_events: VecDeque<Event>,
+    /// Join requests received while not relayer: acted on if this member becomes
+    /// relayer before the joiner is in the view (at most one per member id).
+    join_requests: MemberMap<u32>,
+    /// Per member in the view that joined, the attempt that was admitted.
+    join_attempts: MemberMap<u32>,
+    /// A joiner's current attempt (see [`Message::JoinRequest`]).
+    attempt: u32,
     /// Relays kept for a future synchronization phase. Replicated: every relay above
     /// the stable watermark. Distributed: the last round received.
     buffer: VecDeque<Relay>,
@@ -167,6 +210,7 @@ impl Member {
         Member {
             id,
             config,
+            ranking: view.clone(),
             view,
             suspected: BTreeSet::new(),
             epoch,
@@ -174,6 +218,13 @@ impl Member {
             phase: Phase::Normal,
             received: 0,
             origin_delivered: MemberMap::new(),
+            joined_at: MemberMap::new(),
+            known: Vec::new(),
+            confirmed: true,
+            held_events: VecDeque::new(),
+            join_requests: MemberMap::new(),
+            join_attempts: MemberMap::new(),
+            attempt: 0,
             buffer: VecDeque::new(),
             stable: 0,
             next_origin_seq: 1,
@@ -186,6 +237,72 @@ impl Member {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
         }
+    }
+
+    /// A member that joins a running group. `members` are the members it may ask
+    /// (every configured member; only the relayer answers). It takes part once
+    /// welcomed: until then `broadcast` reports [`WouldBlock`].
+    pub fn new_joining(id: MemberId, members: &[MemberId], config: CoreConfig) -> Member {
+        let mut m = Member::new(id, &[id], config);
+        m.relayer = None;
+        m.view.clear();
+        m.ranking.clear();
+        m.epoch = Epoch {
+            relayer: 0,
+            number: 0,
+        };
+        m.max_epoch_number = 0;
+        m.phase = Phase::Joining;
+        m.confirmed = false;
+        m.attempt = 1;
+        m.known = members.iter().copied().filter(|k| *k != id).collect();
+        m.known.sort_unstable();
+        m.known.dedup();
+        m.request_join();
+        m
+    }
+
+    fn request_join(&mut self) {
+        let to: Vec<MemberId> = self
+            .known
+            .iter()
+            .copied()
+            .filter(|k| !self.suspected.contains(k))
+            .collect();
+        if to.is_empty() {
+            // Every member it knows failed: nobody is left to admit it.
+            self.exclude();
+            return;
+        }
+        {
+            self.transmits.push_back(Transmit {
+                to,
+                msg: Message::JoinRequest {
+                    answering: Epoch {
+                        relayer: 0,
+                        number: 0,
+                    },
+                    attempt: self.attempt,
+                },
+            });
+        }
+    }
+
+    /// Whether this member is still waiting to be welcomed into the group.
+    pub fn is_joining(&self) -> bool {
+        self.phase == Phase::Joining
+    }
+
+    /// How many times this member started joining (0 for an initial member): each
+    /// restart after a lost, unconfirmed join counts as one departure from the view.
+    pub fn join_attempt(&self) -> u32 {
+        self.attempt
+    }
+
+    /// Whether this member is in the group for good: not joining, not excluded, and
+    /// (for a joiner) its join known to every member.
+    pub fn is_confirmed_member(&self) -> bool {
+        self.confirmed && !matches!(self.phase, Phase::Joining | Phase::Excluded)
     }
 
     // ----------------------------------------------------------------- accessors
@@ -248,6 +365,21 @@ impl Member {
         self.config.planted_bug == Some(bug)
     }
 
+    /// `member`'s rank: its place in [`Member::ranking`], or `None` (before everyone)
+    /// for a member this one never knew.
+    fn rank(&self, member: MemberId) -> Option<usize> {
+        self.ranking.iter().position(|m| *m == member)
+    }
+
+    /// Whether epoch `a` comes after epoch `b`: its relayer ranks later, or it is the
+    /// same relayer's with a higher number. Relayers take over in rank order (a member
+    /// leads only once every member ranked before it failed), so a later relayer
+    /// always ranks later; numbers alone cannot order epochs, since a relayer may
+    /// never hear of the epoch of the one before it.
+    fn epoch_after(&self, a: Epoch, b: Epoch) -> bool {
+        (self.rank(a.relayer), a.number) > (self.rank(b.relayer), b.number)
+    }
+
     fn alive_peers(&self) -> Vec<MemberId> {
         self.view
             .iter()
@@ -264,7 +396,9 @@ impl Member {
     /// `send_window_msgs` broadcasts un-relayed (or it is excluded). During a
     /// synchronization phase the message is held and sent when the phase ends.
     pub fn broadcast(&mut self, payload: Bytes) -> Result<MsgId, WouldBlock> {
-        if self.phase == Phase::Excluded || self.unrelayed.len() >= self.config.send_window_msgs {
+        if matches!(self.phase, Phase::Excluded | Phase::Joining)
+            || self.unrelayed.len() >= self.config.send_window_msgs
+        {
             return Err(WouldBlock);
         }
         let origin_seq = self.next_origin_seq;
@@ -294,10 +428,39 @@ impl Member {
     pub fn handle_message(&mut self, from: MemberId, msg: Message) {
         let stale_relay_bug =
             self.bug(PlantedBug::DeliverStaleEpoch) && matches!(msg, Message::Relay { .. });
-        if self.phase == Phase::Excluded
-            || (self.suspected.contains(&from) && !stale_relay_bug)
-            || from == self.id
-        {
+        if self.phase == Phase::Excluded || from == self.id {
+            return;
+        }
+        if self.phase == Phase::Joining {
+            match msg {
+                Message::Welcome {
+                    epoch,
+                    view,
+                    next_seq,
+                    origin_delivered,
+                    synchronizing,
+                } => self.on_welcome(epoch, view, next_seq, origin_delivered, synchronizing),
+                // A new relayer counts us in its view (a previous relayer sequenced our
+                // join) but our welcome was lost: ask it again.
+                Message::SyncStart { epoch, .. } if !self.suspected.contains(&from) => {
+                    self.max_epoch_number = self.max_epoch_number.max(epoch.number);
+                    self.transmits.push_back(Transmit {
+                        to: vec![from],
+                        msg: Message::JoinRequest {
+                            answering: epoch,
+                            attempt: self.attempt,
+                        },
+                    });
+                }
+                _ => {}
+            }
+            return;
+        }
+        if let Message::JoinRequest { answering, attempt } = msg {
+            self.on_join_request(from, answering, attempt);
+            return;
+        }
+        if self.suspected.contains(&from) && !stale_relay_bug {
             return; // in-transit messages from a failed member are discarded
         }
         if !self.view.contains(&from) {
@@ -330,6 +493,7 @@ impl Member {
                 unrelayed,
             } => self.on_sync_report(from, epoch, received, relays, unrelayed),
             Message::FinishSync { epoch, next_seq } => self.on_finish_sync(from, epoch, next_seq),
+            Message::JoinRequest { .. } | Message::Welcome { .. } => {}
         }
     }
 
@@ -338,6 +502,10 @@ impl Member {
     /// from that member. Suspicion is final (crash-stop).
     pub fn handle_member_failed(&mut self, member: MemberId) {
         if self.phase == Phase::Excluded || member == self.id || !self.suspected.insert(member) {
+            return;
+        }
+        if self.phase == Phase::Joining {
+            self.request_join(); // the relayer may have been the one that failed
             return;
         }
         let deferred = if member == self.epoch.relayer {
@@ -358,6 +526,10 @@ impl Member {
                 let r = self.relayer.as_mut().expect("relayer");
                 r.delivered_by.remove(member);
                 r.pending.retain(|(origin, _, _)| *origin != member);
+                // What it had sent and we had not sequenced is discarded: a new
+                // incarnation continues from what was sequenced.
+                let sequenced = self.origin_delivered.get(member).copied().unwrap_or(0);
+                r.accepted.insert(member, sequenced);
                 if self.view.contains(&member) {
                     self.sequence(self.id, 0, RelayBody::MemberLeft(member));
                 }
@@ -433,6 +605,17 @@ impl Member {
         if !accepting {
             return; // a relay of another epoch, or not from our relayer: discarded
         }
+        if !self.confirmed
+            && self.config.buffering == Buffering::Distributed
+            && relays.first().is_some_and(|r| {
+                self.joined_at
+                    .get(self.id)
+                    .is_some_and(|joined| r.seq > *joined && r.seq == self.received + 1)
+            })
+        {
+            // A later round: the transport finished the round of our join first.
+            self.confirm_join();
+        }
         let mut first_applied = true;
         for relay in relays {
             if relay.seq != self.received + 1 {
@@ -451,14 +634,22 @@ impl Member {
             self.stable = self.stable.max(stable.min(self.received));
             self.trim_buffer();
             self.ack_due = true;
+            if !self.confirmed
+                && self
+                    .joined_at
+                    .get(self.id)
+                    .is_some_and(|joined| self.stable >= *joined)
+            {
+                self.confirm_join();
+            }
         }
     }
 
     fn on_sync_start(&mut self, from: MemberId, epoch: Epoch, relayer_received: Seq) {
-        if from != epoch.relayer || epoch <= self.epoch {
+        if from != epoch.relayer || !self.epoch_after(epoch, self.epoch) {
             return; // stale, or not offered by its own relayer
         }
-        if from > self.id {
+        if self.rank(from) > self.rank(self.id) {
             // The new relayer ranks after us: it believes we failed.
             self.exclude();
             return;
@@ -470,14 +661,22 @@ impl Member {
             // Distributed buffering keeps one round: first read every relay our
             // relayer wrote before it failed (its connection closes after them), so
             // that no two members differ by more than the round it was writing.
-            if self.deferred_sync_start.map_or(true, |(_, e, _)| e < epoch) {
+            if self
+                .deferred_sync_start
+                .map_or(true, |(_, e, _)| self.epoch_after(epoch, e))
+            {
                 self.deferred_sync_start = Some((from, epoch, relayer_received));
             }
             return;
         }
         self.deferred_sync_start = None;
         // Every member ranked before the new relayer has failed, as far as it knows.
-        let before: Vec<MemberId> = self.view.iter().copied().filter(|m| *m < from).collect();
+        let before: Vec<MemberId> = self
+            .view
+            .iter()
+            .copied()
+            .take_while(|m| *m != from)
+            .collect();
         self.suspected.extend(before);
         self.relayer = None; // a relayer that learns of a higher epoch steps down
         self.epoch = epoch;
@@ -572,15 +771,38 @@ impl Member {
                 }
                 Event::MemberLeft { seq, member: m }
             }
-            RelayBody::MemberJoined(m) => {
-                if let Err(i) = self.view.binary_search(m) {
-                    self.view.insert(i, *m);
+            RelayBody::MemberJoined { member: m, attempt } => {
+                self.join_attempts.insert(*m, *attempt);
+                // A joiner ranks after every member already there.
+                self.view.retain(|v| v != m);
+                self.view.push(*m);
+                self.ranking.retain(|v| v != m);
+                self.ranking.push(*m);
+                self.join_requests.remove(*m);
+                self.suspected.remove(m); // a new incarnation
+                self.joined_at.insert(*m, seq);
+                if self.phase == Phase::Leading && *m != self.id {
+                    // Learnt from a report: it is a member we must hear from too.
+                    let r = self.relayer.as_mut().expect("leading member is relayer");
+                    if r.waiting_reports.insert(*m) {
+                        self.transmits.push_back(Transmit {
+                            to: vec![*m],
+                            msg: Message::SyncStart {
+                                epoch: self.epoch,
+                                relayer_received: seq,
+                            },
+                        });
+                    }
                 }
                 Event::MemberJoined { seq, member: *m }
             }
             RelayBody::RelayerChanged(e) => Event::RelayerChanged { seq, epoch: *e },
         };
-        self.events.push_back(event);
+        if self.confirmed {
+            self.events.push_back(event);
+        } else {
+            self.held_events.push_back(event);
+        }
         self.buffer.push_back(relay);
     }
 
@@ -600,6 +822,10 @@ impl Member {
 
     /// The relayer of our epoch failed: the next member in rank order takes over.
     fn relayer_failed(&mut self) {
+        if !self.confirmed {
+            self.reset_to_joining();
+            return;
+        }
         self.phase = Phase::AwaitingSyncStart;
         self.ack_due = false;
         let next = self
@@ -624,8 +850,11 @@ impl Member {
         self.phase = Phase::Leading;
         self.to_send.clear();
         let peers = self.alive_peers();
+        // A joiner is a new incarnation: that its old one is suspected does not count.
+        let pending_joins = std::mem::take(&mut self.join_requests).into_entries();
         self.relayer = Some(RelayerState {
             waiting_reports: peers.iter().copied().collect(),
+            pending_joins,
             ..RelayerState::default()
         });
         if !peers.is_empty() {
@@ -679,9 +908,35 @@ impl Member {
             return;
         }
         let reports = std::mem::take(&mut r.reports);
+        let rewelcome = std::mem::take(&mut r.rewelcome);
+        let pending_joins = std::mem::take(&mut r.pending_joins);
         let max = self.received;
         let skip_repair = self.bug(PlantedBug::SkipRepair);
+        let mut reports = reports;
+        for joiner in &rewelcome {
+            if let Some((from, _)) = reports.get_mut(*joiner) {
+                // Its join may be stable already (everyone else delivered what
+                // followed, and trimmed it): then it enters at the current point.
+                let covered =
+                    *from >= max || self.buffer.front().is_some_and(|r| r.seq <= *from + 1);
+                if !covered {
+                    *from = max;
+                }
+            }
+        }
         for (client, (client_received, _)) in reports.iter() {
+            if rewelcome.contains(&client) {
+                self.transmits.push_back(Transmit {
+                    to: vec![client],
+                    msg: Message::Welcome {
+                        epoch: self.epoch,
+                        view: self.view_with_attempts(),
+                        next_seq: client_received + 1,
+                        origin_delivered: self.origin_delivered_before(client_received + 1),
+                        synchronizing: true,
+                    },
+                });
+            }
             if !skip_repair {
                 let mut repairs: VecDeque<Relay> = self
                     .buffer
@@ -720,6 +975,21 @@ impl Member {
         for (client, (client_received, _)) in reports.iter() {
             r.delivered_by.insert(client, *client_received);
         }
+        // A pending request from a member that (we learnt meanwhile) is in the view
+        // under an earlier attempt: it gave that place up.
+        let mut joins = Vec::new();
+        for (joiner, attempt) in pending_joins {
+            if self.view.contains(&joiner) {
+                let admitted = self.join_attempts.get(joiner).copied().unwrap_or(0);
+                if attempt <= admitted {
+                    continue; // stale
+                }
+                self.suspected.insert(joiner);
+                let r = self.relayer.as_mut().expect("relayer");
+                r.delivered_by.remove(joiner);
+            }
+            joins.push((joiner, attempt));
+        }
         // Membership events, at the same position for everyone.
         let left: Vec<MemberId> = self
             .view
@@ -732,6 +1002,9 @@ impl Member {
         }
         let epoch = self.epoch;
         self.sequence(self.id, 0, RelayBody::RelayerChanged(epoch));
+        for (joiner, attempt) in joins {
+            self.join_member(joiner, attempt);
+        }
         // Messages the clients sent and never saw relayed, then our own.
         for (client, (_, unrelayed)) in reports.into_entries() {
             for (origin_seq, payload) in unrelayed {
@@ -746,6 +1019,198 @@ impl Member {
             self.sent_upto = *s;
         }
         self.try_sequence();
+    }
+
+    /// A member asks to join (*process joined*, at the relayer).
+    ///
+    /// From a member in the view, a request whose attempt was admitted already is
+    /// stale, unless it answers this relayer's sync-start (its welcome was lost with a
+    /// previous relayer); one with a later attempt means the member gave up its place
+    /// (its join was not confirmed when its relayer failed), which counts as its
+    /// failure. A new incarnation of a member still in the view is admitted once the
+    /// transport has reported the old one failed.
+    fn on_join_request(&mut self, joiner: MemberId, answering: Epoch, attempt: u32) {
+        if self.view.contains(&joiner) && !self.suspected.contains(&joiner) {
+            let admitted = self.join_attempts.get(joiner).copied().unwrap_or(0);
+            if attempt <= admitted {
+                if self.phase == Phase::Leading && answering == self.epoch {
+                    let r = self.relayer.as_mut().expect("leading member is relayer");
+                    if r.waiting_reports.remove(&joiner) {
+                        // Its welcome was lost with a previous relayer: it counts as
+                        // a report from its join point, and is welcomed again.
+                        let from = self.joined_at.get(joiner).map_or(1, |s| *s) - 1;
+                        r.reports.insert(joiner, (from, Vec::new()));
+                        r.rewelcome.push(joiner);
+                        self.maybe_finish_sync();
+                    }
+                }
+                return; // stale
+            }
+            self.handle_member_failed(joiner);
+            if self.phase == Phase::Excluded {
+                return;
+            }
+        }
+        match self.phase {
+            Phase::Normal if self.relayer.is_some() => self.join_member(joiner, attempt),
+            Phase::Leading => {
+                let r = self.relayer.as_mut().expect("leading member is relayer");
+                let latest = r
+                    .pending_joins
+                    .iter()
+                    .filter(|(j, _)| *j == joiner)
+                    .map(|(_, a)| *a)
+                    .fold(attempt, u32::max);
+                r.pending_joins.retain(|(j, _)| *j != joiner);
+                r.pending_joins.push((joiner, latest));
+            }
+            _ => {
+                // Only the relayer admits members; remember the request in case we
+                // become relayer before the joiner is admitted.
+                let known = self.join_requests.entry(joiner);
+                *known = (*known).max(attempt);
+            }
+        }
+    }
+
+    /// Sequences `joiner`'s *process joined* and welcomes it.
+    fn join_member(&mut self, joiner: MemberId, attempt: u32) {
+        if self.view.contains(&joiner) {
+            return;
+        }
+        let origin_delivered = self.origin_delivered.clone().into_entries();
+        let next_seq = self.relayer.as_ref().expect("relayer").next_seq;
+        self.sequence(
+            self.id,
+            0,
+            RelayBody::MemberJoined {
+                member: joiner,
+                attempt,
+            },
+        );
+        let r = self.relayer.as_mut().expect("relayer");
+        r.delivered_by.insert(joiner, next_seq - 1);
+        self.transmits.push_back(Transmit {
+            to: vec![joiner],
+            msg: Message::Welcome {
+                epoch: self.epoch,
+                view: self.view_with_attempts(),
+                next_seq,
+                origin_delivered,
+                synchronizing: false,
+            },
+        });
+    }
+
+    /// The view, each member with its admitted join attempt.
+    fn view_with_attempts(&self) -> Vec<(MemberId, u32)> {
+        self.view
+            .iter()
+            .map(|m| (*m, self.join_attempts.get(*m).copied().unwrap_or(0)))
+            .collect()
+    }
+
+    /// The per-origin delivered watermarks as they were just before `seq`, rebuilt
+    /// from the relays kept from `seq` on.
+    fn origin_delivered_before(&self, seq: Seq) -> Vec<(MemberId, u64)> {
+        let mut map = self.origin_delivered.clone();
+        let mut seen = BTreeSet::new();
+        for r in self.buffer.iter().filter(|r| r.seq >= seq) {
+            if matches!(r.body, RelayBody::App(_)) && seen.insert(r.origin) {
+                map.insert(r.origin, r.origin_seq - 1);
+            }
+        }
+        map.into_entries()
+    }
+
+    /// A joining member is welcomed: it enters the view at `next_seq`.
+    fn on_welcome(
+        &mut self,
+        epoch: Epoch,
+        view: Vec<(MemberId, u32)>,
+        next_seq: Seq,
+        origin_delivered: Vec<(MemberId, u64)>,
+        synchronizing: bool,
+    ) {
+        if !view.contains(&(self.id, self.attempt)) || next_seq == 0 {
+            return; // not this attempt's welcome: a stale one
+        }
+        self.join_attempts = MemberMap::new();
+        for (m, attempt) in &view {
+            if *attempt > 0 {
+                self.join_attempts.insert(*m, *attempt);
+            }
+        }
+        let view: Vec<MemberId> = view.into_iter().map(|(m, _)| m).collect();
+        self.epoch = epoch;
+        self.max_epoch_number = self.max_epoch_number.max(epoch.number);
+        self.ranking = view.clone();
+        self.view = view;
+        self.received = next_seq - 1;
+        self.stable = self.received;
+        self.origin_delivered = MemberMap::new();
+        for (origin, upto) in origin_delivered {
+            self.origin_delivered.insert(origin, upto);
+        }
+        // Confirmed once every member delivered the first relay it is sent.
+        self.joined_at.insert(self.id, next_seq);
+        let own = self.origin_delivered.get(self.id).copied().unwrap_or(0);
+        // Broadcasts kept from before a reset: those the group delivered are done.
+        while self.unrelayed.front().is_some_and(|(s, _)| *s <= own) {
+            self.unrelayed.pop_front();
+        }
+        self.next_origin_seq = self.next_origin_seq.max(own + 1);
+        self.sent_upto = own;
+        self.phase = if synchronizing {
+            Phase::Reported
+        } else {
+            Phase::Normal
+        };
+        if !synchronizing {
+            self.send_held();
+        }
+    }
+
+    /// A joiner whose join is not confirmed lost its relayer: what it received may be
+    /// unknown to everyone else, so it forgets it (nothing reached the application)
+    /// and asks to join again. Its own broadcasts are kept and sent once welcomed.
+    fn reset_to_joining(&mut self) {
+        let mut own: Vec<(u64, Bytes)> = self
+            .held_events
+            .drain(..)
+            .filter_map(|e| match e {
+                Event::Deliver { id, payload, .. } if id.origin == self.id => {
+                    Some((id.origin_seq, payload))
+                }
+                _ => None,
+            })
+            .collect();
+        own.extend(self.unrelayed.drain(..));
+        self.unrelayed = own.into();
+        self.phase = Phase::Joining;
+        self.relayer = None;
+        self.view.clear();
+        self.ranking.clear();
+        self.epoch = Epoch {
+            relayer: 0,
+            number: 0,
+        };
+        self.received = 0;
+        self.stable = 0;
+        self.buffer.clear();
+        self.origin_delivered = MemberMap::new();
+        self.joined_at = MemberMap::new();
+        self.to_send.clear();
+        self.ack_due = false;
+        self.deferred_sync_start = None;
+        self.join_attempts = MemberMap::new();
+        self.attempt += 1;
+        self.request_join();
+    }
+
+    fn confirm_join(&mut self) {
+        self.confirmed = true;
+        self.events.extend(self.held_events.drain(..));
     }
 
     fn on_broadcast(
@@ -799,6 +1264,22 @@ impl Member {
         }
     }
 
+    /// Raises the relayer's stable watermark and trims its buffer to it; notes when it
+    /// passed a joiner's *process joined*.
+    fn set_stable(&mut self, stable: Seq) {
+        if stable <= self.stable {
+            return;
+        }
+        let old = self.stable;
+        if self.joined_at.iter().any(|(_, s)| *s > old && *s <= stable) {
+            if let Some(r) = self.relayer.as_mut() {
+                r.announce_stable = true;
+            }
+        }
+        self.stable = stable;
+        self.trim_buffer();
+    }
+
     /// The stable watermark: delivered by every live member of the view.
     fn compute_stable(&self) -> Seq {
         let r = self.relayer.as_ref().expect("relayer");
@@ -815,8 +1296,8 @@ impl Member {
             return;
         }
         if self.config.buffering == Buffering::Replicated {
-            self.stable = self.stable.max(self.compute_stable());
-            self.trim_buffer();
+            let stable = self.compute_stable();
+            self.set_stable(stable);
         }
         loop {
             let r = self.relayer.as_ref().expect("relayer");
@@ -829,8 +1310,7 @@ impl Member {
                 if window_full(stable) {
                     return;
                 }
-                self.stable = stable;
-                self.trim_buffer();
+                self.set_stable(stable);
             }
             let r = self.relayer.as_mut().expect("relayer");
             let Some((origin, origin_seq, payload)) = r.pending.pop_front() else {
@@ -859,13 +1339,14 @@ impl Member {
         if self.phase != Phase::Normal {
             return None;
         }
-        let unsent_empty = self.relayer.as_ref()?.unsent.is_empty();
-        if unsent_empty {
+        let r = self.relayer.as_ref()?;
+        if r.unsent.is_empty() && !r.announce_stable {
             return None;
         }
         let to = self.alive_peers();
         let stable = self.stable;
         let r = self.relayer.as_mut().expect("relayer");
+        r.announce_stable = false;
         let relays = take_batch(&mut r.unsent, &self.config, relay_size);
         if self.config.buffering == Buffering::Distributed {
             // The relayer's last round is what it just sent.

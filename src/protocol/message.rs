@@ -19,7 +19,12 @@ pub enum RelayBody {
     /// *Process left*: the member was excluded (crashed, suspected or left).
     MemberLeft(MemberId),
     /// *Process joined*: the member joined the group at this point of the order.
-    MemberJoined(MemberId),
+    MemberJoined {
+        /// The member.
+        member: MemberId,
+        /// Which of its join attempts was admitted (see [`Message::JoinRequest`]).
+        attempt: u32,
+    },
     /// A new relayer took over: from this point on, `epoch.relayer` orders messages.
     RelayerChanged(Epoch),
 }
@@ -100,6 +105,38 @@ pub enum Message {
         /// The sequence number of the next relay.
         next_seq: Seq,
     },
+    /// A member that is not (or no longer) in the view asks to join. Sent to every
+    /// member it knows; only the relayer acts on it.
+    JoinRequest {
+        /// The epoch whose sync-start this answers (the new relayer counts the joiner
+        /// in its view, but the welcome was lost), or the zero epoch for a plain
+        /// request.
+        answering: Epoch,
+        /// Counts, from 1, the times this incarnation started joining: a joiner that
+        /// was welcomed but lost its relayer before its join was confirmed starts
+        /// again with the next number. A request whose attempt was already admitted
+        /// is stale; one with a higher attempt from a member in the view means that
+        /// member gave up its place, and counts as its failure.
+        attempt: u32,
+    },
+    /// The relayer's answer to a join: the joiner is in the view from `next_seq` on
+    /// (the position of its own *process joined*), and relays follow.
+    Welcome {
+        /// The relayer's epoch.
+        epoch: Epoch,
+        /// The view the joiner enters, itself included, in rank order, each member with
+        /// its admitted join attempt (0 for an initial member).
+        view: Vec<(MemberId, u32)>,
+        /// The first relay the joiner delivers: its own *process joined*.
+        next_seq: Seq,
+        /// Per origin, the highest `origin_seq` delivered before `next_seq` (the
+        /// joiner needs it to detect duplicates if it becomes relayer, and to
+        /// continue its own numbering).
+        origin_delivered: Vec<(MemberId, u64)>,
+        /// True when the welcome comes during a synchronization phase: repair relays
+        /// and finish-synchronization follow.
+        synchronizing: bool,
+    },
 }
 
 impl Message {
@@ -112,6 +149,8 @@ impl Message {
             Message::SyncStart { .. } => "sync-start",
             Message::SyncReport { .. } => "sync-report",
             Message::FinishSync { .. } => "finish-synchronization",
+            Message::JoinRequest { .. } => "join-request",
+            Message::Welcome { .. } => "welcome",
         }
     }
 }

@@ -38,15 +38,20 @@ pub struct MsgId {
     pub origin_seq: u64,
 }
 
-/// One relayer's reign. A member follows the highest epoch offered by a relayer it
+/// One relayer's reign. A member follows the latest epoch offered by a relayer it
 /// believes alive.
 ///
-/// Epochs are totally ordered by `(relayer, number)`: relayers take over in rank order
-/// (a member leads only once every member ranked before it failed), so a later
-/// relayer always ranks after an earlier one. The number alone cannot order them: a
-/// new relayer numbers its epoch one above the highest it has heard of, and when two
-/// relayers fail in a row, the third may never have heard of the second's epoch.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// Epochs are ordered by their relayer's rank, then number: relayers take over in rank
+/// order (a member leads only once every member ranked before it failed), so a later
+/// relayer always ranks after an earlier one. Ranks are the members' order in the
+/// view — initial members by id, then joiners in the order they joined — so the
+/// comparison is the member's own ([`Member`] keeps the ranking) and `Epoch` has no
+/// `Ord`. The number alone cannot order epochs: a new relayer numbers its epoch one
+/// above the highest it has heard of, and when two relayers fail in a row the third
+/// may never have heard of the second's epoch. The *relayer changed* events a group
+/// delivers carry increasing numbers all the same: a synchronization phase finishes
+/// only once every member of the view reported, and so heard of its epoch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Epoch {
     /// The relayer of this epoch.
     pub relayer: MemberId,

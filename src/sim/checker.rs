@@ -124,23 +124,35 @@ pub struct BroadcastRecord {
     pub payload: Bytes,
     /// How many entries the sender's delivered sequence had when it broadcast.
     pub delivered_before: usize,
+    /// Which incarnation of the sender broadcast it (0 for the first).
+    pub incarnation: u32,
 }
 
 /// What a run recorded, and how it ended, for [`check`].
+///
+/// One slot per member id; a member that crashes and joins again as a new incarnation
+/// keeps its slot, with a fresh delivered sequence starting where it joined.
 #[derive(Clone, Debug, Default)]
 pub struct Record {
-    /// Member ids, by index.
+    /// Member ids, by slot.
     pub ids: Vec<MemberId>,
-    /// Per member, its delivered sequence.
+    /// Per slot, the current incarnation's delivered sequence.
     pub logs: Vec<Vec<Delivery>>,
-    /// Per member, whether it was excluded.
+    /// Per slot, whether the current incarnation was excluded.
     pub excluded: Vec<bool>,
     /// Every broadcast, by every member.
     pub broadcasts: Vec<BroadcastRecord>,
-    /// Per member, whether it crashed.
+    /// Per slot, whether the current incarnation crashed.
     pub crashed: Vec<bool>,
-    /// Per member, whether it is still in a synchronization phase at the end.
+    /// Per slot, whether it is still in a synchronization phase at the end.
     pub synchronizing: Vec<bool>,
+    /// Per slot, whether it is still waiting to be welcomed at the end.
+    pub joining: Vec<bool>,
+    /// Per slot, the current incarnation (0 for the first).
+    pub incarnation: Vec<u32>,
+    /// Per slot, how many times a joiner gave up an unconfirmed place in the view and
+    /// asked again (each is a legitimate *process left*).
+    pub gave_up: Vec<u32>,
 }
 
 impl Record {
@@ -154,7 +166,18 @@ impl Record {
             broadcasts: Vec::new(),
             crashed: vec![false; n],
             synchronizing: vec![false; n],
+            joining: vec![false; n],
+            incarnation: vec![0; n],
+            gave_up: vec![0; n],
         }
+    }
+
+    /// Slot `index` comes back as a new incarnation (its previous one crashed).
+    pub fn rejoin(&mut self, index: usize) {
+        self.incarnation[index] += 1;
+        self.crashed[index] = false;
+        self.excluded[index] = false;
+        self.logs[index].clear();
     }
 
     /// Records an event member `index` handed to its application.
@@ -179,6 +202,7 @@ impl Record {
             id,
             payload,
             delivered_before,
+            incarnation: self.incarnation[index],
         });
     }
 
@@ -188,6 +212,38 @@ impl Record {
 
     fn index_of(&self, id: MemberId) -> Option<usize> {
         self.ids.iter().position(|m| *m == id)
+    }
+
+    /// The first position of slot `i`'s delivered sequence (1 unless it joined later).
+    fn start(&self, i: usize) -> Seq {
+        self.logs[i].first().map_or(1, Delivery::seq)
+    }
+
+    /// The last position slot `i` delivered (`start - 1` when it delivered nothing).
+    fn end(&self, i: usize) -> Seq {
+        self.start(i) + self.logs[i].len() as Seq - 1
+    }
+
+    /// Slot `i`'s entry at position `seq`, if its sequence covers it.
+    fn at(&self, i: usize, seq: Seq) -> Option<&Delivery> {
+        let start = self.start(i);
+        if seq < start {
+            return None;
+        }
+        self.logs[i].get((seq - start) as usize)
+    }
+
+    /// Whether `b` was made by an incarnation that is still alive.
+    fn made_by_survivor(&self, b: &BroadcastRecord) -> bool {
+        self.index_of(b.id.origin)
+            .is_some_and(|i| !self.crashed[i] && self.incarnation[i] == b.incarnation)
+    }
+
+    /// How many incarnations of `id` failed.
+    fn failures(&self, id: MemberId) -> u32 {
+        self.index_of(id).map_or(0, |i| {
+            self.incarnation[i] + u32::from(self.crashed[i]) + self.gave_up[i]
+        })
     }
 }
 
@@ -221,7 +277,10 @@ pub fn check_all(r: &Record) -> Vec<Violation> {
 }
 
 fn check_integrity(r: &Record) -> Result<(), Violation> {
-    let sent: HashMap<MsgId, &Bytes> = r.broadcasts.iter().map(|b| (b.id, &b.payload)).collect();
+    let mut sent: HashMap<MsgId, Vec<&Bytes>> = HashMap::new();
+    for b in &r.broadcasts {
+        sent.entry(b.id).or_default().push(&b.payload);
+    }
     for (i, log) in r.logs.iter().enumerate() {
         let mut seen = HashSet::new();
         for d in log {
@@ -242,7 +301,7 @@ fn check_integrity(r: &Record) -> Result<(), Violation> {
                             format!("member {} delivered {:?}, never broadcast", r.ids[i], id),
                         )
                     }
-                    Some(p) if *p != payload => {
+                    Some(p) if !p.contains(&payload) => {
                         return violation(
                             Property::Integrity,
                             format!(
@@ -261,10 +320,13 @@ fn check_integrity(r: &Record) -> Result<(), Violation> {
 
 fn check_fifo(r: &Record) -> Result<(), Violation> {
     for (i, log) in r.logs.iter().enumerate() {
+        let from_start = r.start(i) == 1;
         let mut last: HashMap<MemberId, u64> = HashMap::new();
         for d in log {
             if let Delivery::App { seq, id, .. } = d {
-                let prev = last.entry(id.origin).or_insert(0);
+                let prev =
+                    last.entry(id.origin)
+                        .or_insert(if from_start { 0 } else { id.origin_seq - 1 });
                 if id.origin_seq != *prev + 1 {
                     return violation(
                         Property::Fifo,
@@ -283,26 +345,34 @@ fn check_fifo(r: &Record) -> Result<(), Violation> {
 
 fn check_total_order(r: &Record) -> Result<(), Violation> {
     let s = r.survivors();
-    for w in s.windows(2) {
-        let (a, b) = (&r.logs[w[0]], &r.logs[w[1]]);
-        let n = a.len().min(b.len());
-        if let Some(k) = (0..n).find(|k| a[*k] != b[*k]) {
-            return violation(
-                Property::TotalOrder,
-                format!(
-                    "members {} and {} differ at entry {k}: {:?} vs {:?}",
-                    r.ids[w[0]], r.ids[w[1]], a[k], b[k]
-                ),
-            );
-        }
-    }
-    for i in s {
+    for &i in &s {
+        let start = r.start(i);
         for (k, d) in r.logs[i].iter().enumerate() {
-            if d.seq() != k as Seq + 1 {
+            if d.seq() != start + k as Seq {
                 return violation(
                     Property::TotalOrder,
                     format!("member {} delivered seq {} as entry {k}", r.ids[i], d.seq()),
                 );
+            }
+        }
+    }
+    for (x, &a) in s.iter().enumerate() {
+        for &b in &s[x + 1..] {
+            let from = r.start(a).max(r.start(b));
+            let to = r.end(a).min(r.end(b));
+            for seq in from..=to {
+                if r.at(a, seq) != r.at(b, seq) {
+                    return violation(
+                        Property::TotalOrder,
+                        format!(
+                            "members {} and {} differ at seq {seq}: {:?} vs {:?}",
+                            r.ids[a],
+                            r.ids[b],
+                            r.at(a, seq),
+                            r.at(b, seq)
+                        ),
+                    );
+                }
             }
         }
     }
@@ -326,6 +396,15 @@ fn check_liveness(r: &Record) -> Result<(), Violation> {
                 ),
             );
         }
+        if r.joining[i] {
+            return violation(
+                Property::Liveness,
+                format!(
+                    "member {} is still waiting to join once the run is quiet",
+                    r.ids[i]
+                ),
+            );
+        }
     }
     Ok(())
 }
@@ -333,22 +412,18 @@ fn check_liveness(r: &Record) -> Result<(), Violation> {
 fn check_agreement(r: &Record) -> Result<(), Violation> {
     let s = r.survivors();
     for w in s.windows(2) {
-        let (a, b) = (&r.logs[w[0]], &r.logs[w[1]]);
-        if a.len() != b.len() {
-            let (short, long) = if a.len() < b.len() {
-                (w[0], w[1])
-            } else {
-                (w[1], w[0])
-            };
+        let (a, b) = (w[0], w[1]);
+        if r.end(a) != r.end(b) {
+            let (short, long) = if r.end(a) < r.end(b) { (a, b) } else { (b, a) };
             return violation(
                 Property::Agreement,
                 format!(
-                    "member {} delivered {} entries, member {} only {} (first missing: {:?})",
+                    "member {} delivered up to seq {}, member {} only to {} (first missing: {:?})",
                     r.ids[long],
-                    r.logs[long].len(),
+                    r.end(long),
                     r.ids[short],
-                    r.logs[short].len(),
-                    r.logs[long][r.logs[short].len()]
+                    r.end(short),
+                    r.at(long, r.end(short) + 1)
                 ),
             );
         }
@@ -357,22 +432,20 @@ fn check_agreement(r: &Record) -> Result<(), Violation> {
 }
 
 fn check_validity(r: &Record) -> Result<(), Violation> {
-    let s = r.survivors();
-    let Some(&first) = s.first() else {
-        return Ok(());
-    };
-    let delivered: HashSet<MsgId> = r.logs[first]
-        .iter()
+    let delivered: HashSet<MsgId> = r
+        .survivors()
+        .into_iter()
+        .flat_map(|i| r.logs[i].iter())
         .filter_map(|d| match d {
             Delivery::App { id, .. } => Some(*id),
             _ => None,
         })
         .collect();
+    if r.survivors().is_empty() {
+        return Ok(());
+    }
     for b in &r.broadcasts {
-        let Some(i) = r.index_of(b.id.origin) else {
-            continue;
-        };
-        if !r.crashed[i] && !delivered.contains(&b.id) {
+        if r.made_by_survivor(b) && !delivered.contains(&b.id) {
             return violation(
                 Property::Validity,
                 format!(
@@ -386,15 +459,14 @@ fn check_validity(r: &Record) -> Result<(), Violation> {
 }
 
 fn check_causal(r: &Record) -> Result<(), Violation> {
-    let positions: Vec<(usize, HashMap<MsgId, usize>)> = r
+    let positions: Vec<(usize, HashMap<MsgId, Seq>)> = r
         .survivors()
         .into_iter()
         .map(|i| {
             let map = r.logs[i]
                 .iter()
-                .enumerate()
-                .filter_map(|(k, d)| match d {
-                    Delivery::App { id, .. } => Some((*id, k)),
+                .filter_map(|d| match d {
+                    Delivery::App { id, seq, .. } => Some((*id, *seq)),
                     _ => None,
                 })
                 .collect();
@@ -405,20 +477,27 @@ fn check_causal(r: &Record) -> Result<(), Violation> {
         let Some(sender) = r.index_of(b.id.origin) else {
             continue;
         };
-        let before = r.logs[sender][..b.delivered_before.min(r.logs[sender].len())]
+        if r.incarnation[sender] != b.incarnation {
+            continue; // its delivered sequence is gone with it
+        }
+        let log = &r.logs[sender];
+        let before = log[..b.delivered_before.min(log.len())]
             .iter()
             .rev()
             .find_map(|d| match d {
-                Delivery::App { id, .. } => Some(*id),
+                Delivery::App { id, seq, .. } => Some((*id, *seq)),
                 _ => None,
             });
-        let Some(cause) = before else { continue };
+        let Some((cause, cause_seq)) = before else {
+            continue;
+        };
         for (q, pos) in &positions {
             let Some(&after) = pos.get(&b.id) else {
                 continue;
             };
             match pos.get(&cause) {
                 Some(&p) if p < after => {}
+                None if cause_seq < r.start(*q) => {} // ordered before it joined
                 _ => {
                     return violation(
                         Property::Causal,
@@ -436,30 +515,28 @@ fn check_causal(r: &Record) -> Result<(), Violation> {
 
 fn check_views(r: &Record) -> Result<(), Violation> {
     for i in r.survivors() {
-        let mut left: HashSet<MemberId> = HashSet::new();
+        let mut lefts: HashMap<MemberId, u32> = HashMap::new();
+        let mut gone: HashSet<MemberId> = HashSet::new();
         let mut last_epoch: Option<Epoch> = None;
         for d in &r.logs[i] {
             match d {
                 Delivery::Left { seq, member } => {
-                    if !left.insert(*member) {
+                    let n = lefts.entry(*member).or_insert(0);
+                    *n += 1;
+                    if !gone.insert(*member) || *n > r.failures(*member) {
                         return violation(
                             Property::ViewsInOrder,
-                            format!("member {} saw {} leave twice (seq {seq})", r.ids[i], member),
+                            format!(
+                                "member {} saw {} leave at seq {seq}, but it had not failed",
+                                r.ids[i], member
+                            ),
                         );
                     }
-                    if let Some(m) = r.index_of(*member) {
-                        if !r.crashed[m] {
-                            return violation(
-                                Property::ViewsInOrder,
-                                format!(
-                                    "member {} saw {} leave at seq {seq}, but it never failed",
-                                    r.ids[i], member
-                                ),
-                            );
-                        }
-                    }
                 }
-                Delivery::App { seq, id, .. } if left.contains(&id.origin) => {
+                Delivery::Joined { member, .. } => {
+                    gone.remove(member);
+                }
+                Delivery::App { seq, id, .. } if gone.contains(&id.origin) => {
                     return violation(
                         Property::ViewsInOrder,
                         format!(
@@ -469,7 +546,9 @@ fn check_views(r: &Record) -> Result<(), Violation> {
                     );
                 }
                 Delivery::RelayerChanged { seq, epoch } => {
-                    if last_epoch.is_some_and(|e| e >= *epoch) || left.contains(&epoch.relayer) {
+                    if last_epoch.is_some_and(|e| e.number >= epoch.number)
+                        || gone.contains(&epoch.relayer)
+                    {
                         return violation(
                             Property::ViewsInOrder,
                             format!(
@@ -483,8 +562,11 @@ fn check_views(r: &Record) -> Result<(), Violation> {
                 _ => {}
             }
         }
+        if r.start(i) != 1 {
+            continue; // a joiner saw only part of the history
+        }
         for (m, crashed) in r.crashed.iter().enumerate() {
-            if *crashed && !left.contains(&r.ids[m]) {
+            if *crashed && !gone.contains(&r.ids[m]) {
                 return violation(
                     Property::ViewsInOrder,
                     format!(
@@ -522,6 +604,7 @@ mod tests {
                 },
                 payload: Bytes::from(format!("{origin}:{k}")),
                 delivered_before: before,
+                incarnation: 0,
             });
         }
         let log = vec![

@@ -128,6 +128,24 @@ impl Harness {
         self.crashed[i] = true;
     }
 
+    /// Member `id`, crashed (or never started), comes back as a new incarnation that
+    /// asks every member to let it join. What was in flight to or from its previous
+    /// incarnation is gone (those were other connections).
+    pub fn rejoin(&mut self, id: MemberId, config: CoreConfig) {
+        let i = self.ix(id);
+        assert!(self.crashed[i], "only a failed member comes back");
+        let n = self.ids.len();
+        for j in 0..n {
+            self.links[i * n + j].clear();
+            self.links[j * n + i].clear();
+        }
+        self.record.gave_up[i] += self.members[i].join_attempt().saturating_sub(1);
+        self.members[i] = Member::new_joining(id, &self.ids, config);
+        self.crashed[i] = false;
+        self.record.rejoin(i);
+        self.flush(i);
+    }
+
     /// Member `at`'s failure detector suspects `of`.
     pub fn notice(&mut self, at: MemberId, of: MemberId) {
         let i = self.ix(at);
@@ -183,6 +201,8 @@ impl Harness {
         r.crashed = self.crashed.clone();
         for (i, m) in self.members.iter().enumerate() {
             r.synchronizing[i] = m.is_synchronizing();
+            r.joining[i] = m.is_joining();
+            r.gave_up[i] += m.join_attempt().saturating_sub(1);
         }
         check(&r)
     }

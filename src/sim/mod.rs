@@ -56,16 +56,21 @@ pub enum FaultProfile {
     /// The relayer's host vanishes while several relay rounds are in flight: outside
     /// distributed buffering's assumptions.
     RelayerHostVanishes,
+    /// Up to N-1 crashes; once the group is quiet, every crashed member comes back as
+    /// a new incarnation and joins, while everyone broadcasts again — and, in half the
+    /// runs, the relayer crashes while the joins are under way.
+    Rejoin,
 }
 
 impl FaultProfile {
     /// Every profile, in order.
-    pub const ALL: [FaultProfile; 5] = [
+    pub const ALL: [FaultProfile; 6] = [
         FaultProfile::NoFaults,
         FaultProfile::RelayerCrash,
         FaultProfile::CrashDuringSync,
         FaultProfile::Cascade,
         FaultProfile::RelayerHostVanishes,
+        FaultProfile::Rejoin,
     ];
 
     fn name(self) -> &'static str {
@@ -75,6 +80,7 @@ impl FaultProfile {
             FaultProfile::CrashDuringSync => "crash-during-sync",
             FaultProfile::Cascade => "cascade",
             FaultProfile::RelayerHostVanishes => "relayer-host-vanishes",
+            FaultProfile::Rejoin => "rejoin",
         }
     }
 }
@@ -246,6 +252,8 @@ enum Input {
     Message(usize, Message),
     Failed(usize),
     Broadcast,
+    /// Nothing new: just send what the member has queued (a joiner's requests).
+    Nothing,
 }
 
 /// What a finished run gives back.
@@ -276,6 +284,8 @@ pub struct Sim {
     remaining: Vec<usize>,
     blocked: Vec<u32>,
     plans: Vec<Plan>,
+    core: CoreConfig,
+    rejoins_left: u32,
     record: Record,
     steps: u64,
     crashes: usize,
@@ -301,6 +311,7 @@ impl Sim {
             .iter()
             .map(|id| Member::new(*id, &ids, core.clone()))
             .collect();
+        let rejoins_left = u32::from(cfg.profile == FaultProfile::Rejoin);
         let mut sim = Sim {
             rng,
             now: 0,
@@ -315,6 +326,8 @@ impl Sim {
             remaining: vec![cfg.msgs_per_member; n],
             blocked: vec![0; n],
             plans: Vec::new(),
+            core,
+            rejoins_left,
             steps: 0,
             crashes: 0,
             tracing: false,
@@ -379,7 +392,7 @@ impl Sim {
                     add(self, at, Target::SyncLeader, Trigger::AnyStep, kind);
                 }
             }
-            FaultProfile::Cascade => {
+            FaultProfile::Cascade | FaultProfile::Rejoin => {
                 let k = self.rng.range(1, n.saturating_sub(1).max(1) as u64) as usize;
                 for _ in 0..k.min(n - 1) {
                     let at = self.rng.range(0, horizon);
@@ -419,8 +432,11 @@ impl Sim {
         self.heap.push(Reverse((at, self.tie, ev)));
     }
 
-    fn live(&self) -> usize {
-        self.crashed.iter().filter(|c| !**c).count()
+    /// Whether member `i` may crash and leave a group behind: some other live member
+    /// is in it for good.
+    fn may_crash(&self, i: usize) -> bool {
+        (0..self.members.len())
+            .any(|j| j != i && !self.crashed[j] && self.members[j].is_confirmed_member())
     }
 
     fn current_relayer(&self) -> Option<usize> {
@@ -447,6 +463,11 @@ impl Sim {
                 .filter(|p| !self.plans[*p].done)
                 .collect();
             if pending.is_empty() {
+                if self.rejoins_left > 0 && self.crashed.iter().any(|c| *c) {
+                    self.rejoins_left -= 1;
+                    self.rejoin_crashed();
+                    continue;
+                }
                 break;
             }
             for p in pending {
@@ -457,6 +478,8 @@ impl Sim {
         }
         for i in 0..self.members.len() {
             self.record.synchronizing[i] = self.members[i].is_synchronizing();
+            self.record.joining[i] = self.members[i].is_joining();
+            self.record.gave_up[i] += self.members[i].join_attempt().saturating_sub(1);
         }
         self.record.crashed = self.crashed.clone();
         Outcome {
@@ -509,10 +532,52 @@ impl Sim {
         };
         self.plans[plan].done = true;
         if let Some(m) = target {
-            if !self.crashed[m] && self.live() > 1 {
+            if !self.crashed[m] && self.may_crash(m) {
                 let kind = self.plans[plan].kind;
                 self.crash(m, kind);
             }
+        }
+    }
+
+    /// Every crashed member comes back as a new incarnation and asks to join; every
+    /// live member gets more to broadcast.
+    fn rejoin_crashed(&mut self) {
+        let n = self.members.len();
+        let joiners: Vec<usize> = (0..n).filter(|i| self.crashed[*i]).collect();
+        for &i in &joiners {
+            for j in 0..n {
+                self.links[i * n + j].clear();
+                self.links[j * n + i].clear();
+            }
+            self.record.gave_up[i] += self.members[i].join_attempt().saturating_sub(1);
+            self.members[i] = Member::new_joining(self.ids[i], &self.ids, self.core.clone());
+            self.crashed[i] = false;
+            self.record.rejoin(i);
+            if self.tracing {
+                self.trace
+                    .push(format!("t={} REJOIN {}", self.now, self.ids[i]));
+            }
+        }
+        for i in 0..n {
+            self.blocked[i] = 0;
+            self.remaining[i] = (self.cfg.msgs_per_member / 2).max(1);
+            let t = self.now + self.rng.range(0, 500);
+            self.schedule(t, Ev::Broadcast { member: i });
+        }
+        for &i in &joiners {
+            self.step(i, Input::Nothing);
+        }
+        if self.rng.chance(50) {
+            let at = self.now + self.rng.range(0, 600);
+            self.plans.push(Plan {
+                target: Target::CurrentRelayer,
+                trigger: Trigger::AnyStep,
+                kind: CrashKind::Process,
+                armed: false,
+                done: false,
+            });
+            let plan = self.plans.len() - 1;
+            self.schedule(at, Ev::Arm { plan });
         }
     }
 
@@ -542,8 +607,9 @@ impl Sim {
                 }
                 self.members[i].handle_member_failed(self.ids[of]);
             }
+            Input::Nothing => {}
             Input::Broadcast => {
-                let k = self.cfg.msgs_per_member - self.remaining[i] + 1;
+                let k = self.record.broadcasts.len();
                 let payload = Bytes::from(format!("{id}:{k}"));
                 match self.members[i].broadcast(payload.clone()) {
                     Ok(msg_id) => {
@@ -603,7 +669,7 @@ impl Sim {
                 || !self.members[i].is_synchronizing()
                 || self.rng.chance(40)
         });
-        let fire = fire.filter(|_| self.live() > 1);
+        let fire = fire.filter(|_| self.may_crash(i));
         if let Some(p) = fire {
             self.plans[p].done = true;
             let cut = if out.len() >= 2 {
@@ -710,6 +776,12 @@ fn describe(msg: &Message) -> String {
             "finish-synchronization e{}:{} next {next_seq}",
             epoch.number, epoch.relayer
         ),
+        Message::JoinRequest { .. } => "join-request".into(),
+        Message::Welcome {
+            next_seq,
+            synchronizing,
+            ..
+        } => format!("welcome from seq {next_seq} (synchronizing: {synchronizing})"),
     }
 }
 
