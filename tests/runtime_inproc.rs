@@ -134,3 +134,79 @@ fn invalid_config_is_rejected() {
     let err = Node::start(Config::new(1, m).with_relay_window(0)).unwrap_err();
     assert!(err.to_string().contains("relay window is zero"), "{err}");
 }
+
+/// Throughput of a calm group (not a benchmark: the benchmark issue measures it
+/// precisely). `ABCAST_TP_WORKERS`, `ABCAST_TP_MSGS` (per member), `ABCAST_TP_SIZE`
+/// (payload bytes) and `ABCAST_TP_BUFFERING` (`distributed`) tune it.
+#[test]
+#[ignore]
+fn throughput() {
+    let env = |k: &str, d: usize| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
+    let workers = env("ABCAST_TP_WORKERS", 2);
+    let per_member = env("ABCAST_TP_MSGS", 20_000) as u64;
+    let size = env("ABCAST_TP_SIZE", 100);
+    let buffering = match std::env::var("ABCAST_TP_BUFFERING").as_deref() {
+        Ok("distributed") => Buffering::Distributed,
+        _ => Buffering::Replicated,
+    };
+    let members = members(3);
+    let handles: Vec<_> = members
+        .iter()
+        .map(|(id, _)| {
+            let cfg = Config::new(*id, members.clone())
+                .with_buffering(buffering)
+                .with_relay_workers(workers)
+                .with_failure_timeout(Duration::from_secs(5));
+            std::thread::spawn(move || Node::start(cfg).expect("start"))
+        })
+        .collect();
+    let nodes: Vec<Arc<Node>> = handles
+        .into_iter()
+        .map(|h| Arc::new(h.join().expect("start")))
+        .collect();
+    let total = per_member * nodes.len() as u64;
+    let started = Instant::now();
+    let senders: Vec<_> = nodes
+        .iter()
+        .map(|node| {
+            let node = node.clone();
+            std::thread::spawn(move || {
+                let msg = vec![b'x'; size];
+                for _ in 0..per_member {
+                    node.broadcast(&msg).expect("broadcast");
+                }
+            })
+        })
+        .collect();
+    let receivers: Vec<_> = nodes
+        .iter()
+        .map(|node| {
+            let node = node.clone();
+            std::thread::spawn(move || {
+                let mut n = 0;
+                while n < total {
+                    if let Event::Deliver { .. } = node.recv().expect("recv") {
+                        n += 1;
+                    }
+                }
+            })
+        })
+        .collect();
+    for s in senders {
+        s.join().expect("sender");
+    }
+    for r in receivers {
+        r.join().expect("receiver");
+    }
+    let elapsed = started.elapsed();
+    eprintln!(
+        "3 members, {workers} workers, {buffering:?}, {size}-byte payloads: {total} msgs in \
+         {elapsed:?} = {:.0} msgs/s delivered per member",
+        total as f64 / elapsed.as_secs_f64()
+    );
+}
