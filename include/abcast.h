@@ -528,7 +528,8 @@ abcast_status abcast_node_leave(struct abcast_node *node);
 
 /**
  * Leaves the group gracefully (as `abcast_node_leave`, if not done yet), joins the
- * node's threads, and frees the node. **Blocks** up to twice the leave timeout.
+ * node's threads, and frees the node. **Blocks** up to twice the leave timeout (and,
+ * with a callback, until it has been given every event still queued).
  * `NULL` is a no-op. The handle is invalid afterwards: calling `abcast_node_stop`
  * twice on the same node is a use-after-free, like `free` twice. Call it once no
  * other thread uses the node (to wake a thread blocked in `abcast_recv`, call

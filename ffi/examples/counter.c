@@ -10,9 +10,12 @@
  * Every member broadcasts OPS operations (default 1000), "add N" or "double", then
  * "done". Every member applies every operation in the order abcast delivers them;
  * since that order is the same everywhere, so is the result (the operations do not
- * commute: the order matters). A member finishes when every member still in the
- * group has said "done" (one that crashed or left counts as done), prints the counter
- * and a digest of the order, and leaves. Every member prints the same line.
+ * commute: the order matters). Once every member still in the group has said "done"
+ * (one that crashed or left counts as done), a member prints the counter and a digest
+ * of the order: every member prints the same line. It then says "bye" and leaves once
+ * every member has said "bye": a member that left at once could leave a slower one
+ * alone before it delivered everything (delivery is not uniform: what a member that
+ * leaves or crashes delivered last may never reach the others).
  *
  * Build:  cc -std=c99 counter.c $(pkg-config --cflags --libs abcast) -o counter
  *
@@ -34,7 +37,15 @@
 struct member {
     uint32_t id;
     int done; /* said "done", crashed or left */
+    int bye;  /* said "bye", crashed or left */
 };
+
+static int all(const struct member *m, int n, int bye) {
+    int i;
+    for (i = 0; i < n; i++)
+        if (!(bye ? m[i].bye : m[i].done)) return 0;
+    return 1;
+}
 
 static int fail(const char *what, abcast_status st) {
     /* abcast_last_error(): this thread's last failure, with the function's name. */
@@ -45,10 +56,10 @@ static int fail(const char *what, abcast_status st) {
 
 int main(int argc, char **argv) {
     struct member members[MAX_MEMBERS];
-    int n_members = 0, i, all_done = 0, rc = 0;
+    int n_members = 0, i, finished = 0, rc = 0;
     uint32_t self;
-    long ops, sent = 0;
-    uint64_t counter = 0, digest = 1469598103934665603ULL, events = 0;
+    long ops, sent = 0, to_send;
+    uint64_t counter = 0, digest = 1469598103934665603ULL, applied = 0;
     char *list, *item, *save = NULL, msg[64];
     abcast_config *cfg;
     abcast_node *node = NULL;
@@ -75,6 +86,7 @@ int main(int argc, char **argv) {
         *eq = '\0';
         members[n_members].id = (uint32_t)strtoul(item, NULL, 10);
         members[n_members].done = 0;
+        members[n_members].bye = 0;
         st = abcast_config_add_member(cfg, members[n_members].id, eq + 1);
         if (st != ABCAST_OK) return fail("abcast_config_add_member", st);
         n_members++;
@@ -86,11 +98,15 @@ int main(int argc, char **argv) {
     abcast_config_free(cfg); /* the node keeps a copy */
     if (st != ABCAST_OK) return fail("abcast_node_start", st);
 
-    /* 3. Broadcast and receive in one loop. */
-    while (!all_done) {
-        int sending = sent <= ops; /* OPS operations, then "done" */
+    /* 3. Broadcast and receive in one loop: OPS operations and "done", then, once
+     * everyone is done, "bye". */
+    to_send = ops + 1;
+    while (!all(members, n_members, 1)) {
+        int sending = sent < to_send;
         if (sending) {
-            if (sent == ops)
+            if (sent == ops + 1)
+                snprintf(msg, sizeof msg, "bye");
+            else if (sent == ops)
                 snprintf(msg, sizeof msg, "done");
             else if (sent % 7 == 3)
                 snprintf(msg, sizeof msg, "double");
@@ -111,27 +127,35 @@ int main(int argc, char **argv) {
             rc = fail("abcast_recv", st);
             break;
         }
-        events++;
         switch (ev.kind) {
         case ABCAST_EVENT_DELIVER: {
             /* ev.data is not NUL-terminated and is valid until abcast_event_release. */
             char text[64];
+            size_t k;
             snprintf(text, sizeof text, "%.*s", (int)ev.len, (const char *)ev.data);
-            if (strncmp(text, "add ", 4) == 0)
-                counter += strtoull(text + 4, NULL, 10);
-            else if (strcmp(text, "double") == 0)
-                counter *= 2;
-            else if (strcmp(text, "done") == 0)
-                for (i = 0; i < n_members; i++)
-                    if (members[i].id == ev.origin) members[i].done = 1;
-            digest = (digest ^ ev.seq ^ ((uint64_t)ev.origin << 40)) * 1099511628211ULL;
+            if (strncmp(text, "add ", 4) == 0 || strcmp(text, "double") == 0) {
+                if (text[0] == 'a')
+                    counter += strtoull(text + 4, NULL, 10);
+                else
+                    counter *= 2;
+                applied++;
+                /* FNV-1a over (origin, text): the order of the operations. */
+                digest = (digest ^ ev.origin) * 1099511628211ULL;
+                for (k = 0; text[k] != '\0'; k++)
+                    digest = (digest ^ (unsigned char)text[k]) * 1099511628211ULL;
+            }
+            for (i = 0; i < n_members; i++) {
+                if (members[i].id != ev.origin) continue;
+                if (strcmp(text, "done") == 0) members[i].done = 1;
+                if (strcmp(text, "bye") == 0) members[i].bye = 1;
+            }
             break;
         }
         case ABCAST_EVENT_MEMBER_LEFT:
             fprintf(stderr, "counter %u: member %u left at seq %llu\n", (unsigned)self,
                     (unsigned)ev.member, (unsigned long long)ev.seq);
             for (i = 0; i < n_members; i++)
-                if (members[i].id == ev.member) members[i].done = 1;
+                if (members[i].id == ev.member) members[i].done = members[i].bye = 1;
             break;
         case ABCAST_EVENT_RELAYER_CHANGED:
             fprintf(stderr, "counter %u: member %u relays from seq %llu (epoch %llu)\n",
@@ -147,15 +171,16 @@ int main(int argc, char **argv) {
         }
         abcast_event_release(&ev); /* frees the payload */
         if (rc != 0) break;
-        all_done = 1;
-        for (i = 0; i < n_members; i++)
-            if (!members[i].done) all_done = 0;
+        if (!finished && all(members, n_members, 0)) {
+            finished = 1;
+            printf("counter = %llu after %llu operations, order digest %016llx\n",
+                   (unsigned long long)counter, (unsigned long long)applied,
+                   (unsigned long long)digest);
+            fflush(stdout);
+            to_send = ops + 2; /* and now "bye" */
+        }
     }
 
-    if (rc == 0)
-        printf("counter = %llu after %llu events, order digest %016llx\n",
-               (unsigned long long)counter, (unsigned long long)events,
-               (unsigned long long)digest);
     /* 4. Leave gracefully and free the node. */
     abcast_node_stop(node);
     return rc;

@@ -40,7 +40,8 @@ pub struct abcast_node {
 }
 
 struct Delivery {
-    /// Set when `abcast_node_stop` has begun: the callback is not invoked again.
+    /// Set when `abcast_node_stop` is called from the callback: it is not invoked
+    /// again.
     stop: Arc<AtomicBool>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
@@ -396,7 +397,8 @@ pub unsafe extern "C" fn abcast_node_leave(node: *mut abcast_node) -> abcast_sta
 }
 
 /// Leaves the group gracefully (as `abcast_node_leave`, if not done yet), joins the
-/// node's threads, and frees the node. **Blocks** up to twice the leave timeout.
+/// node's threads, and frees the node. **Blocks** up to twice the leave timeout (and,
+/// with a callback, until it has been given every event still queued).
 /// `NULL` is a no-op. The handle is invalid afterwards: calling `abcast_node_stop`
 /// twice on the same node is a use-after-free, like `free` twice. Call it once no
 /// other thread uses the node (to wake a thread blocked in `abcast_recv`, call
@@ -419,13 +421,17 @@ pub unsafe extern "C" fn abcast_node_stop(node: *mut abcast_node) {
             let _ = node.node.leave();
         }
         if let Some(d) = &node.delivery {
-            d.stop.store(true, Ordering::SeqCst);
             if let Some(thread) = d.thread.lock().take() {
-                if thread.thread().id() != std::thread::current().id() {
+                if thread.thread().id() == std::thread::current().id() {
+                    // Called from the callback: no callback after this one. The delivery
+                    // thread holds its own reference to the node and ends when the
+                    // callback returns.
+                    d.stop.store(true, Ordering::SeqCst);
+                } else {
+                    // The node has left: the delivery thread hands the events still
+                    // queued to the callback, then `recv` reports the end and it ends.
                     let _ = thread.join();
                 }
-                // Called from the callback: the delivery thread holds its own reference
-                // to the node and ends when the callback returns (`stop` is set).
             }
         }
         drop(node);
