@@ -52,6 +52,18 @@ wait_exit() {
   return "$rc"
 }
 
+say "tools"
+missing=()
+for tool in "$CC" "$CXX" pkg-config readelf make; do
+  command -v "$tool" >/dev/null || missing+=("$tool")
+done
+if ((${#missing[@]})); then
+  echo "missing: ${missing[*]}; installing gcc g++ pkg-config binutils make"
+  command -v apt-get >/dev/null || fail "no apt-get to install ${missing[*]}"
+  apt-get update -qq && apt-get install -y -qq gcc g++ pkg-config binutils make >/dev/null
+fi
+$CC --version | head -n 1
+
 say "cbindgen $CBINDGEN_VERSION"
 export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
 if [[ "$(cbindgen --version 2>/dev/null)" != "cbindgen $CBINDGEN_VERSION" ]]; then

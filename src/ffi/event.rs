@@ -172,3 +172,49 @@ pub unsafe extern "C" fn abcast_event_release(ev: *mut abcast_event) {
         unsafe { ptr::write(ev, abcast_event::empty()) };
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deliver_events_own_their_payload_until_released() {
+        let mut ev = abcast_event::from_event(Event::Deliver {
+            seq: 7,
+            origin: 3,
+            payload: Bytes::from_static(b"abc"),
+        });
+        assert_eq!(ev.kind, abcast_event_kind::ABCAST_EVENT_DELIVER as i32);
+        assert_eq!((ev.seq, ev.origin, ev.len), (7, 3, 3));
+        // SAFETY: `data` points to `len` bytes owned by the event until it is released.
+        let data = unsafe { std::slice::from_raw_parts(ev.data, ev.len) };
+        assert_eq!(data, b"abc");
+        assert!(!ev.internal.is_null());
+        // SAFETY: a valid event built by from_event.
+        unsafe { abcast_event_release(&mut ev) };
+        assert!(ev.internal.is_null() && ev.data.is_null() && ev.len == 0);
+        // SAFETY: releasing a zeroed event is a no-op; NULL too.
+        unsafe {
+            abcast_event_release(&mut ev);
+            abcast_event_release(ptr::null_mut());
+        }
+        let mut empty = abcast_event::from_event(Event::Deliver {
+            seq: 1,
+            origin: 1,
+            payload: Bytes::new(),
+        });
+        assert!(!empty.data.is_null() && empty.len == 0);
+        empty.release_owned();
+        let ev = abcast_event::from_event(Event::RelayerChanged {
+            seq: 9,
+            epoch: 2,
+            relayer: 5,
+        });
+        assert_eq!(
+            ev.kind,
+            abcast_event_kind::ABCAST_EVENT_RELAYER_CHANGED as i32
+        );
+        assert_eq!((ev.seq, ev.epoch, ev.member), (9, 2, 5));
+        assert!(ev.internal.is_null() && ev.data.is_null());
+    }
+}
