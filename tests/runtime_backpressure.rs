@@ -111,7 +111,9 @@ fn stalled_member_blocks_the_group(stalled: u32, buffering: Buffering) {
         .collect();
     let total: u64 = accepted.values().sum();
     // Memory stayed bounded: few messages were accepted, the queues are small.
-    let bound = RELAY_WINDOW + 3 * SEND_WINDOW as u64 + 4 * DELIVERY_QUEUE as u64;
+    // What the stalled member took in, the relay window beyond it, the clients'
+    // send windows, and a little slack for the broadcasters' races.
+    let bound = 2 * DELIVERY_QUEUE as u64 + RELAY_WINDOW + 3 * SEND_WINDOW as u64 + 16;
     assert!(
         total <= bound,
         "{total} broadcasts accepted while member {stalled} was not receiving (bound {bound})"

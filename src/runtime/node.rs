@@ -15,7 +15,7 @@ use super::log::{self, rlog, DEBUG, INFO};
 use super::transport::{self, IoCmd, StartupReport};
 use super::worker;
 use super::{Config, Error};
-use crate::protocol::{self, Member, MemberId, Message, MsgId, Seq};
+use crate::protocol::{self, Buffering, Member, MemberId, Message, MsgId, Seq};
 use crate::wire::{self, Frame};
 
 /// What a [`Node`] tells its application, in the total order (the same at every
@@ -151,9 +151,12 @@ pub(crate) struct Shared {
     /// Relay frame bytes queued in the transport (held or unwritten), all peers.
     pub(crate) relay_backlog: AtomicUsize,
     pub(crate) relay_backlog_limit: usize,
-    /// Distributed buffering: relays handed to the transport that some member has not
-    /// yet acknowledged (the analogue of the replicated relay window).
-    pub(crate) relay_backlog_msgs: AtomicU64,
+    /// The highest sequence number of a relay handed to the transport (updated under
+    /// the core lock, as relays are produced).
+    pub(crate) relay_sent_upto: AtomicU64,
+    /// Distributed buffering: the lowest sequence number every live peer acknowledged
+    /// (published by the select thread).
+    pub(crate) min_acked: AtomicU64,
     /// All bytes queued in the transport.
     pub(crate) queued_bytes: AtomicUsize,
     pub(crate) state: AtomicU8,
@@ -166,8 +169,14 @@ impl Shared {
     /// bytes under the limit, and (distributed buffering) unacknowledged relays under
     /// the relay window.
     pub(crate) fn backlog_ok(&self) -> bool {
-        self.relay_backlog.load(Ordering::SeqCst) <= self.relay_backlog_limit
-            && self.relay_backlog_msgs.load(Ordering::SeqCst) < self.config.relay_window_msgs
+        let bytes_ok = self.relay_backlog.load(Ordering::SeqCst) <= self.relay_backlog_limit;
+        let unacked = self
+            .relay_sent_upto
+            .load(Ordering::SeqCst)
+            .saturating_sub(self.min_acked.load(Ordering::SeqCst));
+        bytes_ok
+            && (self.config.buffering != Buffering::Distributed
+                || unacked < self.config.relay_window_msgs)
     }
 
     pub(crate) fn wake_io(&self) {
@@ -242,6 +251,7 @@ impl Shared {
             Message::Relay { relays, .. } => relays.last().map_or(0, |r| r.seq).max(1),
             _ => 0,
         };
+        self.relay_sent_upto.fetch_max(relay_upto, Ordering::SeqCst);
         let kind = msg.kind();
         let frame = Frame::Protocol(msg);
         let len = wire::encoded_len(&frame);
@@ -505,7 +515,8 @@ impl Node {
             inflight: (0..workers).map(|_| AtomicUsize::new(0)).collect(),
             relay_backlog: AtomicUsize::new(0),
             relay_backlog_limit,
-            relay_backlog_msgs: AtomicU64::new(0),
+            relay_sent_upto: AtomicU64::new(0),
+            min_acked: AtomicU64::new(0),
             queued_bytes: AtomicUsize::new(0),
             state: AtomicU8::new(RUNNING),
             stopping: AtomicBool::new(false),

@@ -119,6 +119,8 @@ struct Conn {
     paused: bool,
     /// Writing failed: read what is left, then close.
     broken: Option<String>,
+    /// We half-closed it (leaving): nothing more is written.
+    fin_sent: bool,
     last_heard: Instant,
     opened: Instant,
 }
@@ -130,6 +132,16 @@ struct Round {
     waiting: BTreeSet<MemberId>,
     since: Instant,
     warned: bool,
+}
+
+/// A graceful leave in progress.
+struct Leaving {
+    done: Sender<()>,
+    deadline: Instant,
+    /// Every queue was written and every connection half-closed: waiting for the
+    /// peers to close theirs (closing ours with unread data would reset it, and the
+    /// kernel would drop what it had not yet transmitted, the Leave frame included).
+    fin_sent: bool,
 }
 
 struct Out {
@@ -177,10 +189,10 @@ struct Transport {
     round: Option<Round>,
     /// Per peer, the highest sequence number it reported delivered.
     acked: BTreeMap<MemberId, Seq>,
-    /// The highest sequence number of a relay handed to the transport.
-    relay_upto: Seq,
+    /// The last published lowest acknowledgement.
+    min_acked: Seq,
     startup_deadline: Instant,
-    leaving: Option<(Sender<()>, Instant)>,
+    leaving: Option<Leaving>,
     closed_all: bool,
     read_buf: Vec<u8>,
     gate_open: bool,
@@ -253,7 +265,7 @@ impl Transport {
             held_bytes: 0,
             round: None,
             acked: BTreeMap::new(),
-            relay_upto: 0,
+            min_acked: 0,
             leaving: None,
             closed_all: false,
             read_buf: vec![0; READ_CHUNK],
@@ -310,7 +322,6 @@ impl Transport {
                     relay_upto,
                 } => {
                     let relay = relay_upto > 0;
-                    self.relay_upto = self.relay_upto.max(relay_upto);
                     let out = Out {
                         to,
                         frame,
@@ -353,7 +364,11 @@ impl Transport {
                     } else {
                         self.enqueue(out, &mut dirty);
                     }
-                    self.leaving = Some((done, Instant::now() + self.shared.config.leave_timeout));
+                    self.leaving = Some(Leaving {
+                        done,
+                        deadline: Instant::now() + self.shared.config.leave_timeout,
+                        fin_sent: false,
+                    });
                     if let Some(mut l) = self.listener.take() {
                         let _ = self.poll.registry().deregister(&mut l);
                     }
@@ -469,6 +484,7 @@ impl Transport {
         }
         self.shared.queued_bytes.store(total, Ordering::SeqCst);
         self.shared.relay_backlog.store(relay, Ordering::SeqCst);
+        let mut acked_more = false;
         if self.distributed {
             let min_acked = self
                 .peers
@@ -476,12 +492,18 @@ impl Transport {
                 .filter(|p| p.state != PeerState::Failed)
                 .map(|p| self.acked.get(&p.id).copied().unwrap_or(0))
                 .min()
-                .unwrap_or(self.relay_upto);
-            let msgs = self.relay_upto.saturating_sub(min_acked);
-            self.shared.relay_backlog_msgs.store(msgs, Ordering::SeqCst);
+                .unwrap_or(Seq::MAX);
+            if min_acked != self.min_acked {
+                self.shared.min_acked.store(min_acked, Ordering::SeqCst);
+                acked_more = min_acked > self.min_acked;
+                self.min_acked = min_acked;
+            }
         }
+        // The relayer's own broadcasts may wait for room in the backlog: wake them
+        // when it opens. Relay bytes and acknowledgements change only here; relays
+        // are added by the producers themselves, who then see the gate closed.
         let open = self.shared.backlog_ok();
-        if open && !self.gate_open {
+        if open && (!self.gate_open || acked_more) {
             self.shared.flow.notify_room();
         }
         self.gate_open = open;
@@ -541,6 +563,7 @@ impl Transport {
                             eof: false,
                             paused: false,
                             broken: None,
+                            fin_sent: false,
                             last_heard: now,
                             opened: now,
                         },
@@ -594,6 +617,7 @@ impl Transport {
                 eof: false,
                 paused: false,
                 broken: None,
+                fin_sent: false,
                 last_heard: now,
                 opened: now,
             },
@@ -982,7 +1006,7 @@ impl Transport {
         let Some(conn) = self.conns.get_mut(&token) else {
             return;
         };
-        if !conn.connected || conn.broken.is_some() {
+        if !conn.connected || conn.broken.is_some() || conn.fin_sent {
             return;
         }
         while conn.hello_off < conn.hello.len() {
@@ -1205,42 +1229,55 @@ impl Transport {
         let _ = ready.send(report);
     }
 
-    /// After a Leave: once every queue is written (or the leave timeout passed),
-    /// closes everything, signals the leaver and returns true.
+    /// After a Leave: once every queue is written, half-closes every connection;
+    /// once the peers closed theirs (or the leave timeout passed), closes everything,
+    /// signals the leaver and returns true.
     fn check_leave_done(&mut self) -> bool {
-        let Some((_, deadline)) = &self.leaving else {
+        let Some(leaving) = &self.leaving else {
             return false;
         };
-        let flushed = self.held.is_empty()
-            && self.peers.values().all(|p| match p.state {
-                PeerState::Ready(t) => {
-                    p.wq.is_empty()
-                        && self
-                            .conns
-                            .get(&t)
-                            .map_or(true, |c| c.hello_off >= c.hello.len())
-                }
-                _ => true,
-            });
-        if !flushed && Instant::now() < *deadline {
-            return false;
+        let timed_out = Instant::now() >= leaving.deadline;
+        if !leaving.fin_sent {
+            let flushed = self.held.is_empty()
+                && self.peers.values().all(|p| match p.state {
+                    PeerState::Ready(t) => {
+                        p.wq.is_empty()
+                            && self
+                                .conns
+                                .get(&t)
+                                .map_or(true, |c| c.hello_off >= c.hello.len())
+                    }
+                    _ => true,
+                });
+            if !flushed && !timed_out {
+                return false;
+            }
+            if !flushed {
+                rlog!(
+                    WARN,
+                    self.id,
+                    "leave: could not write everything before the timeout"
+                );
+            }
+            for c in self.conns.values_mut() {
+                c.fin_sent = true;
+                let _ = c.stream.shutdown(std::net::Shutdown::Write);
+            }
+            if let Some(l) = self.leaving.as_mut() {
+                l.fin_sent = true;
+            }
         }
-        if !flushed {
-            rlog!(
-                WARN,
-                self.id,
-                "leave: could not write everything before the timeout"
-            );
+        if !self.conns.is_empty() && !timed_out {
+            return false;
         }
         let tokens: Vec<Token> = self.conns.keys().copied().collect();
         for t in tokens {
             if let Some(mut c) = self.conns.remove(&t) {
                 let _ = self.poll.registry().deregister(&mut c.stream);
-                let _ = c.stream.shutdown(std::net::Shutdown::Write);
             }
         }
-        if let Some((done, _)) = self.leaving.take() {
-            let _ = done.send(());
+        if let Some(l) = self.leaving.take() {
+            let _ = l.done.send(());
         }
         true
     }
