@@ -1,0 +1,617 @@
+//! `abcast bench-member` (hidden): one member of a group that `abcast bench` or
+//! `abcast demo` started. It is an abcast member (`--members`) or, for the raw-TCP
+//! baseline, a client of the forwarding process (`--baseline ADDR`).
+//!
+//! Protocol with the coordinator: the member starts, connects, and prints `ready`.
+//! It then reads `go T_GO T_END` on stdin (ns since the Unix epoch): from `T_GO` to
+//! `T_END` it broadcasts (as fast as the runtime lets it, or at `--rate`), then
+//! broadcasts one *end* message carrying how many it sent. It delivers until it has
+//! delivered the end message of every member still in its view, checks what it
+//! delivered, prints `done` with its figures, leaves the group, and exits 0. While
+//! running it prints `progress` lines (every 200 ms) and the membership events it
+//! delivers. End of stdin before it is done aborts it (exit 3). Every line it prints
+//! is a [`Report`].
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{self, BufRead, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Args;
+use crossbeam_channel::Receiver;
+
+use abcast::{Buffering, Config, Error, Event, Node};
+
+use super::bench_util::{
+    mix, peak_rss_bytes, read_header, write_header, Clock, Histogram, Report, Summary, HASH_SEED,
+    HEADER_BYTES, KIND_DATA, KIND_END,
+};
+use super::node::BufferingArg;
+
+/// How often a member reports its progress.
+const PROGRESS_EVERY_NS: u64 = 200_000_000;
+/// How long after the end of the load a member waits for every end message.
+const END_GRACE_NS: u64 = 60_000_000_000;
+
+/// Options of `abcast bench-member`.
+#[derive(Clone, Debug, Args)]
+pub struct MemberArgs {
+    /// This member's id.
+    #[arg(long)]
+    pub id: u32,
+    /// abcast: every member, `ID=HOST:PORT,...`.
+    #[arg(long, default_value = "")]
+    pub members: String,
+    /// Raw-TCP baseline: the forwarder's address (then `--nodes` counts the members).
+    #[arg(long)]
+    pub baseline: Option<SocketAddr>,
+    /// Raw-TCP baseline: how many members there are (ids 1..=N).
+    #[arg(long, default_value_t = 0)]
+    pub nodes: u32,
+    /// Payload bytes per message (at least 21: the benchmark header).
+    #[arg(long, default_value_t = 64)]
+    pub size: usize,
+    /// This member broadcasts (otherwise it only sends its end message).
+    #[arg(long)]
+    pub sender: bool,
+    /// Messages per second this member offers (0: as fast as it can).
+    #[arg(long, default_value_t = 0.0)]
+    pub rate: f64,
+    /// Deliveries before this time after the start are left out of the figures (ms).
+    #[arg(long, default_value_t = 0)]
+    pub warmup_ms: u64,
+    /// Buffering strategy.
+    #[arg(long, value_enum, default_value_t = BufferingArg::Replicated)]
+    pub buffering: BufferingArg,
+    /// Heartbeat interval, ms.
+    #[arg(long, default_value_t = 100)]
+    pub heartbeat_ms: u64,
+    /// Failure timeout, ms.
+    #[arg(long, default_value_t = 1000)]
+    pub failure_timeout_ms: u64,
+    /// Send window (messages); the runtime's default if absent.
+    #[arg(long)]
+    pub send_window: Option<usize>,
+    /// Relay worker threads; the runtime's default if absent.
+    #[arg(long)]
+    pub relay_workers: Option<usize>,
+}
+
+/// What the coordinator tells a member.
+#[derive(Clone, Copy, Debug)]
+pub enum Ctrl {
+    /// Load from `t_go` to `t_end` (ns since the Unix epoch).
+    Go {
+        /// Start of the load.
+        t_go: u64,
+        /// End of the load.
+        t_end: u64,
+    },
+    /// Stop at once (the coordinator gave up).
+    Abort,
+}
+
+/// Where a member's reports go.
+pub type Out = Arc<dyn Fn(Report) + Send + Sync>;
+
+/// Runs the member as a process: control lines on stdin, reports on stdout.
+pub fn run(args: MemberArgs) -> ExitCode {
+    abcast::runtime::set_verbosity(1);
+    let (ctrl_tx, ctrl_rx) = crossbeam_channel::unbounded();
+    let spawned = std::thread::Builder::new()
+        .name("bench-stdin".into())
+        .spawn(move || {
+            for line in io::stdin().lock().lines() {
+                let Ok(line) = line else { break };
+                let f: Vec<&str> = line.split_whitespace().collect();
+                if let ["go", a, b] = f[..] {
+                    if let (Ok(t_go), Ok(t_end)) = (a.parse(), b.parse()) {
+                        let _ = ctrl_tx.send(Ctrl::Go { t_go, t_end });
+                        continue;
+                    }
+                }
+                if f.first() == Some(&"abort") {
+                    break;
+                }
+            }
+            let _ = ctrl_tx.send(Ctrl::Abort);
+        });
+    if spawned.is_err() {
+        return ExitCode::from(1);
+    }
+    let out: Out = Arc::new(|r: Report| {
+        let mut so = io::stdout().lock();
+        let _ = writeln!(so, "{}", r.to_line());
+        let _ = so.flush();
+    });
+    match run_member(&args, &ctrl_rx, out.clone()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let aborted = e == "aborted";
+            out(Report::Failed(e));
+            ExitCode::from(if aborted { 3 } else { 1 })
+        }
+    }
+}
+
+/// Runs one member: start, wait for `go`, load, deliver until every end message,
+/// report, leave. Used by the member process and by in-process groups.
+pub fn run_member(args: &MemberArgs, ctrl: &Receiver<Ctrl>, out: Out) -> Result<(), String> {
+    if args.size < HEADER_BYTES {
+        return Err(format!(
+            "--size {} is below the {HEADER_BYTES}-byte benchmark header",
+            args.size
+        ));
+    }
+    match args.baseline {
+        Some(addr) => run_baseline(args, addr, ctrl, out),
+        None => run_abcast(args, ctrl, out),
+    }
+}
+
+fn wait_go(ctrl: &Receiver<Ctrl>) -> Result<(u64, u64), String> {
+    match ctrl.recv() {
+        Ok(Ctrl::Go { t_go, t_end }) => Ok((t_go, t_end)),
+        _ => Err("aborted".into()),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The checks and figures of one member, fed with what it delivers
+
+struct Tally {
+    clock: Clock,
+    id: u32,
+    out: Out,
+    t_go: u64,
+    t_from: u64,
+    t_end: u64,
+    hash: u64,
+    delivered: u64,
+    last_k: BTreeMap<u32, u64>,
+    /// Members in the view that have not delivered their end message.
+    waiting: BTreeSet<u32>,
+    window_msgs: u64,
+    window_bytes: u64,
+    latency: Histogram,
+    last_delivery_ns: u64,
+    longest_pause_ns: u64,
+    longest_pause_at_ns: u64,
+    relayer_changed_ns: Option<u64>,
+    first_after_change_ns: Option<u64>,
+    failures: u64,
+    next_progress: u64,
+    sent: Arc<AtomicU64>,
+}
+
+impl Tally {
+    fn new(
+        clock: Clock,
+        args: &MemberArgs,
+        members: impl IntoIterator<Item = u32>,
+        (t_go, t_end): (u64, u64),
+        sent: Arc<AtomicU64>,
+        out: Out,
+    ) -> Tally {
+        let t_from = (t_go + args.warmup_ms * 1_000_000).min(t_end.saturating_sub(1));
+        Tally {
+            clock,
+            id: args.id,
+            out,
+            t_go,
+            t_from,
+            t_end,
+            hash: HASH_SEED,
+            delivered: 0,
+            last_k: BTreeMap::new(),
+            waiting: members.into_iter().collect(),
+            window_msgs: 0,
+            window_bytes: 0,
+            latency: Histogram::default(),
+            last_delivery_ns: t_go,
+            longest_pause_ns: 0,
+            longest_pause_at_ns: 0,
+            relayer_changed_ns: None,
+            first_after_change_ns: None,
+            failures: 0,
+            next_progress: 0,
+            sent,
+        }
+    }
+
+    fn fail(&mut self, msg: String) {
+        self.failures += 1;
+        if self.failures <= 5 {
+            (self.out)(Report::CheckFailed(format!("member {}: {msg}", self.id)));
+        }
+    }
+
+    /// One delivered message at position `seq` from `origin`.
+    fn on_message(&mut self, seq: u64, origin: u32, payload: &[u8]) {
+        let now = self.clock.now_ns();
+        let Some((kind, o, k, t)) = read_header(payload) else {
+            self.fail(format!("seq {seq}: a {}-byte payload", payload.len()));
+            return;
+        };
+        if o != origin {
+            self.fail(format!(
+                "seq {seq}: delivered as from {origin}, written by {o}"
+            ));
+        }
+        self.hash = mix(self.hash, [seq, ((kind as u64) << 32) | origin as u64, k]);
+        let last = self.last_k.entry(origin).or_insert(0);
+        match kind {
+            KIND_DATA => {
+                if k != *last + 1 {
+                    let what = if k <= *last {
+                        "delivered twice or out of FIFO order"
+                    } else {
+                        "delivered after a gap"
+                    };
+                    let msg =
+                        format!("seq {seq}: message {k} of member {origin} {what} (after {last})");
+                    *last = (*last).max(k);
+                    self.fail(msg);
+                } else {
+                    *last = k;
+                }
+                self.delivered += 1;
+                if now >= self.t_from && now < self.t_end {
+                    self.window_msgs += 1;
+                    self.window_bytes += payload.len() as u64;
+                }
+                if t >= self.t_from && t < self.t_end {
+                    self.latency.record(now.saturating_sub(t));
+                }
+                if now > self.t_go && now <= self.t_end {
+                    let pause = now.saturating_sub(self.last_delivery_ns);
+                    if pause > self.longest_pause_ns {
+                        self.longest_pause_ns = pause;
+                        self.longest_pause_at_ns = self.last_delivery_ns;
+                    }
+                    self.last_delivery_ns = now;
+                }
+                if self.relayer_changed_ns.is_some() && self.first_after_change_ns.is_none() {
+                    self.first_after_change_ns = Some(now);
+                }
+            }
+            KIND_END => {
+                if k != *last {
+                    let msg =
+                        format!("member {origin} sent {k} messages, {last} were delivered here");
+                    self.fail(msg);
+                }
+                self.waiting.remove(&origin);
+            }
+            _ => self.fail(format!("seq {seq}: unknown kind {kind}")),
+        }
+    }
+
+    fn on_left(&mut self, seq: u64, member: u32) {
+        self.hash = mix(self.hash, [seq, 1 << 40, member as u64]);
+        self.waiting.remove(&member);
+        let t_ns = self.clock.now_ns();
+        (self.out)(Report::Left { member, seq, t_ns });
+    }
+
+    fn on_relayer_changed(&mut self, seq: u64, epoch: u64, relayer: u32) {
+        self.hash = mix(self.hash, [seq, 2 << 40 | relayer as u64, epoch]);
+        let t_ns = self.clock.now_ns();
+        if self.relayer_changed_ns.is_none() {
+            self.relayer_changed_ns = Some(t_ns);
+        }
+        (self.out)(Report::RelayerChanged {
+            relayer,
+            epoch,
+            seq,
+            t_ns,
+        });
+    }
+
+    /// Reports progress when due (then returns true); fails when the end messages
+    /// are overdue.
+    fn tick(&mut self) -> Result<bool, String> {
+        let now = self.clock.now_ns();
+        if now < self.next_progress {
+            return Ok(false);
+        }
+        {
+            self.next_progress = now + PROGRESS_EVERY_NS;
+            (self.out)(Report::Progress {
+                delivered: self.delivered,
+                sent: self.sent.load(Ordering::Relaxed),
+            });
+            if now > self.t_end + END_GRACE_NS {
+                return Err(format!(
+                    "no end message from members {:?} {} s after the load ended",
+                    self.waiting,
+                    END_GRACE_NS / 1_000_000_000
+                ));
+            }
+        }
+        Ok(true)
+    }
+
+    fn finished(&self) -> bool {
+        self.waiting.is_empty()
+    }
+
+    fn summary(&self) -> Summary {
+        Summary {
+            sent: self.sent.load(Ordering::SeqCst),
+            delivered: self.delivered,
+            hash: self.hash,
+            window_msgs: self.window_msgs,
+            window_bytes: self.window_bytes,
+            window_ns: self.t_end - self.t_from,
+            latency: self.latency.clone(),
+            relayer_changed_ns: self.relayer_changed_ns,
+            first_after_change_ns: self.first_after_change_ns,
+            longest_pause_ns: self.longest_pause_ns,
+            longest_pause_at_ns: self.longest_pause_at_ns,
+            peak_rss_bytes: peak_rss_bytes(None),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The load
+
+/// Broadcasts data messages from `t_go` to `t_end` (open loop at `rate` if it is
+/// positive), then the end message. `send` broadcasts one payload; `flush` is called
+/// before every wait and at the end.
+fn load(
+    clock: Clock,
+    args: &MemberArgs,
+    (t_go, t_end): (u64, u64),
+    sent: &AtomicU64,
+    mut send: impl FnMut(&[u8]) -> Result<(), String>,
+    mut flush: impl FnMut() -> Result<(), String>,
+) -> Result<(), String> {
+    let mut buf = vec![0x5a; args.size];
+    let mut k = 0u64;
+    clock.sleep_until(t_go);
+    if args.sender {
+        if args.rate > 0.0 {
+            let interval = 1e9 / args.rate;
+            loop {
+                let now = clock.now_ns();
+                if now >= t_end {
+                    break;
+                }
+                let due = ((now - t_go) as f64 / interval) as u64 + 1;
+                while k < due {
+                    // Stamped with when it should have been sent: a sender that
+                    // falls behind shows as latency (no coordinated omission).
+                    let at = t_go + (k as f64 * interval) as u64;
+                    if at >= t_end {
+                        break;
+                    }
+                    k += 1;
+                    write_header(&mut buf, KIND_DATA, args.id, k, at);
+                    send(&buf)?;
+                    sent.store(k, Ordering::Relaxed);
+                }
+                flush()?;
+                let next = t_go + (k as f64 * interval) as u64;
+                clock.sleep_until(next.min(t_end));
+            }
+        } else {
+            loop {
+                let now = clock.now_ns();
+                if now >= t_end {
+                    break;
+                }
+                k += 1;
+                write_header(&mut buf, KIND_DATA, args.id, k, now);
+                send(&buf)?;
+                sent.store(k, Ordering::Relaxed);
+            }
+        }
+    }
+    clock.sleep_until(t_end);
+    write_header(&mut buf, KIND_END, args.id, k, clock.now_ns());
+    send(&buf)?;
+    sent.store(k, Ordering::SeqCst);
+    flush()
+}
+
+// ---------------------------------------------------------------------------
+// abcast
+
+fn run_abcast(args: &MemberArgs, ctrl: &Receiver<Ctrl>, out: Out) -> Result<(), String> {
+    let clock = Clock::new();
+    let members = Config::parse_members(&args.members).map_err(|e| e.to_string())?;
+    let ids: Vec<u32> = members.iter().map(|(id, _)| *id).collect();
+    let mut config = Config::new(args.id, members)
+        .with_buffering(match args.buffering {
+            BufferingArg::Replicated => Buffering::Replicated,
+            BufferingArg::Distributed => Buffering::Distributed,
+        })
+        .with_heartbeat_interval(Duration::from_millis(args.heartbeat_ms))
+        .with_failure_timeout(Duration::from_millis(args.failure_timeout_ms));
+    if let Some(w) = args.send_window {
+        config = config.with_send_window(w);
+    }
+    if let Some(w) = args.relay_workers {
+        config = config.with_relay_workers(w);
+    }
+    let node = Arc::new(Node::start(config).map_err(|e| format!("start: {e}"))?);
+    out(Report::Ready {
+        connected: node.connected_at_start().to_vec(),
+        failed: node.failed_at_start().to_vec(),
+    });
+    let window = match wait_go(ctrl) {
+        Ok(w) => w,
+        Err(e) => {
+            let _ = node.leave();
+            return Err(e);
+        }
+    };
+    let sent = Arc::new(AtomicU64::new(0));
+    let sender = {
+        let (node, args, sent) = (node.clone(), args.clone(), sent.clone());
+        std::thread::Builder::new()
+            .name("bench-sender".into())
+            .spawn(move || {
+                load(
+                    clock,
+                    &args,
+                    window,
+                    &sent,
+                    |p| node.broadcast(p).map(|_| ()).map_err(|e| e.to_string()),
+                    || Ok(()),
+                )
+            })
+            .map_err(|e| e.to_string())?
+    };
+    let mut tally = Tally::new(clock, args, ids, window, sent, out.clone());
+    let result = deliver_abcast(&node, &mut tally, ctrl);
+    let sender_result = if result.is_ok() {
+        sender
+            .join()
+            .unwrap_or_else(|_| Err("the sender panicked".into()))
+    } else {
+        // The sender may be blocked in broadcast: leaving wakes it.
+        let _ = node.leave();
+        let _ = sender.join();
+        Ok(())
+    };
+    result?;
+    sender_result.map_err(|e| format!("broadcast: {e}"))?;
+    out(Report::Done(Box::new(tally.summary())));
+    node.leave().map_err(|e| format!("leave: {e}"))
+}
+
+fn deliver_abcast(node: &Node, tally: &mut Tally, ctrl: &Receiver<Ctrl>) -> Result<(), String> {
+    while !tally.finished() {
+        match node.recv_timeout(Duration::from_millis(50)) {
+            Ok(Event::Deliver {
+                seq,
+                origin,
+                payload,
+            }) => tally.on_message(seq, origin, &payload),
+            Ok(Event::MemberLeft { seq, member }) => tally.on_left(seq, member),
+            Ok(Event::RelayerChanged {
+                seq,
+                epoch,
+                relayer,
+            }) => tally.on_relayer_changed(seq, epoch, relayer),
+            Ok(Event::MemberJoined { seq, member }) => {
+                tally.hash = mix(tally.hash, [seq, 3 << 40, member as u64]);
+            }
+            Ok(Event::Excluded) | Err(Error::Excluded) => {
+                return Err("the group excluded this member".into())
+            }
+            Err(Error::Timeout) => {}
+            Err(e) => return Err(format!("recv: {e}")),
+        }
+        if tally.tick()? && matches!(ctrl.try_recv(), Ok(Ctrl::Abort)) {
+            return Err("aborted".into());
+        }
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// Raw-TCP baseline: frames `[u32 length][payload]` to the forwarder, which writes
+// every frame to every member.
+
+fn run_baseline(
+    args: &MemberArgs,
+    addr: SocketAddr,
+    ctrl: &Receiver<Ctrl>,
+    out: Out,
+) -> Result<(), String> {
+    let clock = Clock::new();
+    let stream = TcpStream::connect(addr).map_err(|e| format!("connect to {addr}: {e}"))?;
+    stream.set_nodelay(true).map_err(|e| e.to_string())?;
+    stream
+        .set_read_timeout(Some(Duration::from_millis(50)))
+        .map_err(|e| e.to_string())?;
+    out(Report::Ready {
+        connected: Vec::new(),
+        failed: Vec::new(),
+    });
+    let window = wait_go(ctrl)?;
+    let sent = Arc::new(AtomicU64::new(0));
+    let sender = {
+        let (args, sent) = (args.clone(), sent.clone());
+        let wr = stream.try_clone().map_err(|e| e.to_string())?;
+        std::thread::Builder::new()
+            .name("bench-sender".into())
+            .spawn(move || {
+                let w = std::cell::RefCell::new(io::BufWriter::with_capacity(64 * 1024, wr));
+                load(
+                    clock,
+                    &args,
+                    window,
+                    &sent,
+                    |p| {
+                        let mut w = w.borrow_mut();
+                        w.write_all(&(p.len() as u32).to_le_bytes())
+                            .and_then(|_| w.write_all(p))
+                            .map_err(|e| e.to_string())
+                    },
+                    || w.borrow_mut().flush().map_err(|e| e.to_string()),
+                )
+            })
+            .map_err(|e| e.to_string())?
+    };
+    let mut tally = Tally::new(clock, args, 1..=args.nodes, window, sent, out.clone());
+    // On an error, the sender cannot be woken from a blocked write: the process
+    // exit ends it.
+    deliver_baseline(stream, &mut tally, ctrl)?;
+    sender
+        .join()
+        .unwrap_or_else(|_| Err("the sender panicked".into()))
+        .map_err(|e| format!("send: {e}"))?;
+    out(Report::Done(Box::new(tally.summary())));
+    Ok(())
+}
+
+fn deliver_baseline(
+    mut stream: TcpStream,
+    tally: &mut Tally,
+    ctrl: &Receiver<Ctrl>,
+) -> Result<(), String> {
+    let mut buf = vec![0u8; 256 * 1024];
+    let (mut len, mut seq) = (0usize, 0u64);
+    while !tally.finished() {
+        if len == buf.len() {
+            buf.resize(buf.len() * 2, 0);
+        }
+        match stream.read(&mut buf[len..]) {
+            Ok(0) => return Err("the forwarder closed the connection".into()),
+            Ok(n) => len += n,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(format!("read: {e}")),
+        }
+        let mut pos = 0;
+        while pos + 4 <= len && !tally.finished() {
+            let flen = u32::from_le_bytes(buf[pos..pos + 4].try_into().expect("4 bytes")) as usize;
+            if pos + 4 + flen > len {
+                break;
+            }
+            let p = &buf[pos + 4..pos + 4 + flen];
+            seq += 1;
+            let origin = read_header(p).map_or(0, |h| h.1);
+            tally.on_message(seq, origin, p);
+            pos += 4 + flen;
+        }
+        buf.copy_within(pos..len, 0);
+        len -= pos;
+        if tally.tick()? && matches!(ctrl.try_recv(), Ok(Ctrl::Abort)) {
+            return Err("aborted".into());
+        }
+    }
+    Ok(())
+}
