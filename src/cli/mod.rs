@@ -4,6 +4,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod bench;
+mod bench_forwarder;
+mod bench_group;
+mod bench_member;
+mod bench_util;
+pub mod demo;
 pub mod node;
 mod signal;
 
@@ -22,11 +28,27 @@ pub enum Command {
     /// Run one member of a group: each stdin line is broadcast; each delivered message
     /// is printed to stdout as `SEQ ORIGIN PAYLOAD`.
     Node(node::NodeArgs),
+    /// Watch a group on loopback form, order messages, lose its relayer to SIGKILL,
+    /// fail over, and verify that every survivor delivered the identical sequence.
+    Demo(demo::DemoArgs),
+    /// Measure a group on loopback (throughput, latency, fail-over, memory) beside
+    /// the raw-TCP limit of the same traffic.
+    Bench(bench::BenchArgs),
+    /// One member of a `bench` or `demo` group (started by them).
+    #[command(hide = true)]
+    BenchMember(bench_member::MemberArgs),
+    /// The raw-TCP baseline's forwarding process (started by `bench`).
+    #[command(hide = true)]
+    BenchForwarder(bench_forwarder::ForwarderArgs),
 }
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Node(args) => node::run(args),
+        Command::Demo(args) => demo::run(args),
+        Command::Bench(args) => bench::run(args),
+        Command::BenchMember(args) => bench_member::run(args),
+        Command::BenchForwarder(args) => bench_forwarder::run(args),
     }
 }
