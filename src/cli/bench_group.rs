@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
 use super::bench_member::{run_member, Ctrl, MemberArgs, Out};
-use super::bench_util::{peak_rss_bytes, Clock, Histogram, Report, Summary};
+use super::bench_util::{peak_rss_bytes, Clock, Histogram, Report, Summary, CHECKPOINT_EVERY};
 use super::node::BufferingArg;
 
 /// What to run over the group.
@@ -60,6 +60,8 @@ pub struct GroupSpec {
     pub send_window: Option<usize>,
     /// Relay workers, if not the default.
     pub relay_workers: Option<usize>,
+    /// Members leave as soon as they are done, not once every member is.
+    pub leave_when_done: bool,
 }
 
 impl GroupSpec {
@@ -80,6 +82,7 @@ impl GroupSpec {
             failure_timeout_ms: self.failure_timeout_ms,
             send_window: self.send_window,
             relay_workers: self.relay_workers,
+            leave_when_done: self.leave_when_done,
         }
     }
 
@@ -124,6 +127,9 @@ impl GroupSpec {
         if let Some(w) = a.relay_workers {
             v.push("--relay-workers".into());
             v.push(w.to_string());
+        }
+        if a.leave_when_done {
+            v.push("--leave-when-done".into());
         }
         v
     }
@@ -313,6 +319,7 @@ impl Handle {
                 if let Some(s) = stdin {
                     let ok = match c {
                         Ctrl::Go { t_go, t_end } => writeln!(s, "go {t_go} {t_end}"),
+                        Ctrl::Leave => writeln!(s, "leave"),
                         Ctrl::Abort => writeln!(s, "abort"),
                     };
                     if ok.and_then(|_| s.flush()).is_err() {
@@ -492,10 +499,18 @@ pub fn run_group(spec: &GroupSpec, ui: &mut dyn Ui) -> Result<GroupOutcome, Stri
         &mut out,
         &mut closed,
     );
-    if let Err(e) = result {
-        out.errors.push(e);
-        for h in handles.iter_mut() {
-            h.send(Ctrl::Abort);
+    match result {
+        // Every member is done: now they may leave.
+        Ok(()) => {
+            for h in handles.iter_mut() {
+                h.send(Ctrl::Leave);
+            }
+        }
+        Err(e) => {
+            out.errors.push(e);
+            for h in handles.iter_mut() {
+                h.send(Ctrl::Abort);
+            }
         }
     }
     ui.finished();
@@ -676,9 +691,25 @@ fn drive(
                     delivered[i] = d;
                     sent[i] = s;
                 }
-                Report::Left { .. } | Report::RelayerChanged { .. } => {
+                Report::Left { member, seq, .. } => {
+                    // A member that finished leaves only after every end message
+                    // was ordered, so no member still counting delivers its leave:
+                    // a member leaving while the run goes on that was not killed was
+                    // excluded (suspected by the failure detector).
+                    let killed = out
+                        .members
+                        .get(member as usize - 1)
+                        .is_some_and(|m| m.killed);
+                    if !killed {
+                        out.errors.push(format!(
+                            "member {}: member {member} left the view at position {seq} \
+                             although it was not killed (suspected by the failure detector?)",
+                            i + 1
+                        ));
+                    }
                     ui.membership(i as u32 + 1, &r, out.t_kill)
                 }
+                Report::RelayerChanged { .. } => ui.membership(i as u32 + 1, &r, out.t_kill),
                 Report::CheckFailed(m) => out.check_failures.push(m),
                 Report::Done(s) => {
                     done[i] = true;
@@ -729,6 +760,9 @@ pub struct MemberFigures {
     pub failover_gap_ns: Option<u64>,
     /// Its longest time without a delivery while the load ran.
     pub longest_pause_ns: u64,
+    /// Its pause in deliveries across the fail-over (last delivery before the
+    /// *relayer changed* event to the first after it).
+    pub failover_pause_ns: Option<u64>,
     /// Its peak RSS.
     pub peak_rss: Option<u64>,
     /// Data messages it delivered (up to the last end message).
@@ -757,10 +791,14 @@ pub struct Figures {
     pub failover_gap_ns: Option<u64>,
     /// The largest longest-pause over survivors.
     pub longest_pause_ns: u64,
+    /// The largest pause across the fail-over over survivors.
+    pub failover_pause_ns: Option<u64>,
     /// The largest peak RSS over members (the killed one included).
     pub peak_rss: Option<u64>,
     /// Member with the largest peak RSS.
     pub peak_rss_member: Option<u32>,
+    /// Where the survivors' sequences first differ, if they do.
+    pub divergence: Option<String>,
 }
 
 impl GroupOutcome {
@@ -784,6 +822,12 @@ impl GroupOutcome {
                     .t_kill
                     .and_then(|k| s.first_after_change_ns.map(|f| f.saturating_sub(k))),
                 longest_pause_ns: s.longest_pause_ns,
+                failover_pause_ns: self.t_kill.and_then(|_| {
+                    Some(
+                        s.first_after_change_ns?
+                            .saturating_sub(s.last_before_change_ns?),
+                    )
+                }),
                 peak_rss: s.peak_rss_bytes.max(m.sampled_rss),
                 delivered: s.delivered,
                 hash: s.hash,
@@ -821,7 +865,13 @@ impl GroupOutcome {
             })
             .max_by_key(|(_, r)| *r)
             .map_or((None, None), |(id, r)| (Some(id), Some(r)));
+        let divergence = if identical_order || members.len() < 2 {
+            None
+        } else {
+            Some(diverge(&self.members))
+        };
         Figures {
+            divergence,
             min_msgs_per_sec: if members.is_empty() {
                 0.0
             } else {
@@ -843,9 +893,42 @@ impl GroupOutcome {
                 .map(|m| m.longest_pause_ns)
                 .max()
                 .unwrap_or(0),
+            failover_pause_ns: members.iter().filter_map(|m| m.failover_pause_ns).max(),
             peak_rss,
             peak_rss_member,
             members,
         }
     }
+}
+
+/// Where the finished survivors' hash checkpoints first differ.
+fn diverge(members: &[MemberOutcome]) -> String {
+    let lists: Vec<(u32, &Summary)> = members
+        .iter()
+        .filter(|m| !m.killed)
+        .filter_map(|m| Some((m.id, m.summary.as_ref()?)))
+        .collect();
+    let longest = lists
+        .iter()
+        .map(|(_, s)| s.checkpoints.len())
+        .max()
+        .unwrap_or(0);
+    for i in 0..longest {
+        let at: Vec<Option<u64>> = lists
+            .iter()
+            .map(|(_, s)| s.checkpoints.get(i).copied())
+            .collect();
+        if at.windows(2).any(|w| w[0] != w[1]) {
+            return format!(
+                "the sequences first differ between data messages {} and {} (hash \
+                 checkpoints every {CHECKPOINT_EVERY})",
+                i as u64 * CHECKPOINT_EVERY,
+                (i as u64 + 1) * CHECKPOINT_EVERY
+            );
+        }
+    }
+    format!(
+        "the sequences agree on every checkpoint (every {CHECKPOINT_EVERY} data messages) and \
+         differ after the last one"
+    )
 }

@@ -7,10 +7,11 @@
 //! `T_END` it broadcasts (as fast as the runtime lets it, or at `--rate`), then
 //! broadcasts one *end* message carrying how many it sent. It delivers until it has
 //! delivered the end message of every member still in its view, checks what it
-//! delivered, prints `done` with its figures, leaves the group, and exits 0. While
-//! running it prints `progress` lines (every 200 ms) and the membership events it
-//! delivers. End of stdin before it is done aborts it (exit 3). Every line it prints
-//! is a [`Report`].
+//! delivered, and prints `done` with its figures. On `leave` (sent once every member
+//! is done; or at once with `--leave-when-done`) it leaves the group gracefully and
+//! exits 0. While running it prints `progress` lines (every 200 ms) and the
+//! membership events it delivers. End of stdin before it is done aborts it (exit 3);
+//! after, it leaves. Every line it prints is a [`Report`].
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{self, BufRead, Read, Write};
@@ -26,8 +27,8 @@ use crossbeam_channel::Receiver;
 use abcast::{Buffering, Config, Error, Event, Node};
 
 use super::bench_util::{
-    mix, peak_rss_bytes, read_header, write_header, Clock, Histogram, Report, Summary, HASH_SEED,
-    HEADER_BYTES, KIND_DATA, KIND_END,
+    mix, peak_rss_bytes, read_header, write_header, Clock, Histogram, Report, Summary,
+    CHECKPOINT_EVERY, HASH_SEED, HEADER_BYTES, KIND_DATA, KIND_END,
 };
 use super::node::BufferingArg;
 
@@ -78,6 +79,9 @@ pub struct MemberArgs {
     /// Relay worker threads; the runtime's default if absent.
     #[arg(long)]
     pub relay_workers: Option<usize>,
+    /// Leave as soon as done, without waiting for `leave`.
+    #[arg(long)]
+    pub leave_when_done: bool,
 }
 
 /// What the coordinator tells a member.
@@ -90,6 +94,8 @@ pub enum Ctrl {
         /// End of the load.
         t_end: u64,
     },
+    /// Leave the group (every member is done).
+    Leave,
     /// Stop at once (the coordinator gave up).
     Abort,
 }
@@ -113,8 +119,12 @@ pub fn run(args: MemberArgs) -> ExitCode {
                         continue;
                     }
                 }
-                if f.first() == Some(&"abort") {
-                    break;
+                match f.first() {
+                    Some(&"leave") => {
+                        let _ = ctrl_tx.send(Ctrl::Leave);
+                    }
+                    Some(&"abort") => break,
+                    _ => {}
                 }
             }
             let _ = ctrl_tx.send(Ctrl::Abort);
@@ -171,6 +181,7 @@ struct Tally {
     t_end: u64,
     hash: u64,
     delivered: u64,
+    checkpoints: Vec<u64>,
     last_k: BTreeMap<u32, u64>,
     /// Members in the view that have not delivered their end message.
     waiting: BTreeSet<u32>,
@@ -179,7 +190,7 @@ struct Tally {
     latency: Histogram,
     last_delivery_ns: u64,
     longest_pause_ns: u64,
-    longest_pause_at_ns: u64,
+    last_before_change_ns: Option<u64>,
     relayer_changed_ns: Option<u64>,
     first_after_change_ns: Option<u64>,
     failures: u64,
@@ -206,6 +217,7 @@ impl Tally {
             t_end,
             hash: HASH_SEED,
             delivered: 0,
+            checkpoints: Vec::new(),
             last_k: BTreeMap::new(),
             waiting: members.into_iter().collect(),
             window_msgs: 0,
@@ -213,7 +225,7 @@ impl Tally {
             latency: Histogram::default(),
             last_delivery_ns: t_go,
             longest_pause_ns: 0,
-            longest_pause_at_ns: 0,
+            last_before_change_ns: None,
             relayer_changed_ns: None,
             first_after_change_ns: None,
             failures: 0,
@@ -259,6 +271,9 @@ impl Tally {
                     *last = k;
                 }
                 self.delivered += 1;
+                if self.delivered % CHECKPOINT_EVERY == 0 {
+                    self.checkpoints.push(self.hash);
+                }
                 if now >= self.t_from && now < self.t_end {
                     self.window_msgs += 1;
                     self.window_bytes += payload.len() as u64;
@@ -270,7 +285,6 @@ impl Tally {
                     let pause = now.saturating_sub(self.last_delivery_ns);
                     if pause > self.longest_pause_ns {
                         self.longest_pause_ns = pause;
-                        self.longest_pause_at_ns = self.last_delivery_ns;
                     }
                     self.last_delivery_ns = now;
                 }
@@ -302,6 +316,7 @@ impl Tally {
         let t_ns = self.clock.now_ns();
         if self.relayer_changed_ns.is_none() {
             self.relayer_changed_ns = Some(t_ns);
+            self.last_before_change_ns = Some(self.last_delivery_ns);
         }
         (self.out)(Report::RelayerChanged {
             relayer,
@@ -351,8 +366,9 @@ impl Tally {
             relayer_changed_ns: self.relayer_changed_ns,
             first_after_change_ns: self.first_after_change_ns,
             longest_pause_ns: self.longest_pause_ns,
-            longest_pause_at_ns: self.longest_pause_at_ns,
+            last_before_change_ns: self.last_before_change_ns,
             peak_rss_bytes: peak_rss_bytes(None),
+            checkpoints: self.checkpoints.clone(),
         }
     }
 }
@@ -483,6 +499,10 @@ fn run_abcast(args: &MemberArgs, ctrl: &Receiver<Ctrl>, out: Out) -> Result<(), 
     result?;
     sender_result.map_err(|e| format!("broadcast: {e}"))?;
     out(Report::Done(Box::new(tally.summary())));
+    if !args.leave_when_done {
+        // Until every member is done (or the coordinator is gone).
+        while !matches!(ctrl.recv(), Ok(Ctrl::Leave | Ctrl::Abort) | Err(_)) {}
+    }
     node.leave().map_err(|e| format!("leave: {e}"))
 }
 
@@ -570,6 +590,9 @@ fn run_baseline(
         .unwrap_or_else(|_| Err("the sender panicked".into()))
         .map_err(|e| format!("send: {e}"))?;
     out(Report::Done(Box::new(tally.summary())));
+    if !args.leave_when_done {
+        while !matches!(ctrl.recv(), Ok(Ctrl::Leave | Ctrl::Abort) | Err(_)) {}
+    }
     Ok(())
 }
 

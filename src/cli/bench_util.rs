@@ -241,13 +241,20 @@ pub struct Summary {
     pub relayer_changed_ns: Option<u64>,
     /// When the first data message after it was delivered.
     pub first_after_change_ns: Option<u64>,
-    /// The longest time between two deliveries while the load ran, and when it began.
+    /// The longest time between two deliveries while the load ran.
     pub longest_pause_ns: u64,
-    /// When the longest pause began.
-    pub longest_pause_at_ns: u64,
+    /// When the last data message before the *relayer changed* event was delivered:
+    /// with `first_after_change_ns`, the pause in deliveries across the fail-over.
+    pub last_before_change_ns: Option<u64>,
     /// Peak resident set (VmHWM) of this process, if known.
     pub peak_rss_bytes: Option<u64>,
+    /// The running hash after every [`CHECKPOINT_EVERY`] data messages: where two
+    /// members' lists first differ is where their sequences diverged.
+    pub checkpoints: Vec<u64>,
 }
+
+/// Data messages between two hash checkpoints.
+pub const CHECKPOINT_EVERY: u64 = 1 << 16;
 
 /// One line of a member's report.
 #[derive(Clone, Debug)]
@@ -339,7 +346,7 @@ impl Report {
             Report::CheckFailed(m) => format!("check-failed {}", m.replace('\n', " ")),
             Report::Failed(m) => format!("failed {}", m.replace('\n', " ")),
             Report::Done(s) => format!(
-                "done {} {} {} {} {} {} {} {} {} {} {} {}",
+                "done {} {} {} {} {} {} {} {} {} {} {} {} {}",
                 s.sent,
                 s.delivered,
                 s.hash,
@@ -349,9 +356,18 @@ impl Report {
                 opt(s.relayer_changed_ns),
                 opt(s.first_after_change_ns),
                 s.longest_pause_ns,
-                s.longest_pause_at_ns,
+                opt(s.last_before_change_ns),
                 opt(s.peak_rss_bytes),
-                s.latency.encode()
+                s.latency.encode(),
+                if s.checkpoints.is_empty() {
+                    "-".to_string()
+                } else {
+                    s.checkpoints
+                        .iter()
+                        .map(|c| format!("{c:x}"))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                }
             ),
         }
     }
@@ -393,9 +409,16 @@ impl Report {
                 relayer_changed_ns: parse_opt(f.get(6)?)?,
                 first_after_change_ns: parse_opt(f.get(7)?)?,
                 longest_pause_ns: num(8)?,
-                longest_pause_at_ns: num(9)?,
+                last_before_change_ns: parse_opt(f.get(9)?)?,
                 peak_rss_bytes: parse_opt(f.get(10)?)?,
                 latency: Histogram::decode(f.get(11)?)?,
+                checkpoints: match *f.get(12)? {
+                    "-" => Vec::new(),
+                    c => c
+                        .split(',')
+                        .map(|x| u64::from_str_radix(x, 16).ok())
+                        .collect::<Option<_>>()?,
+                },
             })),
             _ => return None,
         })
@@ -533,6 +556,7 @@ mod tests {
             hash: u64::MAX,
             relayer_changed_ns: Some(7),
             peak_rss_bytes: None,
+            checkpoints: vec![1, u64::MAX],
             ..Summary::default()
         };
         s.latency.record(1234);
@@ -543,6 +567,7 @@ mod tests {
                 assert_eq!(b.relayer_changed_ns, Some(7));
                 assert_eq!(b.first_after_change_ns, None);
                 assert_eq!(b.latency.count(), 1);
+                assert_eq!(b.checkpoints, vec![1, u64::MAX]);
             }
             other => panic!("{other:?}"),
         }

@@ -44,7 +44,6 @@ struct DemoUi {
     tty: bool,
     shown: bool,
     last_printed: f64,
-    kill_at: Option<Instant>,
 }
 
 impl DemoUi {
@@ -59,9 +58,9 @@ impl DemoUi {
         let _ = o.flush();
     }
 
-    fn since_kill(&self) -> String {
-        match self.kill_at {
-            Some(k) => format!(", {} after the kill", ms(k.elapsed().as_nanos() as u64)),
+    fn since_kill(t_ns: u64, t_kill: Option<u64>) -> String {
+        match t_kill {
+            Some(k) => format!(", {} after the kill", ms(t_ns.saturating_sub(k))),
             None => String::new(),
         }
     }
@@ -125,29 +124,28 @@ impl Ui for DemoUi {
         let _ = o.flush();
     }
     fn killed(&mut self, id: u32, pid: Option<u32>, at: f64) {
-        self.kill_at = Some(Instant::now());
         self.say(&format!(
             "SIGKILL member {id}, the relayer{}, {at:.2} s into the load",
             pid.map_or(String::new(), |p| format!(" (pid {p})"))
         ));
     }
-    fn membership(&mut self, id: u32, report: &Report, _t_kill: Option<u64>) {
+    fn membership(&mut self, id: u32, report: &Report, t_kill: Option<u64>) {
         let line = match report {
-            Report::Left { member, seq, .. } => format!(
+            Report::Left { member, seq, t_ns } => format!(
                 "member {id}: process left: member {member} (at position {}{})",
                 thousands(*seq as f64),
-                self.since_kill()
+                DemoUi::since_kill(*t_ns, t_kill)
             ),
             Report::RelayerChanged {
                 relayer,
                 epoch,
                 seq,
-                ..
+                t_ns,
             } => format!(
                 "member {id}: relayer changed: member {relayer} orders from position {} on \
                  (epoch {epoch}{})",
                 thousands(*seq as f64),
-                self.since_kill()
+                DemoUi::since_kill(*t_ns, t_kill)
             ),
             _ => return,
         };
@@ -156,7 +154,7 @@ impl Ui for DemoUi {
     fn draining(&mut self) {
         self.say(
             "load stopped; every member broadcasts an end message and delivers until it has \
-             every survivor's, then reports and leaves the group gracefully",
+             every survivor's, then reports; once all have reported, all leave the group gracefully",
         );
     }
     fn finished(&mut self) {
@@ -199,6 +197,7 @@ pub fn run(args: DemoArgs) -> ExitCode {
         failure_timeout_ms: 1000,
         send_window: None,
         relay_workers: None,
+        leave_when_done: false,
     };
     let per_member = args.rate / args.nodes as f64;
     println!(
@@ -221,7 +220,6 @@ pub fn run(args: DemoArgs) -> ExitCode {
         tty: std::io::stdout().is_terminal(),
         shown: false,
         last_printed: f64::NEG_INFINITY,
-        kill_at: None,
     };
     let outcome = match run_group(&spec, &mut ui) {
         Ok(o) => o,
@@ -250,6 +248,9 @@ pub fn run(args: DemoArgs) -> ExitCode {
         );
     } else {
         println!("  identical order: NO");
+        if let Some(d) = &f.divergence {
+            println!("    {d}");
+        }
         for m in &f.members {
             println!(
                 "    member {}: {} messages, hash {:016x}",
@@ -274,9 +275,9 @@ pub fn run(args: DemoArgs) -> ExitCode {
     match f.failover_gap_ns {
         Some(g) => println!(
             "  fail-over: every survivor delivered a message ordered by the new relayer within \
-             {} of the SIGKILL; longest pause in deliveries {}",
+             {} of the SIGKILL; deliveries paused at most {} across the fail-over",
             ms(g),
-            ms(f.longest_pause_ns)
+            f.failover_pause_ns.map_or("-".into(), ms)
         ),
         None => {
             println!("  fail-over: NOT observed at every survivor");
