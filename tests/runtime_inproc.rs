@@ -210,3 +210,115 @@ fn throughput() {
         total as f64 / elapsed.as_secs_f64()
     );
 }
+
+/// Collects events until `deliveries` application messages arrived.
+fn collect(node: &Node, deliveries: usize) -> (Vec<Delivery>, Vec<Event>) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut log = Vec::new();
+    let mut others = Vec::new();
+    while log.len() < deliveries {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match node.recv_timeout(left) {
+            Ok(Event::Deliver {
+                seq,
+                origin,
+                payload,
+            }) => log.push(Delivery {
+                seq,
+                origin,
+                payload: String::from_utf8(payload.to_vec()).expect("utf8"),
+            }),
+            Ok(other) => others.push(other),
+            Err(e) => panic!(
+                "member {}: {e} after {} of {deliveries} deliveries; events {others:?}",
+                node.id(),
+                log.len()
+            ),
+        }
+    }
+    (log, others)
+}
+
+#[test]
+fn late_member_joins_the_running_group() {
+    let members = members(3);
+    let cfg = |id: u32| {
+        Config::new(id, members.clone())
+            .with_heartbeat_interval(Duration::from_millis(100))
+            .with_failure_timeout(Duration::from_millis(1000))
+            .with_startup_timeout(Duration::from_millis(500))
+    };
+    // Members 1 and 2 form the group; 3 is not there within the startup timeout.
+    let (c1, c2) = (cfg(1), cfg(2));
+    let h1 = std::thread::spawn(move || Node::start(c1).expect("start 1"));
+    let n2 = Node::start(c2).expect("start 2");
+    let n1 = h1.join().expect("start 1");
+    assert_eq!(n1.failed_at_start(), &[3]);
+    for k in 1..=50 {
+        n1.broadcast(payload(1, k).as_bytes()).expect("broadcast");
+        n2.broadcast(payload(2, k).as_bytes()).expect("broadcast");
+    }
+    let (before1, _) = collect(&n1, 100);
+    let (before2, _) = collect(&n2, 100);
+    assert_eq!(before1, before2);
+    // Member 3 starts late and joins.
+    let n3 = Node::start(
+        cfg(3)
+            .with_startup_timeout(Duration::from_secs(5))
+            .with_join(true),
+    )
+    .expect("start 3");
+    assert!(
+        n3.failed_at_start().is_empty(),
+        "{:?}",
+        n3.failed_at_start()
+    );
+    // Its first event is its own process joined: from there on it takes part.
+    let first = n3
+        .recv_timeout(Duration::from_secs(20))
+        .expect("member 3's first event");
+    let Event::MemberJoined {
+        seq: joined_at,
+        member: 3,
+    } = first
+    else {
+        panic!("member 3's first event is {first:?}");
+    };
+    // Everyone broadcasts again; all of it is ordered after the join.
+    let nodes = [&n1, &n2, &n3];
+    for k in 51..=100 {
+        n1.broadcast(payload(1, k).as_bytes()).expect("broadcast");
+        n2.broadcast(payload(2, k).as_bytes()).expect("broadcast");
+        n3.broadcast(payload(3, k - 50).as_bytes())
+            .expect("broadcast");
+    }
+    let (after1, ev1) = collect(nodes[0], 150);
+    let (after2, ev2) = collect(nodes[1], 150);
+    let (log3, ev3) = collect(nodes[2], 150);
+    assert_eq!(after1, after2);
+    assert!(
+        ev1.contains(&Event::MemberJoined {
+            seq: joined_at,
+            member: 3
+        }),
+        "member 1 saw no process joined at {joined_at}: {ev1:?}"
+    );
+    assert!(ev2.contains(&Event::MemberJoined {
+        seq: joined_at,
+        member: 3
+    }));
+    assert!(
+        log3.iter().all(|d| d.seq > joined_at),
+        "member 3 delivered something ordered before its join"
+    );
+    assert_eq!(
+        &after1[..],
+        &log3[..],
+        "member 3 delivers what the others deliver after its join"
+    );
+    eprintln!("member 3 joined at seq {joined_at}; its events: {ev3:?}");
+    let complete: BTreeMap<u32, u64> = [(1, 100), (2, 100), (3, 50)].into_iter().collect();
+    let mut full = before1.clone();
+    full.extend(after1.iter().cloned());
+    check_logs(&[(1, full)].into_iter().collect(), &complete, false);
+}

@@ -34,6 +34,10 @@ pub struct NodeArgs {
     /// Send window: own broadcasts not yet delivered.
     #[arg(long)]
     pub send_window: Option<usize>,
+    /// Join a group that is already running (a late start, or a restart after a
+    /// crash): deliver from this member's own *process joined* on.
+    #[arg(long)]
+    pub join: bool,
     /// Number of relay worker threads.
     #[arg(long)]
     pub relay_workers: Option<usize>,
@@ -79,7 +83,8 @@ fn run_inner(args: NodeArgs) -> Result<ExitCode, Error> {
         })
         .with_heartbeat_interval(Duration::from_millis(args.heartbeat_ms))
         .with_failure_timeout(Duration::from_millis(args.failure_timeout_ms))
-        .with_startup_timeout(Duration::from_millis(args.startup_timeout_ms));
+        .with_startup_timeout(Duration::from_millis(args.startup_timeout_ms))
+        .with_join(args.join);
     if let Some(w) = args.send_window {
         config = config.with_send_window(w);
     }

@@ -60,6 +60,10 @@ pub struct Config {
     pub leave_timeout: Duration,
     /// The address to listen on; by default this member's address in `members`.
     pub listen_addr: Option<SocketAddr>,
+    /// Join a group that is already running (a member that starts late, or comes
+    /// back after a crash) instead of forming it: the member dials every member and
+    /// asks to join; it delivers from its own *process joined* on.
+    pub join: bool,
 }
 
 impl Config {
@@ -81,6 +85,7 @@ impl Config {
             delivery_queue_msgs: 4096,
             leave_timeout: Duration::from_secs(5),
             listen_addr: None,
+            join: false,
         }
     }
 
@@ -180,6 +185,12 @@ impl Config {
     /// Listens on `addr` instead of this member's configured address.
     pub fn with_listen_addr(mut self, addr: SocketAddr) -> Config {
         self.listen_addr = Some(addr);
+        self
+    }
+
+    /// Joins a running group instead of forming it (see [`Config::join`]).
+    pub fn with_join(mut self, join: bool) -> Config {
+        self.join = join;
         self
     }
 

@@ -71,11 +71,11 @@
 //! members with lower ids (retrying every 50 ms) and accepts those with higher ids.
 //! Both sides send a Hello frame first. [`Node::start`] returns once every member is
 //! connected, or at the startup timeout; members not connected by then are reported
-//! to the core as failed (*process left*).
+//! to the core as failed (*process left*). A joining member dials every member.
 //!
 //! A connection is a member only once it said a valid Hello: an id in the
-//! configuration, higher than ours (we dial the lower ones), not our own, not already
-//! connected, not failed. Anything else (bad magic or version, an unknown frame kind,
+//! configuration, higher than ours (we dial the lower ones, unless they come back as
+//! joiners), not our own, not already connected, and not a failed incarnation. Anything else (bad magic or version, an unknown frame kind,
 //! a length over the limit — before a Hello the limit is 64 bytes —, a frame other
 //! than Hello first, no Hello within the larger of the failure timeout and one
 //! second, a truncated frame at end of stream) closes the connection with a warning
@@ -104,9 +104,14 @@
 //!
 //! # Known gaps
 //!
-//! - **Late join is not supported by the runtime**: a member that has not connected
-//!   within the startup timeout counts as failed, and a Hello from it later is
-//!   refused. The core's join messages are not wired to the transport yet.
+//! - **Joining** (`Config::join`, `abcast node --join`): a member that starts late,
+//!   or comes back after a crash, dials every member and asks to join; members
+//!   accept its Hello when its old incarnation counts as failed (its failure notice
+//!   reached the core before anything the new incarnation says). [`Node::start`]
+//!   returns once it is connected; its first event is its own
+//!   [`Event::MemberJoined`], and it delivers what is ordered after it (no state
+//!   transfer). Without `join`, a member not connected within the startup timeout
+//!   counts as failed, and the group forms without it.
 //! - A member the group excluded while it was alive (for instance, paused for longer
 //!   than the failure timeout) has its connections closed by the others; it sees them
 //!   all fail and carries on alone. Nothing on the wire tells it it was excluded.

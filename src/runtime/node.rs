@@ -500,7 +500,11 @@ impl Node {
             .map_err(|e| Error::io("create waker", e))?;
         let (io_tx, io_rx) = crossbeam_channel::unbounded();
         let ids: Vec<MemberId> = config.members.iter().map(|(id, _)| *id).collect();
-        let core = Member::new(config.self_id, &ids, config.core_config());
+        let core = if config.join {
+            Member::new_joining(config.self_id, &ids, config.core_config())
+        } else {
+            Member::new(config.self_id, &ids, config.core_config())
+        };
         let workers = config.relay_workers;
         let peers = ids.len().saturating_sub(1).max(1);
         let relay_backlog_limit = (2 * config.max_frame_bytes * peers).max(4 << 20);
@@ -532,6 +536,12 @@ impl Node {
                 .spawn(move || worker::run(s, rx, i))
                 .map_err(|e| Error::io("spawn a relay worker", e))?;
             threads.push(h);
+        }
+        // A joiner's core starts with its join requests queued: hand them over (they
+        // wait in the peers' queues until the connections are up).
+        {
+            let mut core = shared.core.lock();
+            shared.drain_locked(&mut core);
         }
         let (ready_tx, ready_rx) = crossbeam_channel::bounded(1);
         let s = shared.clone();

@@ -91,6 +91,8 @@ struct Peer {
     dialing: Option<Token>,
     next_dial: Instant,
     last_sent: Instant,
+    /// The incarnation its last accepted Hello named.
+    incarnation: Option<u64>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -181,6 +183,8 @@ struct Transport {
     next_token: usize,
     incarnation: u64,
     distributed: bool,
+    /// This member joins a running group: it dials every member.
+    joining: bool,
     /// Distributed buffering: frames held until every member received the current
     /// relay round.
     held: VecDeque<Out>,
@@ -228,6 +232,7 @@ impl Transport {
                         dialing: None,
                         next_dial: now,
                         last_sent: now,
+                        incarnation: None,
                     },
                 )
             })
@@ -249,6 +254,7 @@ impl Transport {
         Transport {
             id,
             distributed: cfg.buffering == Buffering::Distributed,
+            joining: cfg.join,
             startup_deadline: now + cfg.startup_timeout,
             shared,
             poll,
@@ -839,20 +845,20 @@ impl Transport {
                 if member == self.id {
                     Some(format!("Hello claims this member's own id {member}"))
                 } else if let Some(p) = self.peers.get(&member) {
-                    if member < self.id {
-                        Some(format!(
-                            "Hello from member {member}, which ranks lower: this member dials it"
-                        ))
-                    } else {
-                        match p.state {
-                            PeerState::Failed => Some(format!(
-                                "member {member} counts as failed (late join is not supported)"
-                            )),
-                            PeerState::Ready(_) => {
-                                Some(format!("member {member} is already connected"))
-                            }
-                            PeerState::Waiting => None,
+                    match p.state {
+                        PeerState::Ready(_) => {
+                            Some(format!("member {member} is already connected"))
                         }
+                        // A member that failed (or never connected) comes back as a
+                        // new incarnation: it dials everyone and asks to join.
+                        PeerState::Failed if p.incarnation == Some(incarnation) => Some(format!(
+                            "member {member}'s incarnation {incarnation:x} counts as failed"
+                        )),
+                        PeerState::Failed => None,
+                        PeerState::Waiting if member < self.id && !self.joining => Some(format!(
+                            "Hello from member {member}, which ranks lower: this member dials it"
+                        )),
+                        PeerState::Waiting => None,
                     }
                 } else {
                     Some(format!("Hello from unknown member id {member}"))
@@ -876,8 +882,32 @@ impl Transport {
         }
         let addr = conn.addr;
         let p = self.peers.get_mut(&member).expect("peer");
+        let rejoin = p.state == PeerState::Failed;
+        if let Some(t) = p.dialing.take() {
+            if t != token {
+                if let Some(mut c) = self.conns.remove(&t) {
+                    let _ = self.poll.registry().deregister(&mut c.stream);
+                }
+            }
+        }
+        let p = self.peers.get_mut(&member).expect("peer");
         p.state = PeerState::Ready(token);
-        p.dialing = None;
+        p.incarnation = Some(incarnation);
+        p.last_sent = Instant::now();
+        if rejoin {
+            // Its old incarnation was reported failed to its worker shard before
+            // anything the new one says: the core takes its join request as new.
+            rlog!(
+                INFO,
+                self.id,
+                "member {member} connects again as a new incarnation (it asks to join)"
+            );
+            // Its acknowledgements start over; do not let them close the relay gate.
+            let floor = self
+                .min_acked
+                .min(self.shared.relay_sent_upto.load(Ordering::SeqCst));
+            self.acked.insert(member, floor);
+        }
         rlog!(
             INFO,
             self.id,
@@ -1165,7 +1195,7 @@ impl Transport {
                 .peers
                 .values()
                 .filter(|p| {
-                    p.id < self.id
+                    (p.id < self.id || self.joining)
                         && p.state == PeerState::Waiting
                         && p.dialing.is_none()
                         && p.next_dial <= now
