@@ -102,16 +102,19 @@
 //! variable (0 silent, 1 warnings — the default —, 2 membership and phases, 3 every
 //! message).
 //!
-//! # Known gaps
+//! # Joining
 //!
-//! - **Joining** (`Config::join`, `abcast node --join`): a member that starts late,
-//!   or comes back after a crash, dials every member and asks to join; members
-//!   accept its Hello when its old incarnation counts as failed (its failure notice
-//!   reached the core before anything the new incarnation says). [`Node::start`]
-//!   returns once it is connected; its first event is its own
-//!   [`Event::MemberJoined`], and it delivers what is ordered after it (no state
-//!   transfer). Without `join`, a member not connected within the startup timeout
-//!   counts as failed, and the group forms without it.
+//! A member (`Config::join`, `abcast node --join`) that starts late,
+//! or comes back after a crash, dials every member and asks to join; members
+//! accept its Hello when its old incarnation counts as failed (its failure notice
+//! reached the core before anything the new incarnation says). [`Node::start`]
+//! returns once it is connected; its first event is its own
+//! [`Event::MemberJoined`], and it delivers what is ordered after it (no state
+//! transfer). Without `join`, a member not connected within the startup timeout
+//! counts as failed, and the group forms without it.
+//!
+//! # Known gaps and limits
+//!
 //! - A member the group excluded while it was alive (for instance, paused for longer
 //!   than the failure timeout) has its connections closed by the others; it sees them
 //!   all fail and carries on alone. Nothing on the wire tells it it was excluded.
@@ -120,8 +123,8 @@
 //!   `Config::max_frame_bytes`, so members accept frames up to
 //!   `Config::max_sync_frame_bytes` from each other (connections that have not said
 //!   Hello: 64 bytes).
-//! - Membership is not authenticated: anyone who can reach the port and knows a
-//!   member id that has not connected yet can claim it.
+//! - Membership is not authenticated: anyone who can reach the port can claim a
+//!   member id that has not connected yet, or whose incarnation failed.
 
 mod config;
 mod error;
