@@ -450,7 +450,9 @@ fn print_report(
     for e in &errors {
         println!("error: {e}");
     }
-    for m in a.members.iter().filter(|m| m.failure.is_some()) {
+    // Every member's last log lines when something failed (`ABCAST_LOG=2` for more).
+    let failed = !fa.all_checks_passed;
+    for m in a.members.iter().filter(|m| failed || m.failure.is_some()) {
         if !m.stderr_tail.is_empty() {
             println!(
                 "stderr of member {}:\n  {}",

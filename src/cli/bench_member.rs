@@ -17,12 +17,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::{self, BufRead, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use clap::Args;
-use crossbeam_channel::Receiver;
+use crossbeam_channel::{Receiver, RecvTimeoutError};
 
 use abcast::{Buffering, Config, Error, Event, Node};
 
@@ -105,7 +105,6 @@ pub type Out = Arc<dyn Fn(Report) + Send + Sync>;
 
 /// Runs the member as a process: control lines on stdin, reports on stdout.
 pub fn run(args: MemberArgs) -> ExitCode {
-    abcast::runtime::set_verbosity(1);
     let (ctrl_tx, ctrl_rx) = crossbeam_channel::unbounded();
     let spawned = std::thread::Builder::new()
         .name("bench-stdin".into())
@@ -196,6 +195,8 @@ struct Tally {
     failures: u64,
     next_progress: u64,
     sent: Arc<AtomicU64>,
+    /// `delivered`, for a progress thread.
+    shown: Arc<AtomicU64>,
 }
 
 impl Tally {
@@ -231,6 +232,7 @@ impl Tally {
             failures: 0,
             next_progress: 0,
             sent,
+            shown: Arc::default(),
         }
     }
 
@@ -271,6 +273,7 @@ impl Tally {
                     *last = k;
                 }
                 self.delivered += 1;
+                self.shown.store(self.delivered, Ordering::Relaxed);
                 if self.delivered % CHECKPOINT_EVERY == 0 {
                     self.checkpoints.push(self.hash);
                 }
@@ -485,7 +488,7 @@ fn run_abcast(args: &MemberArgs, ctrl: &Receiver<Ctrl>, out: Out) -> Result<(), 
             .map_err(|e| e.to_string())?
     };
     let mut tally = Tally::new(clock, args, ids, window, sent, out.clone());
-    let result = deliver_abcast(&node, &mut tally, ctrl);
+    let result = deliver_abcast(&node, &mut tally, ctrl, &out);
     let sender_result = if result.is_ok() {
         sender
             .join()
@@ -506,9 +509,66 @@ fn run_abcast(args: &MemberArgs, ctrl: &Receiver<Ctrl>, out: Out) -> Result<(), 
     node.leave().map_err(|e| format!("leave: {e}"))
 }
 
-fn deliver_abcast(node: &Node, tally: &mut Tally, ctrl: &Receiver<Ctrl>) -> Result<(), String> {
-    while !tally.finished() {
-        match node.recv_timeout(Duration::from_millis(50)) {
+/// Delivers until every end message, blocking in `recv` (no clock read, no timed
+/// wait per event); a progress thread reports every 200 ms and, on an abort or when
+/// the end messages are overdue, leaves the group, which ends `recv`.
+fn deliver_abcast(
+    node: &Arc<Node>,
+    tally: &mut Tally,
+    ctrl: &Receiver<Ctrl>,
+    out: &Out,
+) -> Result<(), String> {
+    let done = Arc::new(AtomicBool::new(false));
+    let why: Arc<Mutex<Option<String>>> = Arc::default();
+    let watcher = {
+        let (node, done, why, ctrl, out) = (
+            node.clone(),
+            done.clone(),
+            why.clone(),
+            ctrl.clone(),
+            out.clone(),
+        );
+        let (clock, t_end, shown, sent) = (
+            tally.clock,
+            tally.t_end,
+            tally.shown.clone(),
+            tally.sent.clone(),
+        );
+        std::thread::Builder::new()
+            .name("bench-progress".into())
+            .spawn(move || {
+                let every = Duration::from_nanos(PROGRESS_EVERY_NS);
+                while !done.load(Ordering::SeqCst) {
+                    out(Report::Progress {
+                        delivered: shown.load(Ordering::Relaxed),
+                        sent: sent.load(Ordering::Relaxed),
+                    });
+                    let stop = match ctrl.recv_timeout(every) {
+                        Ok(Ctrl::Abort) | Err(RecvTimeoutError::Disconnected) => {
+                            Some("aborted".to_string())
+                        }
+                        _ if clock.now_ns() > t_end + END_GRACE_NS => Some(format!(
+                            "not every end message was delivered {} s after the load ended",
+                            END_GRACE_NS / 1_000_000_000
+                        )),
+                        _ => None,
+                    };
+                    if let Some(reason) = stop {
+                        if !done.load(Ordering::SeqCst) {
+                            *why.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason);
+                            let _ = node.leave();
+                        }
+                        return;
+                    }
+                }
+            })
+            .map_err(|e| e.to_string())?
+    };
+    let result = loop {
+        if tally.finished() {
+            break Ok(());
+        }
+        match node.recv() {
             Ok(Event::Deliver {
                 seq,
                 origin,
@@ -524,16 +584,20 @@ fn deliver_abcast(node: &Node, tally: &mut Tally, ctrl: &Receiver<Ctrl>) -> Resu
                 tally.hash = mix(tally.hash, [seq, 3 << 40, member as u64]);
             }
             Ok(Event::Excluded) | Err(Error::Excluded) => {
-                return Err("the group excluded this member".into())
+                break Err("the group excluded this member".to_string())
             }
-            Err(Error::Timeout) => {}
-            Err(e) => return Err(format!("recv: {e}")),
+            Err(e) => {
+                let why = why.lock().unwrap_or_else(|e| e.into_inner()).take();
+                break Err(why.unwrap_or_else(|| format!("recv: {e}")));
+            }
         }
-        if tally.tick()? && matches!(ctrl.try_recv(), Ok(Ctrl::Abort)) {
-            return Err("aborted".into());
-        }
+    };
+    done.store(true, Ordering::SeqCst);
+    let _ = watcher.join();
+    if let Some(w) = why.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        return Err(w);
     }
-    Ok(())
+    result
 }
 
 // ---------------------------------------------------------------------------

@@ -306,7 +306,12 @@ pub fn run(args: DemoArgs) -> ExitCode {
         println!("  error: {e}");
         failed.push("run");
     }
-    for m in outcome.members.iter().filter(|m| m.failure.is_some()) {
+    let any_failed = !f.all_checks_passed;
+    for m in outcome
+        .members
+        .iter()
+        .filter(|m| any_failed || m.failure.is_some())
+    {
         if !m.stderr_tail.is_empty() {
             println!(
                 "  stderr of member {}:\n    {}",
