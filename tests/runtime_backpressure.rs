@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use abcast::{Buffering, Config, Error, Event, Node};
-use common::{check_logs, members, payload, wait_until, Delivery};
+use abcast::{Buffering, Error, Event, Node};
+use common::{check_logs, members, payload, start_nodes, wait_until, Delivery};
 
 const SEND_WINDOW: usize = 32;
 const RELAY_WINDOW: u64 = 128;
@@ -44,24 +44,14 @@ fn collector(node: Arc<Node>, log: Log, stop: Arc<AtomicBool>) -> std::thread::J
 }
 
 fn stalled_member_blocks_the_group(stalled: u32, buffering: Buffering) {
-    let members = members(3);
-    let handles: Vec<_> = members
-        .iter()
-        .map(|(id, _)| {
-            let cfg = Config::new(*id, members.clone())
-                .with_buffering(buffering)
-                .with_send_window(SEND_WINDOW)
-                .with_relay_window(RELAY_WINDOW)
-                .with_delivery_queue(DELIVERY_QUEUE)
-                .with_heartbeat_interval(Duration::from_millis(100))
-                .with_failure_timeout(Duration::from_millis(1000));
-            std::thread::spawn(move || Node::start(cfg).expect("start"))
-        })
-        .collect();
-    let nodes: Vec<Arc<Node>> = handles
-        .into_iter()
-        .map(|h| Arc::new(h.join().expect("start")))
-        .collect();
+    let nodes = start_nodes(&members(3), |cfg| {
+        cfg.with_buffering(buffering)
+            .with_send_window(SEND_WINDOW)
+            .with_relay_window(RELAY_WINDOW)
+            .with_delivery_queue(DELIVERY_QUEUE)
+            .with_heartbeat_interval(Duration::from_millis(100))
+            .with_failure_timeout(Duration::from_millis(1000))
+    });
     let logs: Vec<Log> = nodes.iter().map(|_| Log::default()).collect();
     let stop = Arc::new(AtomicBool::new(false));
     let mut collectors = Vec::new();

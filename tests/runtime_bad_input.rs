@@ -8,13 +8,11 @@ mod common;
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use abcast::protocol::Message;
 use abcast::wire::{self, Frame};
-use abcast::{Config, Event, Node};
-use common::{check_logs, members, payload, wait_until, Delivery, NodeProc};
+use common::{check_logs, collect, members, payload, start_nodes, wait_until, NodeProc};
 
 fn frame(f: &Frame) -> Vec<u8> {
     let mut v = Vec::new();
@@ -117,19 +115,10 @@ fn closed_by_member(addr: SocketAddr, bytes: &[u8], eof: bool) -> bool {
 fn bad_connections_are_closed_and_the_group_keeps_delivering() {
     const PER_MEMBER: u64 = 400;
     let members = members(3);
-    let handles: Vec<_> = members
-        .iter()
-        .map(|(id, _)| {
-            let cfg = Config::new(*id, members.clone())
-                .with_heartbeat_interval(Duration::from_millis(100))
-                .with_failure_timeout(Duration::from_millis(1500));
-            std::thread::spawn(move || Node::start(cfg).expect("start"))
-        })
-        .collect();
-    let nodes: Vec<Arc<Node>> = handles
-        .into_iter()
-        .map(|h| Arc::new(h.join().expect("start")))
-        .collect();
+    let nodes = start_nodes(&members, |cfg| {
+        cfg.with_heartbeat_interval(Duration::from_millis(100))
+            .with_failure_timeout(Duration::from_millis(1500))
+    });
     let total = PER_MEMBER as usize * nodes.len();
     let deadline = Instant::now() + Duration::from_secs(60);
     let receivers: Vec<_> = nodes
@@ -137,26 +126,7 @@ fn bad_connections_are_closed_and_the_group_keeps_delivering() {
         .map(|node| {
             let node = node.clone();
             std::thread::spawn(move || {
-                let mut log = Vec::new();
-                let mut others = Vec::new();
-                while log.len() < total {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    match node.recv_timeout(left) {
-                        Ok(Event::Deliver {
-                            seq,
-                            origin,
-                            payload,
-                        }) => log.push(Delivery {
-                            seq,
-                            origin,
-                            payload: String::from_utf8(payload.to_vec()).expect("utf8"),
-                        }),
-                        Ok(other) => others.push(other),
-                        Err(e) => {
-                            panic!("member {}: {e} after {} deliveries", node.id(), log.len())
-                        }
-                    }
-                }
+                let (log, others) = collect(&node, total, deadline);
                 (node.id(), log, others)
             })
         })

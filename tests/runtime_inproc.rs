@@ -8,24 +8,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use abcast::{Buffering, Config, Event, Node};
-use common::{check_logs, members, payload, Delivery};
+use common::{check_logs, collect, members, payload, start_nodes, Delivery};
 
 fn start_group(n: usize, buffering: Buffering) -> Vec<Arc<Node>> {
-    let members = members(n);
-    let handles: Vec<_> = members
-        .iter()
-        .map(|(id, _)| {
-            let cfg = Config::new(*id, members.clone())
-                .with_buffering(buffering)
-                .with_failure_timeout(Duration::from_secs(3))
-                .with_startup_timeout(Duration::from_secs(10));
-            std::thread::spawn(move || Node::start(cfg).expect("start"))
-        })
-        .collect();
-    let nodes: Vec<Arc<Node>> = handles
-        .into_iter()
-        .map(|h| Arc::new(h.join().expect("start thread")))
-        .collect();
+    let nodes = start_nodes(&members(n), |cfg| {
+        cfg.with_buffering(buffering)
+            .with_failure_timeout(Duration::from_secs(3))
+            .with_startup_timeout(Duration::from_secs(10))
+    });
     for node in &nodes {
         assert!(
             node.failed_at_start().is_empty(),
@@ -58,27 +48,12 @@ fn run_all_broadcast(nodes: &[Arc<Node>], per_member: u64) -> BTreeMap<u32, Vec<
         .map(|node| {
             let node = node.clone();
             std::thread::spawn(move || {
-                let mut log = Vec::new();
-                while log.len() < total {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    match node.recv_timeout(left) {
-                        Ok(Event::Deliver {
-                            seq,
-                            origin,
-                            payload,
-                        }) => log.push(Delivery {
-                            seq,
-                            origin,
-                            payload: String::from_utf8(payload.to_vec()).expect("utf8"),
-                        }),
-                        Ok(other) => panic!("member {}: unexpected event {other:?}", node.id()),
-                        Err(e) => panic!(
-                            "member {}: {e} after {} of {total} deliveries",
-                            node.id(),
-                            log.len()
-                        ),
-                    }
-                }
+                let (log, others) = collect(&node, total, deadline);
+                assert!(
+                    others.is_empty(),
+                    "member {}: unexpected events {others:?}",
+                    node.id()
+                );
                 (node.id(), log)
             })
         })
@@ -154,21 +129,11 @@ fn throughput() {
         Ok("distributed") => Buffering::Distributed,
         _ => Buffering::Replicated,
     };
-    let members = members(3);
-    let handles: Vec<_> = members
-        .iter()
-        .map(|(id, _)| {
-            let cfg = Config::new(*id, members.clone())
-                .with_buffering(buffering)
-                .with_relay_workers(workers)
-                .with_failure_timeout(Duration::from_secs(5));
-            std::thread::spawn(move || Node::start(cfg).expect("start"))
-        })
-        .collect();
-    let nodes: Vec<Arc<Node>> = handles
-        .into_iter()
-        .map(|h| Arc::new(h.join().expect("start")))
-        .collect();
+    let nodes = start_nodes(&members(3), |cfg| {
+        cfg.with_buffering(buffering)
+            .with_relay_workers(workers)
+            .with_failure_timeout(Duration::from_secs(5))
+    });
     let total = per_member * nodes.len() as u64;
     let started = Instant::now();
     let senders: Vec<_> = nodes
@@ -211,34 +176,6 @@ fn throughput() {
     );
 }
 
-/// Collects events until `deliveries` application messages arrived.
-fn collect(node: &Node, deliveries: usize) -> (Vec<Delivery>, Vec<Event>) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut log = Vec::new();
-    let mut others = Vec::new();
-    while log.len() < deliveries {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match node.recv_timeout(left) {
-            Ok(Event::Deliver {
-                seq,
-                origin,
-                payload,
-            }) => log.push(Delivery {
-                seq,
-                origin,
-                payload: String::from_utf8(payload.to_vec()).expect("utf8"),
-            }),
-            Ok(other) => others.push(other),
-            Err(e) => panic!(
-                "member {}: {e} after {} of {deliveries} deliveries; events {others:?}",
-                node.id(),
-                log.len()
-            ),
-        }
-    }
-    (log, others)
-}
-
 #[test]
 fn late_member_joins_the_running_group() {
     let members = members(3);
@@ -258,8 +195,8 @@ fn late_member_joins_the_running_group() {
         n1.broadcast(payload(1, k).as_bytes()).expect("broadcast");
         n2.broadcast(payload(2, k).as_bytes()).expect("broadcast");
     }
-    let (before1, _) = collect(&n1, 100);
-    let (before2, _) = collect(&n2, 100);
+    let (before1, _) = collect(&n1, 100, Instant::now() + Duration::from_secs(30));
+    let (before2, _) = collect(&n2, 100, Instant::now() + Duration::from_secs(30));
     assert_eq!(before1, before2);
     // Member 3 starts late and joins.
     let n3 = Node::start(
@@ -292,9 +229,9 @@ fn late_member_joins_the_running_group() {
         n3.broadcast(payload(3, k - 50).as_bytes())
             .expect("broadcast");
     }
-    let (after1, ev1) = collect(nodes[0], 150);
-    let (after2, ev2) = collect(nodes[1], 150);
-    let (log3, ev3) = collect(nodes[2], 150);
+    let (after1, ev1) = collect(nodes[0], 150, Instant::now() + Duration::from_secs(30));
+    let (after2, ev2) = collect(nodes[1], 150, Instant::now() + Duration::from_secs(30));
+    let (log3, ev3) = collect(nodes[2], 150, Instant::now() + Duration::from_secs(30));
     assert_eq!(after1, after2);
     assert!(
         ev1.contains(&Event::MemberJoined {

@@ -3,7 +3,10 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use abcast::{Config, Event, Node};
 
 /// `n` loopback addresses with free ports (bound to port 0 and released).
 pub fn free_addrs(n: usize) -> Vec<SocketAddr> {
@@ -54,6 +57,55 @@ pub struct Delivery {
     pub seq: u64,
     pub origin: u32,
     pub payload: String,
+}
+
+/// Starts every member of `members` in this process, each with the configuration
+/// `configure` makes of `Config::new(id, members)`. The starts run in parallel (each
+/// waits for the others to connect).
+pub fn start_nodes(
+    members: &[(u32, SocketAddr)],
+    configure: impl Fn(Config) -> Config,
+) -> Vec<Arc<Node>> {
+    let handles: Vec<_> = members
+        .iter()
+        .map(|(id, _)| {
+            let cfg = configure(Config::new(*id, members.to_vec()));
+            std::thread::spawn(move || Node::start(cfg).expect("start"))
+        })
+        .collect();
+    handles
+        .into_iter()
+        .map(|h| Arc::new(h.join().expect("start thread")))
+        .collect()
+}
+
+/// Collects `node`'s events until `deliveries` application messages arrived; panics,
+/// naming what it got, if `deadline` passes first. Returns the deliveries and the
+/// other events.
+pub fn collect(node: &Node, deliveries: usize, deadline: Instant) -> (Vec<Delivery>, Vec<Event>) {
+    let mut log = Vec::new();
+    let mut others = Vec::new();
+    while log.len() < deliveries {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match node.recv_timeout(left) {
+            Ok(Event::Deliver {
+                seq,
+                origin,
+                payload,
+            }) => log.push(Delivery {
+                seq,
+                origin,
+                payload: String::from_utf8(payload.to_vec()).expect("utf8"),
+            }),
+            Ok(other) => others.push(other),
+            Err(e) => panic!(
+                "member {}: {e} after {} of {deliveries} deliveries; events {others:?}",
+                node.id(),
+                log.len()
+            ),
+        }
+    }
+    (log, others)
 }
 
 /// Payloads are `m<origin>-<k>`, `k` counting from 1 per sender.
@@ -129,7 +181,7 @@ pub fn check_logs(
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 /// Lines read from a child's stream, each with the moment it was read.
 pub type Lines = Arc<Mutex<Vec<(Instant, String)>>>;
