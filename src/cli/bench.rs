@@ -8,8 +8,15 @@
 //! time, so every member measures the latency from broadcast to its own delivery and
 //! checks FIFO and exactly-once per sender, and keeps a running hash of the sequence
 //! it delivered. Then every member broadcasts an end message; once a member has
-//! delivered the end message of every member in its view, it reports and leaves.
-//! Identical hashes at the end message mean an identical order.
+//! delivered the end message of every member in its view, it reports; once every
+//! member has reported, they all leave gracefully. Identical hashes at the last end
+//! message mean an identical order.
+//!
+//! Figures: throughput counts the data messages a member delivered while the load ran
+//! (after the warm-up), per second; latency is from the send time in the payload
+//! (open loop: the time the message was due) to the delivery, over every member; the
+//! fail-over gap runs from the SIGKILL to a survivor's first delivery of a message
+//! ordered by the new relayer; peak RSS is each member's VmHWM.
 //!
 //! The raw-TCP baseline runs the same members, payloads and load against one
 //! forwarding process that writes every frame to every member (batched, no

@@ -611,7 +611,9 @@ fn drive(
     let mut delivered = vec![0u64; n];
     let mut sent = vec![0u64; n];
     let mut done = vec![false; n];
-    let mut history: VecDeque<(u64, u64)> = VecDeque::new();
+    // Per member: (when its progress report arrived, what it had delivered), over
+    // the last second or so: its delivery rate.
+    let mut history: Vec<VecDeque<(u64, u64)>> = vec![VecDeque::new(); n];
     let mut next_tick = clock.now_ns();
     let mut drained_told = false;
     loop {
@@ -655,16 +657,19 @@ fn drive(
                 }
             }
             let min = live.iter().map(|i| delivered[*i]).min().unwrap_or(0);
-            history.push_back((now, min));
-            while history.len() > 2 && now - history[0].0 > 1_000_000_000 {
-                history.pop_front();
-            }
-            let (t0, d0) = history[0];
-            let rate = if now > t0 {
-                (min - d0.min(min)) as f64 * 1e9 / (now - t0) as f64
-            } else {
-                0.0
-            };
+            let rate = live
+                .iter()
+                .map(|i| {
+                    let h = &history[*i];
+                    match (h.front(), h.back()) {
+                        (Some((t0, d0)), Some((t1, d1))) if t1 > t0 => {
+                            d1.saturating_sub(*d0) as f64 * 1e9 / (t1 - t0) as f64
+                        }
+                        _ => 0.0,
+                    }
+                })
+                .fold(f64::INFINITY, f64::min);
+            let rate = if rate.is_finite() { rate } else { 0.0 };
             ui.progress(&Progress {
                 elapsed: (now as f64 - t_go as f64) / 1e9,
                 total: spec.duration.as_secs_f64(),
@@ -690,6 +695,12 @@ fn drive(
                 } => {
                     delivered[i] = d;
                     sent[i] = s;
+                    let t = clock.now_ns();
+                    let h = &mut history[i];
+                    h.push_back((t, d));
+                    while h.len() > 2 && t - h[0].0 > 1_000_000_000 {
+                        h.pop_front();
+                    }
                 }
                 Report::Left { member, seq, .. } => {
                     // A member that finished leaves only after every end message
