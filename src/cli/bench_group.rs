@@ -182,7 +182,8 @@ pub struct Progress {
     pub total: f64,
     /// Data messages delivered by the member that delivered fewest (live members).
     pub min_delivered: u64,
-    /// Messages per second that member delivered over the last second.
+    /// Messages per second delivered over the last second (mean over live members:
+    /// they all deliver the same sequence).
     pub rate: f64,
     /// Messages broadcast by all members.
     pub sent: u64,
@@ -668,8 +669,8 @@ fn drive(
                         _ => 0.0,
                     }
                 })
-                .fold(f64::INFINITY, f64::min);
-            let rate = if rate.is_finite() { rate } else { 0.0 };
+                .sum::<f64>()
+                / live.len().max(1) as f64;
             ui.progress(&Progress {
                 elapsed: (now as f64 - t_go as f64) / 1e9,
                 total: spec.duration.as_secs_f64(),
