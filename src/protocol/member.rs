@@ -98,8 +98,9 @@ struct RelayerState {
     /// Members in the view whose welcome was lost with a previous relayer: welcomed
     /// again, with repairs, when this synchronization phase finishes.
     rewelcome: Vec<MemberId>,
-    /// The stable watermark passed a joiner's *process joined*: tell everyone, even
-    /// with nothing to relay, so that the joiner knows its join is confirmed.
+    /// The stable watermark advanced: tell everyone, even with nothing to relay, so
+    /// that a joiner learns its join is confirmed and a leaving member that what it
+    /// delivered is safe with the others.
     announce_stable: bool,
 }
 
@@ -348,6 +349,14 @@ impl Member {
     /// How many of this member's broadcasts are not yet delivered.
     pub fn unrelayed_msgs(&self) -> usize {
         self.unrelayed.len()
+    }
+
+    /// The stable watermark as this member knows it: every member of the view has
+    /// delivered up to here (replicated buffering; zero with distributed buffering).
+    /// A member whose stable watermark covers what it delivered may leave without
+    /// the others missing anything it delivered.
+    pub fn stable(&self) -> Seq {
+        self.stable
     }
 
     /// How many relays this member keeps for fail-over.
@@ -617,6 +626,7 @@ impl Member {
             self.confirm_join();
         }
         let mut first_applied = true;
+        let before = self.received;
         for relay in relays {
             if relay.seq != self.received + 1 {
                 continue; // not the expected sequence number: discarded
@@ -633,7 +643,8 @@ impl Member {
         if current && self.config.buffering == Buffering::Replicated {
             self.stable = self.stable.max(stable.min(self.received));
             self.trim_buffer();
-            self.ack_due = true;
+            // Acknowledge what is new (not a bare stable-watermark announcement).
+            self.ack_due |= self.received > before;
             if !self.confirmed
                 && self
                     .joined_at
@@ -1264,17 +1275,14 @@ impl Member {
         }
     }
 
-    /// Raises the relayer's stable watermark and trims its buffer to it; notes when it
-    /// passed a joiner's *process joined*.
+    /// Raises the relayer's stable watermark, trims its buffer to it, and has it
+    /// announced.
     fn set_stable(&mut self, stable: Seq) {
         if stable <= self.stable {
             return;
         }
-        let old = self.stable;
-        if self.joined_at.iter().any(|(_, s)| *s > old && *s <= stable) {
-            if let Some(r) = self.relayer.as_mut() {
-                r.announce_stable = true;
-            }
+        if let Some(r) = self.relayer.as_mut() {
+            r.announce_stable = true;
         }
         self.stable = stable;
         self.trim_buffer();
