@@ -259,3 +259,37 @@ fn a_join_survives_the_relayer_dying_before_its_welcome() {
     assert!(h.delivered(2).contains(&m));
     assert_eq!(h.delivered(4), vec![m]);
 }
+
+#[test]
+fn windows_bound_bytes_too() {
+    use abcast::protocol::Member;
+    let config = CoreConfig {
+        send_window_bytes: 100,
+        relay_window_bytes: 100,
+        ..CoreConfig::default()
+    };
+    // The send window: 64 + 64 bytes would exceed 100.
+    let mut client = Member::new(2, &[1, 2], config.clone());
+    assert!(client.broadcast(vec![0u8; 64].into()).is_ok());
+    assert!(client.broadcast(vec![0u8; 64].into()).is_err());
+    // One message larger than the window passes when nothing else is pending.
+    let mut big = Member::new(2, &[1, 2], config.clone());
+    assert!(big.broadcast(vec![0u8; 500].into()).is_ok());
+    // The relay window: the relayer stops ordering once 100 bytes wait above the
+    // stable watermark (member 2 has acknowledged nothing), whatever the count.
+    let mut relayer = Member::new(1, &[1, 2], config);
+    for _ in 0..4 {
+        relayer.broadcast(vec![0u8; 40].into()).ok();
+    }
+    assert_eq!(relayer.delivered(), 3, "40 + 40 + 40 bytes: the third fills it");
+    assert_eq!(relayer.pending_msgs(), 1);
+    // Member 2 acknowledges: the relayer orders the rest.
+    relayer.handle_message(
+        2,
+        abcast::protocol::Message::Ack {
+            epoch: 1,
+            delivered: 3,
+        },
+    );
+    assert_eq!(relayer.delivered(), 4);
+}

@@ -172,12 +172,16 @@ pub struct Member {
     /// Relays kept for a future synchronization phase. Replicated: every relay above
     /// the stable watermark. Distributed: the last round received.
     buffer: VecDeque<Relay>,
+    /// Payload bytes of the relays in `buffer`.
+    buffer_bytes: usize,
     /// The stable watermark last heard from the relayer.
     stable: Seq,
     /// The next `origin_seq` this member gives a broadcast.
     next_origin_seq: u64,
     /// Own broadcasts not yet delivered, in order: sent, held or reported.
     unrelayed: VecDeque<(u64, Bytes)>,
+    /// Payload bytes of `unrelayed`.
+    unrelayed_bytes: usize,
     /// The highest `origin_seq` handed to the current relayer (sent or reported).
     sent_upto: u64,
     /// Own broadcasts to put into the next sent-broadcast batch.
@@ -227,9 +231,11 @@ impl Member {
             join_attempts: MemberMap::new(),
             attempt: 0,
             buffer: VecDeque::new(),
+            buffer_bytes: 0,
             stable: 0,
             next_origin_seq: 1,
             unrelayed: VecDeque::new(),
+            unrelayed_bytes: 0,
             sent_upto: 0,
             to_send: VecDeque::new(),
             ack_due: false,
@@ -405,13 +411,17 @@ impl Member {
     /// `send_window_msgs` broadcasts un-relayed (or it is excluded). During a
     /// synchronization phase the message is held and sent when the phase ends.
     pub fn broadcast(&mut self, payload: Bytes) -> Result<MsgId, WouldBlock> {
+        let bytes_full = !self.unrelayed.is_empty()
+            && self.unrelayed_bytes + payload.len() > self.config.send_window_bytes;
         if matches!(self.phase, Phase::Excluded | Phase::Joining)
             || self.unrelayed.len() >= self.config.send_window_msgs
+            || bytes_full
         {
             return Err(WouldBlock);
         }
         let origin_seq = self.next_origin_seq;
         self.next_origin_seq += 1;
+        self.unrelayed_bytes += payload.len();
         self.unrelayed.push_back((origin_seq, payload.clone()));
         let sending = match self.phase {
             Phase::Normal => true,
@@ -632,7 +642,7 @@ impl Member {
                 continue; // not the expected sequence number: discarded
             }
             if first_applied && self.config.buffering == Buffering::Distributed {
-                self.buffer.clear(); // keep only the last round
+                self.clear_buffer(); // keep only the last round
             }
             first_applied = false;
             self.apply_relay(relay);
@@ -755,7 +765,9 @@ impl Member {
                 if relay.origin == self.id
                     && self.unrelayed.front().map(|(s, _)| *s) == Some(relay.origin_seq)
                 {
-                    self.unrelayed.pop_front();
+                    if let Some((_, p)) = self.unrelayed.pop_front() {
+                        self.unrelayed_bytes -= p.len();
+                    }
                 }
                 Event::Deliver {
                     seq,
@@ -814,12 +826,20 @@ impl Member {
         } else {
             self.held_events.push_back(event);
         }
+        self.buffer_bytes += relay_size(&relay);
         self.buffer.push_back(relay);
+    }
+
+    fn clear_buffer(&mut self) {
+        self.buffer.clear();
+        self.buffer_bytes = 0;
     }
 
     fn trim_buffer(&mut self) {
         while self.buffer.front().is_some_and(|r| r.seq <= self.stable) {
-            self.buffer.pop_front();
+            if let Some(r) = self.buffer.pop_front() {
+                self.buffer_bytes -= relay_size(&r);
+            }
         }
     }
 
@@ -976,7 +996,7 @@ impl Member {
             });
         }
         if self.config.buffering == Buffering::Distributed {
-            self.buffer.clear();
+            self.clear_buffer();
         }
         self.phase = Phase::Normal;
         let r = self.relayer.as_mut().expect("relayer");
@@ -1168,7 +1188,9 @@ impl Member {
         let own = self.origin_delivered.get(self.id).copied().unwrap_or(0);
         // Broadcasts kept from before a reset: those the group delivered are done.
         while self.unrelayed.front().is_some_and(|(s, _)| *s <= own) {
-            self.unrelayed.pop_front();
+            if let Some((_, p)) = self.unrelayed.pop_front() {
+                self.unrelayed_bytes -= p.len();
+            }
         }
         self.next_origin_seq = self.next_origin_seq.max(own + 1);
         self.sent_upto = own;
@@ -1197,6 +1219,7 @@ impl Member {
             })
             .collect();
         own.extend(self.unrelayed.drain(..));
+        self.unrelayed_bytes = own.iter().map(|(_, p)| p.len()).sum();
         self.unrelayed = own.into();
         self.phase = Phase::Joining;
         self.relayer = None;
@@ -1208,7 +1231,7 @@ impl Member {
         };
         self.received = 0;
         self.stable = 0;
-        self.buffer.clear();
+        self.clear_buffer();
         self.origin_delivered = MemberMap::new();
         self.joined_at = MemberMap::new();
         self.to_send.clear();
@@ -1308,17 +1331,13 @@ impl Member {
             self.set_stable(stable);
         }
         loop {
-            let r = self.relayer.as_ref().expect("relayer");
-            let window_full = |stable: Seq| {
-                r.next_seq.saturating_sub(1).saturating_sub(stable) >= self.config.relay_window_msgs
-            };
-            if self.config.buffering == Buffering::Replicated && window_full(self.stable) {
+            if self.config.buffering == Buffering::Replicated && self.relay_window_full() {
                 // Our own deliveries count too: look again before stopping.
                 let stable = self.compute_stable();
-                if window_full(stable) {
+                self.set_stable(stable);
+                if self.relay_window_full() {
                     return;
                 }
-                self.set_stable(stable);
             }
             let r = self.relayer.as_mut().expect("relayer");
             let Some((origin, origin_seq, payload)) = r.pending.pop_front() else {
@@ -1326,6 +1345,16 @@ impl Member {
             };
             self.sequence(origin, origin_seq, RelayBody::App(payload));
         }
+    }
+
+    /// Whether the relayer has as much above the stable watermark as its relay window
+    /// allows, in messages or in payload bytes (one relay is always allowed, however
+    /// large).
+    fn relay_window_full(&self) -> bool {
+        let r = self.relayer.as_ref().expect("relayer");
+        let span = r.next_seq.saturating_sub(1).saturating_sub(self.stable);
+        span >= self.config.relay_window_msgs
+            || (span > 0 && self.buffer_bytes >= self.config.relay_window_bytes)
     }
 
     /// *Received-broadcast* → *sent-relay*: assigns the next sequence number,
@@ -1358,8 +1387,11 @@ impl Member {
         let relays = take_batch(&mut r.unsent, &self.config, relay_size);
         if self.config.buffering == Buffering::Distributed {
             // The relayer's last round is what it just sent.
-            self.buffer.clear();
-            self.buffer.extend(relays.iter().cloned());
+            self.clear_buffer();
+            for r in &relays {
+                self.buffer_bytes += relay_size(r);
+                self.buffer.push_back(r.clone());
+            }
         }
         if to.is_empty() {
             return None;

@@ -102,9 +102,16 @@ pub struct CoreConfig {
     /// How many of its own broadcasts a member may have un-relayed at once;
     /// `broadcast` reports [`WouldBlock`] beyond it.
     pub send_window_msgs: usize,
+    /// How many payload bytes of its own broadcasts a member may have un-relayed at
+    /// once (a single larger message is let through when nothing else is pending).
+    pub send_window_bytes: usize,
     /// How far (in sequence numbers) the relayer may run ahead of the stable
     /// watermark (replicated buffering): it bounds every member's relay buffer.
     pub relay_window_msgs: u64,
+    /// How many payload bytes the relayer may have sequenced above the stable
+    /// watermark (replicated buffering): it bounds every member's relay buffer in
+    /// bytes.
+    pub relay_window_bytes: usize,
     /// The most relays in one relay batch.
     pub max_batch_msgs: usize,
     /// The most payload bytes in one relay or broadcast batch (a batch holds at least
@@ -119,7 +126,9 @@ impl Default for CoreConfig {
         CoreConfig {
             buffering: Buffering::Replicated,
             send_window_msgs: 4096,
+            send_window_bytes: 4 << 20,
             relay_window_msgs: 16384,
+            relay_window_bytes: 16 << 20,
             max_batch_msgs: 1024,
             max_batch_bytes: 256 * 1024,
             planted_bug: None,

@@ -40,9 +40,16 @@ pub struct Config {
     /// How many of its own broadcasts a member may have un-delivered at once; beyond
     /// it `broadcast` blocks and `try_broadcast` returns [`Error::WouldBlock`].
     pub send_window_msgs: usize,
+    /// How many payload bytes of its own broadcasts a member may have un-delivered at
+    /// once (one larger message is let through when nothing else is pending).
+    pub send_window_bytes: usize,
     /// How far (in sequence numbers) the relayer may run ahead of the slowest member
     /// (replicated buffering): it bounds every member's relay buffer.
     pub relay_window_msgs: u64,
+    /// How many payload bytes the relayer may have ordered beyond what the slowest
+    /// member delivered (replicated buffering): it bounds every member's relay
+    /// buffer in bytes.
+    pub relay_window_bytes: usize,
     /// The largest frame body accepted or sent (except synchronization reports, see
     /// `max_sync_frame_bytes`). The largest payload is this less 64 bytes.
     pub max_frame_bytes: usize,
@@ -78,7 +85,9 @@ impl Config {
             failure_timeout: Duration::from_millis(1000),
             startup_timeout: Duration::from_secs(10),
             send_window_msgs: 1024,
+            send_window_bytes: 1 << 20,
             relay_window_msgs: 8192,
+            relay_window_bytes: 8 << 20,
             max_frame_bytes: wire::DEFAULT_MAX_FRAME_BYTES,
             max_sync_frame_bytes: 64 * wire::DEFAULT_MAX_FRAME_BYTES,
             relay_workers: 2,
@@ -155,6 +164,18 @@ impl Config {
     /// Sets the relay window (messages).
     pub fn with_relay_window(mut self, msgs: u64) -> Config {
         self.relay_window_msgs = msgs;
+        self
+    }
+
+    /// Sets the send window in payload bytes.
+    pub fn with_send_window_bytes(mut self, bytes: usize) -> Config {
+        self.send_window_bytes = bytes;
+        self
+    }
+
+    /// Sets the relay window in payload bytes.
+    pub fn with_relay_window_bytes(mut self, bytes: usize) -> Config {
+        self.relay_window_bytes = bytes;
         self
     }
 
@@ -245,6 +266,9 @@ impl Config {
         if self.relay_window_msgs == 0 {
             return Err(Error::config("the relay window is zero"));
         }
+        if self.send_window_bytes == 0 || self.relay_window_bytes == 0 {
+            return Err(Error::config("a window in bytes is zero"));
+        }
         if self.relay_workers == 0 {
             return Err(Error::config("there must be at least one relay worker"));
         }
@@ -279,7 +303,9 @@ impl Config {
         CoreConfig {
             buffering: self.buffering,
             send_window_msgs: self.send_window_msgs,
+            send_window_bytes: self.send_window_bytes,
             relay_window_msgs: self.relay_window_msgs,
+            relay_window_bytes: self.relay_window_bytes,
             max_batch_msgs,
             max_batch_bytes,
             ..CoreConfig::default()

@@ -302,7 +302,10 @@ impl Sim {
         let core = CoreConfig {
             buffering: cfg.buffering,
             send_window_msgs: rng.range(2, 8) as usize,
+            // Payloads are a few bytes ("3:17"): these byte windows bind too.
+            send_window_bytes: rng.range(8, 64) as usize,
             relay_window_msgs: rng.range(4, 32),
+            relay_window_bytes: rng.range(16, 256) as usize,
             max_batch_msgs: rng.range(1, 6) as usize,
             max_batch_bytes: 1 << 20,
             planted_bug: cfg.planted_bug,
