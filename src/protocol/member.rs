@@ -248,7 +248,8 @@ impl Member {
 
     /// A member that joins a running group. `members` are the members it may ask
     /// (every configured member; only the relayer answers). It takes part once
-    /// welcomed: until then `broadcast` reports [`WouldBlock`].
+    /// welcomed: until then `broadcast` reports [`WouldBlock`]. Its join request is
+    /// queued at once: drain [`Member::poll_transmit`] right after creating it.
     pub fn new_joining(id: MemberId, members: &[MemberId], config: CoreConfig) -> Member {
         let mut m = Member::new(id, &[id], config);
         m.relayer = None;
