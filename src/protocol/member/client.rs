@@ -1,0 +1,272 @@
+//! The relayer-client side: *received-relay*, the slave FT manager's part of the
+//! synchronization phase, delivery in order, and noticing the relayer's failure.
+
+use bytes::Bytes;
+
+use super::{relay_size, Event, Member, Phase, Transmit};
+use crate::protocol::{
+    Buffering, Epoch, MemberId, Message, MsgId, PlantedBug, Relay, RelayBody, Seq,
+};
+
+impl Member {
+    pub(super) fn on_relay(
+        &mut self,
+        from: MemberId,
+        epoch: Epoch,
+        stable: Seq,
+        relays: Vec<Relay>,
+    ) {
+        let current = epoch == self.epoch && from == self.epoch.relayer;
+        let stale_accepted =
+            self.bug(PlantedBug::DeliverStaleEpoch) && epoch.number < self.epoch.number;
+        let accepting = matches!(self.phase, Phase::Normal | Phase::Reported)
+            && self.relayer.is_none()
+            && (current || stale_accepted);
+        if !accepting {
+            return; // a relay of another epoch, or not from our relayer: discarded
+        }
+        if !self.confirmed
+            && self.config.buffering == Buffering::Distributed
+            && relays.first().is_some_and(|r| {
+                self.joined_at
+                    .get(self.id)
+                    .is_some_and(|joined| r.seq > *joined && r.seq == self.received + 1)
+            })
+        {
+            // A later round: the transport finished the round of our join first.
+            self.confirm_join();
+        }
+        let mut first_applied = true;
+        let before = self.received;
+        for relay in relays {
+            if relay.seq != self.received + 1 {
+                continue; // not the expected sequence number: discarded
+            }
+            if first_applied && self.config.buffering == Buffering::Distributed {
+                self.clear_buffer(); // keep only the last round
+            }
+            first_applied = false;
+            self.apply_relay(relay);
+            if self.phase == Phase::Excluded {
+                return;
+            }
+        }
+        if current && self.config.buffering == Buffering::Replicated {
+            self.stable = self.stable.max(stable.min(self.received));
+            self.trim_buffer();
+            // Acknowledge what is new (not a bare stable-watermark announcement).
+            self.ack_due |= self.received > before;
+            if !self.confirmed
+                && self
+                    .joined_at
+                    .get(self.id)
+                    .is_some_and(|joined| self.stable >= *joined)
+            {
+                self.confirm_join();
+            }
+        }
+    }
+
+    pub(super) fn on_sync_start(&mut self, from: MemberId, epoch: Epoch, relayer_received: Seq) {
+        if from != epoch.relayer || !self.epoch_after(epoch, self.epoch) {
+            return; // stale, or not offered by its own relayer
+        }
+        if self.rank(from) > self.rank(self.id) {
+            // The new relayer ranks after us: it believes we failed.
+            self.exclude();
+            return;
+        }
+        if self.config.buffering == Buffering::Distributed
+            && from != self.epoch.relayer
+            && !self.suspected.contains(&self.epoch.relayer)
+        {
+            // Distributed buffering keeps one round: first read every relay our
+            // relayer wrote before it failed (its connection closes after them), so
+            // that no two members differ by more than the round it was writing.
+            if self
+                .deferred_sync_start
+                .map_or(true, |(_, e, _)| self.epoch_after(epoch, e))
+            {
+                self.deferred_sync_start = Some((from, epoch, relayer_received));
+            }
+            return;
+        }
+        self.deferred_sync_start = None;
+        // Every member ranked before the new relayer has failed, as far as it knows.
+        let before: Vec<MemberId> = self
+            .view
+            .iter()
+            .copied()
+            .take_while(|m| *m != from)
+            .collect();
+        self.suspected.extend(before);
+        self.relayer = None; // a relayer that learns of a higher epoch steps down
+        self.epoch = epoch;
+        self.max_epoch_number = self.max_epoch_number.max(epoch.number);
+        self.phase = Phase::Reported;
+        self.ack_due = false;
+        self.to_send.clear(); // they are re-sent through the report
+        let relays: Vec<Relay> = self
+            .buffer
+            .iter()
+            .filter(|r| r.seq > relayer_received)
+            .cloned()
+            .collect();
+        let unrelayed: Vec<(u64, Bytes)> = self.unrelayed.iter().cloned().collect();
+        self.sent_upto = unrelayed
+            .last()
+            .map_or(self.next_origin_seq - 1, |(s, _)| *s);
+        self.transmits.push_back(Transmit {
+            to: vec![from],
+            msg: Message::SyncReport {
+                epoch,
+                received: self.received,
+                relays,
+                unrelayed,
+            },
+        });
+    }
+
+    pub(super) fn on_finish_sync(&mut self, from: MemberId, epoch: Epoch, next_seq: Seq) {
+        if self.phase != Phase::Reported || epoch != self.epoch || from != epoch.relayer {
+            return;
+        }
+        if self.received + 1 != next_seq {
+            // The repair should have made `received == next_seq - 1`. It cannot when
+            // relays were lost that nobody kept (distributed buffering beyond its
+            // assumptions): this member can no longer follow the order consistently,
+            // so it leaves rather than deliver a divergent sequence.
+            self.exclude();
+            return;
+        }
+        self.phase = Phase::Normal;
+        self.send_held();
+        self.ack_due = self.config.buffering == Buffering::Replicated;
+    }
+
+    /// Queues the broadcasts held during the synchronization phase.
+    pub(super) fn send_held(&mut self) {
+        let sent_upto = self.sent_upto;
+        for (s, p) in self.unrelayed.iter().filter(|(s, _)| *s > sent_upto) {
+            self.to_send.push_back((*s, p.clone()));
+        }
+        if let Some((s, _)) = self.unrelayed.back() {
+            self.sent_upto = self.sent_upto.max(*s);
+        }
+    }
+
+    /// Delivers `relay` (the next in order) and keeps it for fail-over.
+    pub(super) fn apply_relay(&mut self, relay: Relay) {
+        debug_assert_eq!(relay.seq, self.received + 1);
+        self.received = relay.seq;
+        let seq = relay.seq;
+        let event = match &relay.body {
+            RelayBody::App(payload) => {
+                *self.origin_delivered.entry(relay.origin) = relay.origin_seq;
+                if relay.origin == self.id
+                    && self.unrelayed.front().map(|(s, _)| *s) == Some(relay.origin_seq)
+                {
+                    if let Some((_, p)) = self.unrelayed.pop_front() {
+                        self.unrelayed_bytes -= p.len();
+                    }
+                }
+                Event::Deliver {
+                    seq,
+                    id: MsgId {
+                        origin: relay.origin,
+                        origin_seq: relay.origin_seq,
+                    },
+                    payload: payload.clone(),
+                }
+            }
+            RelayBody::MemberLeft(m) => {
+                let m = *m;
+                self.view.retain(|v| *v != m);
+                if m == self.id {
+                    self.exclude();
+                    return;
+                }
+                self.suspected.insert(m);
+                if let Some(r) = self.relayer.as_mut() {
+                    // Learnt from a report while leading: stop waiting for it.
+                    r.waiting_reports.remove(&m);
+                    r.reports.remove(m);
+                    r.delivered_by.remove(m);
+                }
+                Event::MemberLeft { seq, member: m }
+            }
+            RelayBody::MemberJoined { member: m, attempt } => {
+                self.join_attempts.insert(*m, *attempt);
+                // A joiner ranks after every member already there.
+                self.view.retain(|v| v != m);
+                self.view.push(*m);
+                self.ranking.retain(|v| v != m);
+                self.ranking.push(*m);
+                self.join_requests.remove(*m);
+                self.suspected.remove(m); // a new incarnation
+                self.joined_at.insert(*m, seq);
+                if self.phase == Phase::Leading && *m != self.id {
+                    // Learnt from a report: it is a member we must hear from too.
+                    let r = self.relayer.as_mut().expect("leading member is relayer");
+                    if r.waiting_reports.insert(*m) {
+                        self.transmits.push_back(Transmit {
+                            to: vec![*m],
+                            msg: Message::SyncStart {
+                                epoch: self.epoch,
+                                relayer_received: seq,
+                            },
+                        });
+                    }
+                }
+                Event::MemberJoined { seq, member: *m }
+            }
+            RelayBody::RelayerChanged(e) => Event::RelayerChanged { seq, epoch: *e },
+        };
+        if self.confirmed {
+            self.events.push_back(event);
+        } else {
+            self.held_events.push_back(event);
+        }
+        self.buffer_bytes += relay_size(&relay);
+        self.buffer.push_back(relay);
+    }
+
+    pub(super) fn clear_buffer(&mut self) {
+        self.buffer.clear();
+        self.buffer_bytes = 0;
+    }
+
+    pub(super) fn trim_buffer(&mut self) {
+        while self.buffer.front().is_some_and(|r| r.seq <= self.stable) {
+            if let Some(r) = self.buffer.pop_front() {
+                self.buffer_bytes -= relay_size(&r);
+            }
+        }
+    }
+
+    pub(super) fn exclude(&mut self) {
+        self.phase = Phase::Excluded;
+        self.relayer = None;
+        self.to_send.clear();
+        self.transmits.clear();
+        self.events.push_back(Event::Excluded);
+    }
+
+    /// The relayer of our epoch failed: the next member in rank order takes over.
+    pub(super) fn relayer_failed(&mut self) {
+        if !self.confirmed {
+            self.reset_to_joining();
+            return;
+        }
+        self.phase = Phase::AwaitingSyncStart;
+        self.ack_due = false;
+        let next = self
+            .view
+            .iter()
+            .copied()
+            .find(|m| !self.suspected.contains(m));
+        if next == Some(self.id) {
+            self.start_leading();
+        }
+    }
+}

@@ -1,0 +1,232 @@
+//! Joining: *process joined*, welcomes, and a joiner that gives up an unconfirmed
+//! place and asks again.
+
+use std::collections::BTreeSet;
+
+use bytes::Bytes;
+
+use super::{Event, Member, Phase, Transmit};
+use crate::protocol::{Epoch, MemberId, MemberMap, Message, RelayBody, Seq};
+
+impl Member {
+    pub(super) fn request_join(&mut self) {
+        let to: Vec<MemberId> = self
+            .known
+            .iter()
+            .copied()
+            .filter(|k| !self.suspected.contains(k))
+            .collect();
+        if to.is_empty() {
+            // Every member it knows failed: nobody is left to admit it.
+            self.exclude();
+            return;
+        }
+        {
+            self.transmits.push_back(Transmit {
+                to,
+                msg: Message::JoinRequest {
+                    answering: Epoch {
+                        relayer: 0,
+                        number: 0,
+                    },
+                    attempt: self.attempt,
+                },
+            });
+        }
+    }
+
+    /// A member asks to join (*process joined*, at the relayer).
+    ///
+    /// From a member in the view, a request whose attempt was admitted already is
+    /// stale, unless it answers this relayer's sync-start (its welcome was lost with a
+    /// previous relayer); one with a later attempt means the member gave up its place
+    /// (its join was not confirmed when its relayer failed), which counts as its
+    /// failure. A new incarnation of a member still in the view is admitted once the
+    /// transport has reported the old one failed.
+    pub(super) fn on_join_request(&mut self, joiner: MemberId, answering: Epoch, attempt: u32) {
+        if self.view.contains(&joiner) && !self.suspected.contains(&joiner) {
+            let admitted = self.join_attempts.get(joiner).copied().unwrap_or(0);
+            if attempt <= admitted {
+                if self.phase == Phase::Leading && answering == self.epoch {
+                    let r = self.relayer.as_mut().expect("leading member is relayer");
+                    if r.waiting_reports.remove(&joiner) {
+                        // Its welcome was lost with a previous relayer: it counts as
+                        // a report from its join point, and is welcomed again.
+                        let from = self.joined_at.get(joiner).map_or(1, |s| *s) - 1;
+                        r.reports.insert(joiner, (from, Vec::new()));
+                        r.rewelcome.push(joiner);
+                        self.maybe_finish_sync();
+                    }
+                }
+                return; // stale
+            }
+            self.handle_member_failed(joiner);
+            if self.phase == Phase::Excluded {
+                return;
+            }
+        }
+        match self.phase {
+            Phase::Normal if self.relayer.is_some() => self.join_member(joiner, attempt),
+            Phase::Leading => {
+                let r = self.relayer.as_mut().expect("leading member is relayer");
+                let latest = r
+                    .pending_joins
+                    .iter()
+                    .filter(|(j, _)| *j == joiner)
+                    .map(|(_, a)| *a)
+                    .fold(attempt, u32::max);
+                r.pending_joins.retain(|(j, _)| *j != joiner);
+                r.pending_joins.push((joiner, latest));
+            }
+            _ => {
+                // Only the relayer admits members; remember the request in case we
+                // become relayer before the joiner is admitted.
+                let known = self.join_requests.entry(joiner);
+                *known = (*known).max(attempt);
+            }
+        }
+    }
+
+    /// Sequences `joiner`'s *process joined* and welcomes it.
+    pub(super) fn join_member(&mut self, joiner: MemberId, attempt: u32) {
+        if self.view.contains(&joiner) {
+            return;
+        }
+        let origin_delivered = self.origin_delivered.clone().into_entries();
+        let next_seq = self.relayer.as_ref().expect("relayer").next_seq;
+        self.sequence(
+            self.id,
+            0,
+            RelayBody::MemberJoined {
+                member: joiner,
+                attempt,
+            },
+        );
+        let r = self.relayer.as_mut().expect("relayer");
+        r.delivered_by.insert(joiner, next_seq - 1);
+        self.transmits.push_back(Transmit {
+            to: vec![joiner],
+            msg: Message::Welcome {
+                epoch: self.epoch,
+                view: self.view_with_attempts(),
+                next_seq,
+                origin_delivered,
+                synchronizing: false,
+            },
+        });
+    }
+
+    /// The view, each member with its admitted join attempt.
+    pub(super) fn view_with_attempts(&self) -> Vec<(MemberId, u32)> {
+        self.view
+            .iter()
+            .map(|m| (*m, self.join_attempts.get(*m).copied().unwrap_or(0)))
+            .collect()
+    }
+
+    /// The per-origin delivered watermarks as they were just before `seq`, rebuilt
+    /// from the relays kept from `seq` on.
+    pub(super) fn origin_delivered_before(&self, seq: Seq) -> Vec<(MemberId, u64)> {
+        let mut map = self.origin_delivered.clone();
+        let mut seen = BTreeSet::new();
+        for r in self.buffer.iter().filter(|r| r.seq >= seq) {
+            if matches!(r.body, RelayBody::App(_)) && seen.insert(r.origin) {
+                map.insert(r.origin, r.origin_seq - 1);
+            }
+        }
+        map.into_entries()
+    }
+
+    /// A joining member is welcomed: it enters the view at `next_seq`.
+    pub(super) fn on_welcome(
+        &mut self,
+        epoch: Epoch,
+        view: Vec<(MemberId, u32)>,
+        next_seq: Seq,
+        origin_delivered: Vec<(MemberId, u64)>,
+        synchronizing: bool,
+    ) {
+        if !view.contains(&(self.id, self.attempt)) || next_seq == 0 {
+            return; // not this attempt's welcome: a stale one
+        }
+        self.join_attempts = MemberMap::new();
+        for (m, attempt) in &view {
+            if *attempt > 0 {
+                self.join_attempts.insert(*m, *attempt);
+            }
+        }
+        let view: Vec<MemberId> = view.into_iter().map(|(m, _)| m).collect();
+        self.epoch = epoch;
+        self.max_epoch_number = self.max_epoch_number.max(epoch.number);
+        self.ranking = view.clone();
+        self.view = view;
+        self.received = next_seq - 1;
+        self.stable = self.received;
+        self.origin_delivered = MemberMap::new();
+        for (origin, upto) in origin_delivered {
+            self.origin_delivered.insert(origin, upto);
+        }
+        // Confirmed once every member delivered the first relay it is sent.
+        self.joined_at.insert(self.id, next_seq);
+        let own = self.origin_delivered.get(self.id).copied().unwrap_or(0);
+        // Broadcasts kept from before a reset: those the group delivered are done.
+        while self.unrelayed.front().is_some_and(|(s, _)| *s <= own) {
+            if let Some((_, p)) = self.unrelayed.pop_front() {
+                self.unrelayed_bytes -= p.len();
+            }
+        }
+        self.next_origin_seq = self.next_origin_seq.max(own + 1);
+        self.sent_upto = own;
+        self.phase = if synchronizing {
+            Phase::Reported
+        } else {
+            Phase::Normal
+        };
+        if !synchronizing {
+            self.send_held();
+        }
+    }
+
+    /// A joiner whose join is not confirmed lost its relayer: what it received may be
+    /// unknown to everyone else, so it forgets it (nothing reached the application)
+    /// and asks to join again. Its own broadcasts are kept and sent once welcomed.
+    pub(super) fn reset_to_joining(&mut self) {
+        let mut own: Vec<(u64, Bytes)> = self
+            .held_events
+            .drain(..)
+            .filter_map(|e| match e {
+                Event::Deliver { id, payload, .. } if id.origin == self.id => {
+                    Some((id.origin_seq, payload))
+                }
+                _ => None,
+            })
+            .collect();
+        own.extend(self.unrelayed.drain(..));
+        self.unrelayed_bytes = own.iter().map(|(_, p)| p.len()).sum();
+        self.unrelayed = own.into();
+        self.phase = Phase::Joining;
+        self.relayer = None;
+        self.view.clear();
+        self.ranking.clear();
+        self.epoch = Epoch {
+            relayer: 0,
+            number: 0,
+        };
+        self.received = 0;
+        self.stable = 0;
+        self.clear_buffer();
+        self.origin_delivered = MemberMap::new();
+        self.joined_at = MemberMap::new();
+        self.to_send.clear();
+        self.ack_due = false;
+        self.deferred_sync_start = None;
+        self.join_attempts = MemberMap::new();
+        self.attempt += 1;
+        self.request_join();
+    }
+
+    pub(super) fn confirm_join(&mut self) {
+        self.confirmed = true;
+        self.events.extend(self.held_events.drain(..));
+    }
+}

@@ -1,0 +1,620 @@
+//! One member of the group: relayer-client always, relayer when it ranks first.
+
+mod client;
+mod join;
+mod relayer;
+
+use std::collections::{BTreeSet, VecDeque};
+
+use bytes::Bytes;
+
+use super::{
+    CoreConfig, Epoch, MemberId, MemberMap, Message, MsgId, PlantedBug, Relay, RelayBody, Seq,
+    WouldBlock,
+};
+
+/// Messages for peers, produced by a [`Member`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transmit {
+    /// The destinations. A relay batch goes to many members: encode it once and write
+    /// the same bytes to each.
+    pub to: Vec<MemberId>,
+    /// The message.
+    pub msg: Message,
+}
+
+/// What a [`Member`] tells its application, in total order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// An application message, at position `seq` of the total order.
+    Deliver {
+        /// Position in the total order.
+        seq: Seq,
+        /// The message's id.
+        id: MsgId,
+        /// The message.
+        payload: Bytes,
+    },
+    /// *Process left*: `member` is no longer in the view, from position `seq` on.
+    MemberLeft {
+        /// Position in the total order.
+        seq: Seq,
+        /// The member that left.
+        member: MemberId,
+    },
+    /// *Process joined*: `member` is in the view, from position `seq` on.
+    MemberJoined {
+        /// Position in the total order.
+        seq: Seq,
+        /// The member that joined.
+        member: MemberId,
+    },
+    /// A new relayer orders messages from position `seq` on.
+    RelayerChanged {
+        /// Position in the total order.
+        seq: Seq,
+        /// The new epoch and its relayer.
+        epoch: Epoch,
+    },
+    /// The group excluded this member (it was suspected to have failed). The member
+    /// takes no further part; it may come back only as a new member.
+    Excluded,
+}
+
+/// Where a member stands in the protocol.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// Relays flow; the member's broadcasts go to the relayer of its epoch.
+    Normal,
+    /// The relayer failed; waiting for the next one's sync-start. Broadcasts are held.
+    AwaitingSyncStart,
+    /// Report sent to the new relayer; waiting for finish-synchronization.
+    Reported,
+    /// This member is the new relayer, collecting reports (the master FT manager).
+    Leading,
+    /// Not yet in the view: asked to join, waiting for a welcome.
+    Joining,
+    /// Excluded from the group: inert.
+    Excluded,
+}
+
+/// The relayer's state (held only by the member that orders messages).
+#[derive(Debug, Default)]
+struct RelayerState {
+    /// The sequence number the next relay gets.
+    next_seq: Seq,
+    /// Per origin, the highest `origin_seq` taken for sequencing: exact duplicate
+    /// detection, across fail-overs, with no window to forget.
+    accepted: MemberMap<u64>,
+    /// Messages taken for sequencing, waiting for room in the relay window.
+    /// Bounded by the members' send windows.
+    pending: VecDeque<(MemberId, u64, Bytes)>,
+    /// Per member, the highest sequence number it has delivered (replicated buffering).
+    delivered_by: MemberMap<Seq>,
+    /// Relays sequenced but not yet handed out in a batch.
+    unsent: VecDeque<Relay>,
+    /// Synchronization phase bookkeeping, while leading one.
+    waiting_reports: BTreeSet<MemberId>,
+    /// Reports received: the reporter's received watermark and its un-relayed messages.
+    reports: MemberMap<(Seq, Vec<(u64, Bytes)>)>,
+    /// Members that asked to join while a synchronization phase was in progress.
+    pending_joins: Vec<(MemberId, u32)>,
+    /// Members in the view whose welcome was lost with a previous relayer: welcomed
+    /// again, with repairs, when this synchronization phase finishes.
+    rewelcome: Vec<MemberId>,
+    /// The stable watermark advanced: tell everyone, even with nothing to relay, so
+    /// that a joiner learns its join is confirmed and a leaving member that what it
+    /// delivered is safe with the others.
+    announce_stable: bool,
+}
+
+/// One member of an atomic-broadcast group, as a deterministic state machine.
+///
+/// # Calling order
+///
+/// 1. Create it with [`Member::new`], giving every member of the initial view.
+/// 2. Feed it inputs in any order: [`Member::broadcast`] for the application's
+///    messages, [`Member::handle_message`] for each message a peer sent (per peer, in
+///    the order that peer sent them), and [`Member::handle_member_failed`] when the
+///    failure detector suspects a peer (after the last message read from it).
+/// 3. After each input, or after a batch of them, drain [`Member::poll_transmit`] and
+///    send each [`Transmit`] to its destinations, in order, per destination; drain
+///    [`Member::poll_event`] and hand the events to the application in order.
+///
+/// Draining after a batch of inputs rather than after each one lets the member put
+/// many relays into one batch.
+///
+/// # Joining
+///
+/// A member that starts after the group formed, or comes back after a crash, is
+/// created with [`Member::new_joining`] and asks every member to join; the relayer
+/// sequences its *process joined* and welcomes it. A member that comes back under the
+/// same id is a new incarnation: report the old incarnation failed
+/// ([`Member::handle_member_failed`]) before handing over anything the new one sends,
+/// or its request is taken for a stale one and ignored.
+#[derive(Debug)]
+pub struct Member {
+    id: MemberId,
+    config: CoreConfig,
+    /// The view as delivered in the total order, in rank order.
+    view: Vec<MemberId>,
+    /// Every member this member knows of, in rank order: the initial members by id,
+    /// then each joiner in the order of its *process joined* (a member that joins
+    /// again moves to the end). Members that left keep their place, so that epochs
+    /// of relayers that failed still compare.
+    ranking: Vec<MemberId>,
+    /// Members this member's failure detector (or a relayer) declared failed.
+    /// Crash-stop: a suspected member never comes back under the same incarnation.
+    suspected: BTreeSet<MemberId>,
+    epoch: Epoch,
+    /// The highest epoch number seen, so that a new relayer picks a higher one.
+    max_epoch_number: u64,
+    phase: Phase,
+    /// Highest sequence number received and delivered (deliveries are in order).
+    received: Seq,
+    /// Per origin, the highest `origin_seq` delivered.
+    origin_delivered: MemberMap<u64>,
+    /// Per member that joined while this member was in the view, the position of its
+    /// *process joined*.
+    joined_at: MemberMap<Seq>,
+    /// Whom a joining member asks to join.
+    known: Vec<MemberId>,
+    /// False for a joiner until its *process joined* is known to every member (the
+    /// stable watermark passed it; with distributed buffering, a later round
+    /// arrived). Until then its events are held back, and if its relayer fails it
+    /// asks to join again rather than risk having delivered a join nobody else saw.
+    confirmed: bool,
+    /// Events held back until the join is confirmed.
+    held_events: VecDeque<Event>,
+    /// Join requests received while not relayer: acted on if this member becomes
+    /// relayer before the joiner is in the view (at most one per member id).
+    join_requests: MemberMap<u32>,
+    /// Per member in the view that joined, the attempt that was admitted.
+    join_attempts: MemberMap<u32>,
+    /// A joiner's current attempt (see [`Message::JoinRequest`]).
+    attempt: u32,
+    /// Relays kept for a future synchronization phase. Replicated: every relay above
+    /// the stable watermark. Distributed: the last round received.
+    buffer: VecDeque<Relay>,
+    /// Payload bytes of the relays in `buffer`.
+    buffer_bytes: usize,
+    /// The stable watermark last heard from the relayer.
+    stable: Seq,
+    /// The next `origin_seq` this member gives a broadcast.
+    next_origin_seq: u64,
+    /// Own broadcasts not yet delivered, in order: sent, held or reported.
+    unrelayed: VecDeque<(u64, Bytes)>,
+    /// Payload bytes of `unrelayed`.
+    unrelayed_bytes: usize,
+    /// The highest `origin_seq` handed to the current relayer (sent or reported).
+    sent_upto: u64,
+    /// Own broadcasts to put into the next sent-broadcast batch.
+    to_send: VecDeque<(u64, Bytes)>,
+    /// Whether the delivered watermark should be acknowledged to the relayer.
+    ack_due: bool,
+    /// Distributed buffering: a sync-start that waits until this member has read
+    /// everything its current relayer wrote (it noticed that relayer fail).
+    deferred_sync_start: Option<(MemberId, Epoch, Seq)>,
+    relayer: Option<RelayerState>,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<Event>,
+}
+
+impl Member {
+    /// A member of a group whose initial view is `view` (which must contain `id`).
+    /// The lowest id of the view is the first relayer, in epoch 1.
+    pub fn new(id: MemberId, view: &[MemberId], config: CoreConfig) -> Member {
+        let mut view: Vec<MemberId> = view.to_vec();
+        view.sort_unstable();
+        view.dedup();
+        let first = view.first().copied().unwrap_or(id);
+        let epoch = Epoch {
+            number: 1,
+            relayer: first,
+        };
+        let relayer = (first == id).then(|| RelayerState {
+            next_seq: 1,
+            ..RelayerState::default()
+        });
+        Member {
+            id,
+            config,
+            ranking: view.clone(),
+            view,
+            suspected: BTreeSet::new(),
+            epoch,
+            max_epoch_number: 1,
+            phase: Phase::Normal,
+            received: 0,
+            origin_delivered: MemberMap::new(),
+            joined_at: MemberMap::new(),
+            known: Vec::new(),
+            confirmed: true,
+            held_events: VecDeque::new(),
+            join_requests: MemberMap::new(),
+            join_attempts: MemberMap::new(),
+            attempt: 0,
+            buffer: VecDeque::new(),
+            buffer_bytes: 0,
+            stable: 0,
+            next_origin_seq: 1,
+            unrelayed: VecDeque::new(),
+            unrelayed_bytes: 0,
+            sent_upto: 0,
+            to_send: VecDeque::new(),
+            ack_due: false,
+            deferred_sync_start: None,
+            relayer,
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+        }
+    }
+
+    /// A member that joins a running group. `members` are the members it may ask
+    /// (every configured member; only the relayer answers). It takes part once
+    /// welcomed: until then `broadcast` reports [`WouldBlock`]. Its join request is
+    /// queued at once: drain [`Member::poll_transmit`] right after creating it.
+    pub fn new_joining(id: MemberId, members: &[MemberId], config: CoreConfig) -> Member {
+        let mut m = Member::new(id, &[id], config);
+        m.relayer = None;
+        m.view.clear();
+        m.ranking.clear();
+        m.epoch = Epoch {
+            relayer: 0,
+            number: 0,
+        };
+        m.max_epoch_number = 0;
+        m.phase = Phase::Joining;
+        m.confirmed = false;
+        m.attempt = 1;
+        m.known = members.iter().copied().filter(|k| *k != id).collect();
+        m.known.sort_unstable();
+        m.known.dedup();
+        m.request_join();
+        m
+    }
+
+    /// Whether this member is still waiting to be welcomed into the group.
+    pub fn is_joining(&self) -> bool {
+        self.phase == Phase::Joining
+    }
+
+    /// How many times this member started joining (0 for an initial member): each
+    /// restart after a lost, unconfirmed join counts as one departure from the view.
+    pub fn join_attempt(&self) -> u32 {
+        self.attempt
+    }
+
+    /// Whether this member is in the group for good: not joining, not excluded, and
+    /// (for a joiner) its join known to every member.
+    pub fn is_confirmed_member(&self) -> bool {
+        self.confirmed && !matches!(self.phase, Phase::Joining | Phase::Excluded)
+    }
+
+    // ----------------------------------------------------------------- accessors
+
+    /// This member's id.
+    pub fn id(&self) -> MemberId {
+        self.id
+    }
+
+    /// The current epoch (and so the relayer this member follows).
+    pub fn epoch(&self) -> Epoch {
+        self.epoch
+    }
+
+    /// Whether this member is the relayer of its epoch.
+    pub fn is_relayer(&self) -> bool {
+        self.relayer.is_some()
+    }
+
+    /// Whether a synchronization phase is in progress at this member.
+    pub fn is_synchronizing(&self) -> bool {
+        matches!(
+            self.phase,
+            Phase::AwaitingSyncStart | Phase::Reported | Phase::Leading
+        )
+    }
+
+    /// Whether this member was excluded from the group.
+    pub fn is_excluded(&self) -> bool {
+        self.phase == Phase::Excluded
+    }
+
+    /// The highest sequence number delivered.
+    pub fn delivered(&self) -> Seq {
+        self.received
+    }
+
+    /// The view, as delivered, in rank order.
+    pub fn view(&self) -> &[MemberId] {
+        &self.view
+    }
+
+    /// How many of this member's broadcasts are not yet delivered.
+    pub fn unrelayed_msgs(&self) -> usize {
+        self.unrelayed.len()
+    }
+
+    /// The stable watermark as this member knows it: every member of the view has
+    /// delivered up to here (replicated buffering; zero with distributed buffering).
+    /// A member whose stable watermark covers what it delivered may leave without
+    /// the others missing anything it delivered.
+    pub fn stable(&self) -> Seq {
+        self.stable
+    }
+
+    /// How many relays this member keeps for fail-over.
+    pub fn buffered_relays(&self) -> usize {
+        self.buffer.len()
+    }
+
+    /// How many messages the relayer holds waiting for room in its window (zero at a
+    /// client).
+    pub fn pending_msgs(&self) -> usize {
+        self.relayer.as_ref().map_or(0, |r| r.pending.len())
+    }
+
+    pub(super) fn bug(&self, bug: PlantedBug) -> bool {
+        self.config.planted_bug == Some(bug)
+    }
+
+    /// `member`'s rank: its place in [`Member::ranking`], or `None` (before everyone)
+    /// for a member this one never knew.
+    pub(super) fn rank(&self, member: MemberId) -> Option<usize> {
+        self.ranking.iter().position(|m| *m == member)
+    }
+
+    /// Whether epoch `a` comes after epoch `b`: its relayer ranks later, or it is the
+    /// same relayer's with a higher number. Relayers take over in rank order (a member
+    /// leads only once every member ranked before it failed), so a later relayer
+    /// always ranks later; numbers alone cannot order epochs, since a relayer may
+    /// never hear of the epoch of the one before it.
+    pub(super) fn epoch_after(&self, a: Epoch, b: Epoch) -> bool {
+        (self.rank(a.relayer), a.number) > (self.rank(b.relayer), b.number)
+    }
+
+    pub(super) fn alive_peers(&self) -> Vec<MemberId> {
+        self.view
+            .iter()
+            .copied()
+            .filter(|m| *m != self.id && !self.suspected.contains(m))
+            .collect()
+    }
+
+    // ----------------------------------------------------------------- inputs
+
+    /// *Sent-broadcast*: the application broadcasts `payload`.
+    ///
+    /// Returns the message's id, or [`WouldBlock`] when this member already has
+    /// `send_window_msgs` broadcasts un-relayed (or it is excluded). During a
+    /// synchronization phase the message is held and sent when the phase ends.
+    pub fn broadcast(&mut self, payload: Bytes) -> Result<MsgId, WouldBlock> {
+        let bytes_full = !self.unrelayed.is_empty()
+            && self.unrelayed_bytes + payload.len() > self.config.send_window_bytes;
+        if matches!(self.phase, Phase::Excluded | Phase::Joining)
+            || self.unrelayed.len() >= self.config.send_window_msgs
+            || bytes_full
+        {
+            return Err(WouldBlock);
+        }
+        let origin_seq = self.next_origin_seq;
+        self.next_origin_seq += 1;
+        self.unrelayed_bytes += payload.len();
+        self.unrelayed.push_back((origin_seq, payload.clone()));
+        let sending = match self.phase {
+            Phase::Normal => true,
+            Phase::Reported => self.bug(PlantedBug::NoHoldDuringSync),
+            _ => false,
+        };
+        if sending {
+            self.sent_upto = origin_seq;
+            if self.relayer.is_some() && self.phase == Phase::Normal {
+                self.accept_for_sequencing(self.id, origin_seq, payload);
+                self.try_sequence();
+            } else {
+                self.to_send.push_back((origin_seq, payload));
+            }
+        }
+        Ok(MsgId {
+            origin: self.id,
+            origin_seq,
+        })
+    }
+
+    /// A message `msg` arrived from member `from`.
+    pub fn handle_message(&mut self, from: MemberId, msg: Message) {
+        let stale_relay_bug =
+            self.bug(PlantedBug::DeliverStaleEpoch) && matches!(msg, Message::Relay { .. });
+        if self.phase == Phase::Excluded || from == self.id {
+            return;
+        }
+        if self.phase == Phase::Joining {
+            match msg {
+                Message::Welcome {
+                    epoch,
+                    view,
+                    next_seq,
+                    origin_delivered,
+                    synchronizing,
+                } => self.on_welcome(epoch, view, next_seq, origin_delivered, synchronizing),
+                // A new relayer counts us in its view (a previous relayer sequenced our
+                // join) but our welcome was lost: ask it again.
+                Message::SyncStart { epoch, .. } if !self.suspected.contains(&from) => {
+                    self.max_epoch_number = self.max_epoch_number.max(epoch.number);
+                    self.transmits.push_back(Transmit {
+                        to: vec![from],
+                        msg: Message::JoinRequest {
+                            answering: epoch,
+                            attempt: self.attempt,
+                        },
+                    });
+                }
+                _ => {}
+            }
+            return;
+        }
+        if let Message::JoinRequest { answering, attempt } = msg {
+            self.on_join_request(from, answering, attempt);
+            return;
+        }
+        if self.suspected.contains(&from) && !stale_relay_bug {
+            return; // in-transit messages from a failed member are discarded
+        }
+        if !self.view.contains(&from) {
+            return; // not a member of the view: nothing it says counts
+        }
+        match msg {
+            Message::Broadcast {
+                epoch,
+                delivered,
+                msgs,
+            } => self.on_broadcast(from, epoch, delivered, msgs),
+            Message::Relay {
+                epoch,
+                stable,
+                relays,
+            } => self.on_relay(from, epoch, stable, relays),
+            Message::Ack { epoch, delivered } => {
+                if epoch == self.epoch.number {
+                    self.note_delivered(from, delivered);
+                }
+            }
+            Message::SyncStart {
+                epoch,
+                relayer_received,
+            } => self.on_sync_start(from, epoch, relayer_received),
+            Message::SyncReport {
+                epoch,
+                received,
+                relays,
+                unrelayed,
+            } => self.on_sync_report(from, epoch, received, relays, unrelayed),
+            Message::FinishSync { epoch, next_seq } => self.on_finish_sync(from, epoch, next_seq),
+            Message::JoinRequest { .. } | Message::Welcome { .. } => {}
+        }
+    }
+
+    /// The failure detector suspects `member` (its connection broke, or it was silent
+    /// for the failure timeout). Call it after handing over every message already read
+    /// from that member. Suspicion is final (crash-stop).
+    pub fn handle_member_failed(&mut self, member: MemberId) {
+        if self.phase == Phase::Excluded || member == self.id || !self.suspected.insert(member) {
+            return;
+        }
+        if self.phase == Phase::Joining {
+            self.request_join(); // the relayer may have been the one that failed
+            return;
+        }
+        let deferred = if member == self.epoch.relayer {
+            self.deferred_sync_start.take()
+        } else {
+            None
+        };
+        match self.phase {
+            Phase::Leading => {
+                let r = self.relayer.as_mut().expect("leading member is relayer");
+                r.waiting_reports.remove(&member);
+                // In-transit messages from it are discarded, its report included;
+                // the relays it reported were absorbed already and stay.
+                r.reports.remove(member);
+                self.maybe_finish_sync();
+            }
+            Phase::Normal if self.relayer.is_some() => {
+                let r = self.relayer.as_mut().expect("relayer");
+                r.delivered_by.remove(member);
+                r.pending.retain(|(origin, _, _)| *origin != member);
+                // What it had sent and we had not sequenced is discarded: a new
+                // incarnation continues from what was sequenced.
+                let sequenced = self.origin_delivered.get(member).copied().unwrap_or(0);
+                r.accepted.insert(member, sequenced);
+                if self.view.contains(&member) {
+                    self.sequence(self.id, 0, RelayBody::MemberLeft(member));
+                }
+                self.try_sequence();
+            }
+            Phase::Normal | Phase::Reported if member == self.epoch.relayer => {
+                self.relayer_failed();
+            }
+            Phase::AwaitingSyncStart => self.relayer_failed(),
+            _ => {}
+        }
+        if let Some((from, epoch, relayer_received)) = deferred {
+            self.on_sync_start(from, epoch, relayer_received);
+        }
+    }
+
+    // ----------------------------------------------------------------- outputs
+
+    /// The next message to send, if any.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        if let Some(t) = self.transmits.pop_front() {
+            return Some(t);
+        }
+        if self.phase == Phase::Excluded {
+            return None;
+        }
+        if let Some(t) = self.next_relay_batch() {
+            return Some(t);
+        }
+        let may_send = self.phase == Phase::Normal
+            || (self.phase == Phase::Reported && self.bug(PlantedBug::NoHoldDuringSync));
+        if self.epoch.relayer != self.id && may_send {
+            if !self.to_send.is_empty() {
+                let msgs = take_batch(&mut self.to_send, &self.config, |m| m.1.len());
+                self.ack_due = false;
+                return Some(Transmit {
+                    to: vec![self.epoch.relayer],
+                    msg: Message::Broadcast {
+                        epoch: self.epoch.number,
+                        delivered: self.received,
+                        msgs,
+                    },
+                });
+            }
+            if self.ack_due {
+                self.ack_due = false;
+                return Some(Transmit {
+                    to: vec![self.epoch.relayer],
+                    msg: Message::Ack {
+                        epoch: self.epoch.number,
+                        delivered: self.received,
+                    },
+                });
+            }
+        }
+        None
+    }
+
+    /// The next event for the application, if any.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+}
+
+pub(super) fn relay_size(r: &Relay) -> usize {
+    match &r.body {
+        RelayBody::App(p) => p.len(),
+        _ => 0,
+    }
+}
+
+/// Takes from the front of `queue` a batch within the configured bounds (at least one
+/// element).
+pub(super) fn take_batch<T>(
+    queue: &mut VecDeque<T>,
+    config: &CoreConfig,
+    size: impl Fn(&T) -> usize,
+) -> Vec<T> {
+    let mut bytes = 0usize;
+    let mut n = 0usize;
+    for item in queue.iter() {
+        let s = size(item);
+        if n > 0 && (n >= config.max_batch_msgs || bytes + s > config.max_batch_bytes) {
+            break;
+        }
+        bytes += s;
+        n += 1;
+    }
+    queue.drain(..n).collect()
+}

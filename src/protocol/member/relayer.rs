@@ -1,0 +1,358 @@
+//! The relayer side: *received-broadcast*, sequencing, *sent-relay* batches, the
+//! relay window, and the master FT manager's synchronization phase.
+
+use std::collections::VecDeque;
+
+use bytes::Bytes;
+
+use super::{relay_size, take_batch, Member, Phase, RelayerState, Transmit};
+use crate::protocol::{
+    Buffering, Epoch, MemberId, MemberMap, Message, PlantedBug, Relay, RelayBody, Seq,
+};
+
+impl Member {
+    /// Opens the synchronization phase as the new relayer (master FT manager).
+    pub(super) fn start_leading(&mut self) {
+        self.max_epoch_number += 1;
+        self.epoch = Epoch {
+            number: self.max_epoch_number,
+            relayer: self.id,
+        };
+        self.phase = Phase::Leading;
+        self.to_send.clear();
+        let peers = self.alive_peers();
+        // A joiner is a new incarnation: that its old one is suspected does not count.
+        let pending_joins = std::mem::take(&mut self.join_requests).into_entries();
+        self.relayer = Some(RelayerState {
+            waiting_reports: peers.iter().copied().collect(),
+            pending_joins,
+            ..RelayerState::default()
+        });
+        if !peers.is_empty() {
+            self.transmits.push_back(Transmit {
+                to: peers,
+                msg: Message::SyncStart {
+                    epoch: self.epoch,
+                    relayer_received: self.received,
+                },
+            });
+        }
+        self.maybe_finish_sync();
+    }
+
+    pub(super) fn on_sync_report(
+        &mut self,
+        from: MemberId,
+        epoch: Epoch,
+        received: Seq,
+        relays: Vec<Relay>,
+        unrelayed: Vec<(u64, Bytes)>,
+    ) {
+        if self.phase != Phase::Leading || epoch != self.epoch {
+            return;
+        }
+        let r = self.relayer.as_mut().expect("leading member is relayer");
+        if !r.waiting_reports.remove(&from) {
+            return;
+        }
+        r.reports.insert(from, (received, unrelayed));
+        // Absorb what we lacked: a relay any survivor received is delivered by all.
+        for relay in relays {
+            if relay.seq == self.received + 1 {
+                self.apply_relay(relay);
+                if self.phase == Phase::Excluded {
+                    return;
+                }
+            }
+        }
+        self.maybe_finish_sync();
+    }
+
+    /// Once every report is in: repair each client, send finish-synchronization, and
+    /// start ordering again.
+    pub(super) fn maybe_finish_sync(&mut self) {
+        if self.phase != Phase::Leading {
+            return;
+        }
+        let r = self.relayer.as_mut().expect("leading member is relayer");
+        if !r.waiting_reports.is_empty() {
+            return;
+        }
+        let reports = std::mem::take(&mut r.reports);
+        let rewelcome = std::mem::take(&mut r.rewelcome);
+        let pending_joins = std::mem::take(&mut r.pending_joins);
+        let max = self.received;
+        let skip_repair = self.bug(PlantedBug::SkipRepair);
+        let mut reports = reports;
+        for joiner in &rewelcome {
+            if let Some((from, _)) = reports.get_mut(*joiner) {
+                // Its join may be stable already (everyone else delivered what
+                // followed, and trimmed it): then it enters at the current point.
+                let covered =
+                    *from >= max || self.buffer.front().is_some_and(|r| r.seq <= *from + 1);
+                if !covered {
+                    *from = max;
+                }
+            }
+        }
+        for (client, (client_received, _)) in reports.iter() {
+            if rewelcome.contains(&client) {
+                self.transmits.push_back(Transmit {
+                    to: vec![client],
+                    msg: Message::Welcome {
+                        epoch: self.epoch,
+                        view: self.view_with_attempts(),
+                        next_seq: client_received + 1,
+                        origin_delivered: self.origin_delivered_before(client_received + 1),
+                        synchronizing: true,
+                    },
+                });
+            }
+            if !skip_repair {
+                let mut repairs: VecDeque<Relay> = self
+                    .buffer
+                    .iter()
+                    .filter(|r| r.seq > *client_received)
+                    .cloned()
+                    .collect();
+                while !repairs.is_empty() {
+                    let relays = take_batch(&mut repairs, &self.config, relay_size);
+                    self.transmits.push_back(Transmit {
+                        to: vec![client],
+                        msg: Message::Relay {
+                            epoch: self.epoch,
+                            stable: self.stable,
+                            relays,
+                        },
+                    });
+                }
+            }
+            self.transmits.push_back(Transmit {
+                to: vec![client],
+                msg: Message::FinishSync {
+                    epoch: self.epoch,
+                    next_seq: max + 1,
+                },
+            });
+        }
+        if self.config.buffering == Buffering::Distributed {
+            self.clear_buffer();
+        }
+        self.phase = Phase::Normal;
+        let r = self.relayer.as_mut().expect("relayer");
+        r.next_seq = max + 1;
+        r.accepted = self.origin_delivered.clone();
+        r.delivered_by = MemberMap::new();
+        for (client, (client_received, _)) in reports.iter() {
+            r.delivered_by.insert(client, *client_received);
+        }
+        // A pending request from a member that (we learnt meanwhile) is in the view
+        // under an earlier attempt: it gave that place up.
+        let mut joins = Vec::new();
+        for (joiner, attempt) in pending_joins {
+            if self.view.contains(&joiner) {
+                let admitted = self.join_attempts.get(joiner).copied().unwrap_or(0);
+                if attempt <= admitted {
+                    continue; // stale
+                }
+                self.suspected.insert(joiner);
+                let r = self.relayer.as_mut().expect("relayer");
+                r.delivered_by.remove(joiner);
+            }
+            joins.push((joiner, attempt));
+        }
+        // Membership events, at the same position for everyone.
+        let left: Vec<MemberId> = self
+            .view
+            .iter()
+            .copied()
+            .filter(|m| self.suspected.contains(m))
+            .collect();
+        for m in left {
+            self.sequence(self.id, 0, RelayBody::MemberLeft(m));
+        }
+        let epoch = self.epoch;
+        self.sequence(self.id, 0, RelayBody::RelayerChanged(epoch));
+        for (joiner, attempt) in joins {
+            self.join_member(joiner, attempt);
+        }
+        // Messages the clients sent and never saw relayed, then our own.
+        for (client, (_, unrelayed)) in reports.into_entries() {
+            for (origin_seq, payload) in unrelayed {
+                self.accept_for_sequencing(client, origin_seq, payload);
+            }
+        }
+        let own: Vec<(u64, Bytes)> = self.unrelayed.iter().cloned().collect();
+        for (origin_seq, payload) in own {
+            self.accept_for_sequencing(self.id, origin_seq, payload);
+        }
+        if let Some((s, _)) = self.unrelayed.back() {
+            self.sent_upto = *s;
+        }
+        self.try_sequence();
+    }
+
+    pub(super) fn on_broadcast(
+        &mut self,
+        from: MemberId,
+        epoch: u64,
+        delivered: Seq,
+        msgs: Vec<(u64, Bytes)>,
+    ) {
+        let Some(r) = self.relayer.as_ref() else {
+            return; // not the relayer: the client re-sends it to the right one
+        };
+        let _ = r;
+        let sequencing = self.phase == Phase::Normal && epoch == self.epoch.number;
+        if epoch == self.epoch.number {
+            self.note_delivered(from, delivered);
+        }
+        if !sequencing {
+            return; // sent before the synchronization phase ended: reported later
+        }
+        for (origin_seq, payload) in msgs {
+            self.accept_for_sequencing(from, origin_seq, payload);
+        }
+        self.try_sequence();
+    }
+
+    /// Takes `(origin, origin_seq)` for sequencing unless it was taken before.
+    pub(super) fn accept_for_sequencing(
+        &mut self,
+        origin: MemberId,
+        origin_seq: u64,
+        payload: Bytes,
+    ) {
+        let no_dedup = self.bug(PlantedBug::NoDuplicateDetection);
+        let r = self.relayer.as_mut().expect("relayer");
+        let last = r.accepted.entry(origin);
+        if origin_seq <= *last && !no_dedup {
+            return; // already sequenced: a duplicate
+        }
+        if origin_seq > *last + 1 && !no_dedup {
+            return; // a gap: cannot happen over FIFO links; refuse rather than reorder
+        }
+        *last = (*last).max(origin_seq);
+        r.pending.push_back((origin, origin_seq, payload));
+    }
+
+    pub(super) fn note_delivered(&mut self, member: MemberId, delivered: Seq) {
+        if let Some(r) = self.relayer.as_mut() {
+            if self.phase == Phase::Normal && !self.suspected.contains(&member) {
+                let d = r.delivered_by.entry(member);
+                if delivered > *d {
+                    *d = delivered;
+                    self.try_sequence();
+                }
+            }
+        }
+    }
+
+    /// Raises the relayer's stable watermark, trims its buffer to it, and has it
+    /// announced.
+    pub(super) fn set_stable(&mut self, stable: Seq) {
+        if stable <= self.stable {
+            return;
+        }
+        if let Some(r) = self.relayer.as_mut() {
+            r.announce_stable = true;
+        }
+        self.stable = stable;
+        self.trim_buffer();
+    }
+
+    /// The stable watermark: delivered by every live member of the view.
+    pub(super) fn compute_stable(&self) -> Seq {
+        let r = self.relayer.as_ref().expect("relayer");
+        self.view
+            .iter()
+            .filter(|m| **m != self.id && !self.suspected.contains(m))
+            .map(|m| r.delivered_by.get(*m).copied().unwrap_or(0))
+            .fold(self.received, Seq::min)
+    }
+
+    /// Sequences pending messages while the relay window has room.
+    pub(super) fn try_sequence(&mut self) {
+        if self.phase != Phase::Normal {
+            return;
+        }
+        if self.config.buffering == Buffering::Replicated {
+            let stable = self.compute_stable();
+            self.set_stable(stable);
+        }
+        loop {
+            if self.config.buffering == Buffering::Replicated && self.relay_window_full() {
+                // Our own deliveries count too: look again before stopping.
+                let stable = self.compute_stable();
+                self.set_stable(stable);
+                if self.relay_window_full() {
+                    return;
+                }
+            }
+            let r = self.relayer.as_mut().expect("relayer");
+            let Some((origin, origin_seq, payload)) = r.pending.pop_front() else {
+                return;
+            };
+            self.sequence(origin, origin_seq, RelayBody::App(payload));
+        }
+    }
+
+    /// Whether the relayer has as much above the stable watermark as its relay window
+    /// allows, in messages or in payload bytes (one relay is always allowed, however
+    /// large).
+    pub(super) fn relay_window_full(&self) -> bool {
+        let r = self.relayer.as_ref().expect("relayer");
+        let span = r.next_seq.saturating_sub(1).saturating_sub(self.stable);
+        span >= self.config.relay_window_msgs
+            || (span > 0 && self.buffer_bytes >= self.config.relay_window_bytes)
+    }
+
+    /// *Received-broadcast* → *sent-relay*: assigns the next sequence number,
+    /// delivers locally and queues the relay for every member.
+    pub(super) fn sequence(&mut self, origin: MemberId, origin_seq: u64, body: RelayBody) {
+        let r = self.relayer.as_mut().expect("relayer");
+        let relay = Relay {
+            seq: r.next_seq,
+            origin,
+            origin_seq,
+            body,
+        };
+        r.next_seq += 1;
+        r.unsent.push_back(relay.clone());
+        self.apply_relay(relay);
+    }
+
+    pub(super) fn next_relay_batch(&mut self) -> Option<Transmit> {
+        if self.phase != Phase::Normal {
+            return None;
+        }
+        let r = self.relayer.as_ref()?;
+        if r.unsent.is_empty() && !r.announce_stable {
+            return None;
+        }
+        let to = self.alive_peers();
+        let stable = self.stable;
+        let r = self.relayer.as_mut().expect("relayer");
+        r.announce_stable = false;
+        let relays = take_batch(&mut r.unsent, &self.config, relay_size);
+        if self.config.buffering == Buffering::Distributed {
+            // The relayer's last round is what it just sent.
+            self.clear_buffer();
+            for r in &relays {
+                self.buffer_bytes += relay_size(r);
+                self.buffer.push_back(r.clone());
+            }
+        }
+        if to.is_empty() {
+            return None;
+        }
+        Some(Transmit {
+            to,
+            msg: Message::Relay {
+                epoch: self.epoch,
+                stable,
+                relays,
+            },
+        })
+    }
+}
