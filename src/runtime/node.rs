@@ -2,7 +2,7 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -146,6 +146,11 @@ pub(crate) struct Shared {
     pub(crate) flow: Flow,
     pub(crate) io_tx: Sender<IoCmd>,
     pub(crate) waker: mio::Waker,
+    /// The select thread is awake, or a wake-up is pending: it will look at its
+    /// channel (and its other work) before it sleeps again, so nobody needs to write
+    /// the waker's eventfd. The select thread clears it just before it checks for
+    /// work and sleeps; see [`Shared::wake_io`].
+    pub(crate) io_awake: AtomicBool,
     /// Per worker shard: inbound items handed over but not yet handled.
     pub(crate) inflight: Vec<AtomicUsize>,
     /// Relay frame bytes queued in the transport (held or unwritten), all peers.
@@ -179,7 +184,18 @@ impl Shared {
                 || unacked < self.config.relay_window_msgs)
     }
 
+    /// Makes sure the select thread looks at its work (its channel, paused reads,
+    /// a pending flush) soon: writes the waker's eventfd only when the select thread
+    /// is neither awake nor already woken. Call it after queueing the work.
+    ///
+    /// No lost wake-up: the select thread clears `io_awake`, then (after a fence)
+    /// checks for work, and sleeps only if there is none. Either its check sees the
+    /// work queued before our fence, or our load sees its clear and we wake it.
     pub(crate) fn wake_io(&self) {
+        fence(Ordering::SeqCst);
+        if self.io_awake.load(Ordering::Relaxed) || self.io_awake.swap(true, Ordering::SeqCst) {
+            return;
+        }
         if let Err(e) = self.waker.wake() {
             rlog!(log::WARN, self.id, "cannot wake the select thread: {e}");
         }
@@ -516,6 +532,7 @@ impl Node {
             window_cv: Condvar::new(),
             io_tx,
             waker,
+            io_awake: AtomicBool::new(true),
             inflight: (0..workers).map(|_| AtomicUsize::new(0)).collect(),
             relay_backlog: AtomicUsize::new(0),
             relay_backlog_limit,

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::io::{self, IoSlice, Read, Write};
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{fence, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -292,8 +292,18 @@ impl Transport {
             if self.check_leave_done() {
                 return;
             }
-            let timeout = next_tick.saturating_duration_since(Instant::now());
-            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
+            // About to sleep: from here on whoever queues work must wake us (see
+            // `Shared::wake_io`). Clear first, then look for work.
+            self.shared.io_awake.store(false, Ordering::SeqCst);
+            fence(Ordering::SeqCst);
+            let timeout = if self.has_work() {
+                Duration::ZERO
+            } else {
+                next_tick.saturating_duration_since(Instant::now())
+            };
+            let polled = self.poll.poll(&mut events, Some(timeout));
+            self.shared.io_awake.store(true, Ordering::SeqCst);
+            if let Err(e) = polled {
                 if e.kind() != io::ErrorKind::Interrupted {
                     rlog!(WARN, self.id, "poll failed: {e}");
                     std::thread::sleep(Duration::from_millis(10));
@@ -313,6 +323,19 @@ impl Transport {
             self.resume_paused();
             self.publish_backlog();
         }
+    }
+
+    /// Work queued for this thread by the others: commands, or a paused connection
+    /// whose worker shard has room again.
+    fn has_work(&self) -> bool {
+        !self.io_rx.is_empty()
+            || self.conns.values().any(|c| {
+                c.paused
+                    && c.peer.is_some_and(|p| {
+                        let shard = p as usize % self.shards.len();
+                        self.shared.inflight[shard].load(Ordering::SeqCst) < SHARD_CAP
+                    })
+            })
     }
 
     // ------------------------------------------------------------ commands
