@@ -151,6 +151,19 @@ pub(crate) struct Shared {
     /// the waker's eventfd. The select thread clears it just before it checks for
     /// work and sleeps; see [`Shared::wake_io`].
     pub(crate) io_awake: AtomicBool,
+    /// Broadcasts are in the core that nobody drained yet, and the select thread was
+    /// asked to drain them (set by broadcasters, cleared by every drain; both under
+    /// the core lock). While it is set, further broadcasts only go into the core:
+    /// whoever drains next sends them all as one sent-broadcast batch (or, at the
+    /// relayer, one relay batch).
+    pub(crate) flush_pending: AtomicBool,
+    /// Broadcasts (messages) and their payload bytes put into the core since the
+    /// last drain (under the core lock). A broadcaster that takes them to a batch's
+    /// worth drains itself: what waits in the core for a flush stays bounded.
+    unflushed_msgs: AtomicUsize,
+    unflushed_bytes: AtomicUsize,
+    flush_msgs: usize,
+    flush_bytes: usize,
     /// Per worker shard: inbound items handed over but not yet handled.
     pub(crate) inflight: Vec<AtomicUsize>,
     /// Relay frame bytes queued in the transport (held or unwritten), all peers.
@@ -184,6 +197,21 @@ impl Shared {
                 || unacked < self.config.relay_window_msgs)
     }
 
+    /// Distributed buffering, at the relayer: whether `unflushed` more relays (its
+    /// own broadcasts, sequenced but not yet drained) reach the relay window beyond
+    /// the members' acknowledgements. They must be drained at once then, so that the
+    /// gate in [`Shared::backlog_ok`] sees them and closes.
+    fn relay_gate_reached(&self, core: &Member, unflushed: usize) -> bool {
+        self.config.buffering == Buffering::Distributed
+            && core.is_relayer()
+            && self
+                .relay_sent_upto
+                .load(Ordering::SeqCst)
+                .saturating_add(unflushed as u64)
+                .saturating_sub(self.min_acked.load(Ordering::SeqCst))
+                >= self.config.relay_window_msgs
+    }
+
     /// Makes sure the select thread looks at its work (its channel, paused reads,
     /// a pending flush) soon: writes the waker's eventfd only when the select thread
     /// is neither awake nor already woken. Call it after queueing the work.
@@ -205,6 +233,9 @@ impl Shared {
     /// hands it to the select thread; hands events to the delivery queue. Returns
     /// whether the select thread has work.
     pub(crate) fn drain_locked(&self, core: &mut Member) -> bool {
+        self.flush_pending.store(false, Ordering::Relaxed);
+        self.unflushed_msgs.store(0, Ordering::Relaxed);
+        self.unflushed_bytes.store(0, Ordering::Relaxed);
         let mut sent = false;
         while let Some(t) = core.poll_transmit() {
             if log::enabled(DEBUG) {
@@ -521,6 +552,7 @@ impl Node {
         } else {
             Member::new(config.self_id, &ids, config.core_config())
         };
+        let core_config = config.core_config();
         let workers = config.relay_workers;
         let peers = ids.len().saturating_sub(1).max(1);
         let relay_backlog_limit = (2 * config.max_frame_bytes * peers).max(4 << 20);
@@ -533,6 +565,11 @@ impl Node {
             io_tx,
             waker,
             io_awake: AtomicBool::new(true),
+            flush_pending: AtomicBool::new(false),
+            unflushed_msgs: AtomicUsize::new(0),
+            unflushed_bytes: AtomicUsize::new(0),
+            flush_msgs: core_config.max_batch_msgs,
+            flush_bytes: core_config.max_batch_bytes,
             inflight: (0..workers).map(|_| AtomicUsize::new(0)).collect(),
             relay_backlog: AtomicUsize::new(0),
             relay_backlog_limit,
@@ -657,7 +694,27 @@ impl Node {
             self.check_state()?;
             match core.broadcast(payload.clone()) {
                 Ok(id) => {
-                    let wake = shared.drain_locked(&mut core);
+                    // Sent-broadcast without a frame per call: the message waits in
+                    // the core for the next drain (the select thread's, asked for
+                    // here if nobody has been yet, or a worker's), which sends every
+                    // waiting broadcast as one batch. A batch's worth is drained
+                    // here at once.
+                    let msgs = shared.unflushed_msgs.fetch_add(1, Ordering::Relaxed) + 1;
+                    let bytes = shared
+                        .unflushed_bytes
+                        .fetch_add(payload.len(), Ordering::Relaxed)
+                        + payload.len();
+                    let wake = if msgs >= shared.flush_msgs
+                        || bytes >= shared.flush_bytes
+                        || shared.relay_gate_reached(&core, msgs)
+                    {
+                        shared.drain_locked(&mut core)
+                    } else if !shared.flush_pending.load(Ordering::Relaxed) {
+                        shared.flush_pending.store(true, Ordering::Relaxed);
+                        true
+                    } else {
+                        false
+                    };
                     drop(core);
                     if wake {
                         shared.wake_io();

@@ -317,6 +317,11 @@ impl Transport {
                     token => self.on_conn_event(token),
                 }
             }
+            if self.shared.flush_pending.load(Ordering::SeqCst) {
+                // Broadcasts wait in the core: send them as one batch.
+                let mut core = self.shared.core.lock();
+                self.shared.drain_locked(&mut core);
+            }
             if self.drain_commands() {
                 return;
             }
@@ -329,6 +334,7 @@ impl Transport {
     /// whose worker shard has room again.
     fn has_work(&self) -> bool {
         !self.io_rx.is_empty()
+            || self.shared.flush_pending.load(Ordering::SeqCst)
             || self.conns.values().any(|c| {
                 c.paused
                     && c.peer.is_some_and(|p| {
