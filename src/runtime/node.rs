@@ -119,13 +119,30 @@ pub(crate) enum End {
 
 struct DeliveryQueue {
     events: VecDeque<Event>,
+    /// Events a receiver took from `events` in one go and has not yet returned all
+    /// of (they are in `Flow::hand`): they still count against the bound.
+    in_hand: usize,
     end: Option<End>,
+}
+
+impl DeliveryQueue {
+    fn len(&self) -> usize {
+        self.events.len() + self.in_hand
+    }
 }
 
 /// The bounded queue of events for the application, and the gate that keeps workers
 /// (and the relayer's own broadcasts) from running ahead of it.
+///
+/// Producers append to `q`; a receiver takes all of `q` at once into `hand` (one lock
+/// of `q` per batch, not per event) and returns them one by one. The bound counts
+/// both, so at most `bound` events (plus one producer's batch) wait for `recv`.
 pub(crate) struct Flow {
     q: Mutex<DeliveryQueue>,
+    /// Events taken from `q` by a receiver, in order; locked by receivers only.
+    hand: Mutex<VecDeque<Event>>,
+    /// `q.len()`, kept under `q`'s lock, for a room check without the lock.
+    queued: AtomicUsize,
     /// `recv` waits here for an event.
     readable: Condvar,
     /// Workers and broadcasters wait here for room (in the queue and in the
@@ -298,7 +315,9 @@ impl Shared {
             Message::Relay { relays, .. } => relays.last().map_or(0, |r| r.seq).max(1),
             _ => 0,
         };
-        self.relay_sent_upto.fetch_max(relay_upto, Ordering::SeqCst);
+        if relay_upto > 0 {
+            self.relay_sent_upto.fetch_max(relay_upto, Ordering::SeqCst);
+        }
         let kind = msg.kind();
         let frame = Frame::Protocol(msg);
         let len = wire::encoded_len(&frame);
@@ -405,8 +424,11 @@ impl Flow {
         Flow {
             q: Mutex::new(DeliveryQueue {
                 events: VecDeque::new(),
+                in_hand: 0,
                 end: None,
             }),
+            hand: Mutex::new(VecDeque::new()),
+            queued: AtomicUsize::new(0),
             readable: Condvar::new(),
             room: Condvar::new(),
             bound,
@@ -423,6 +445,7 @@ impl Flow {
         if excluded {
             q.end = Some(End::Excluded);
         }
+        self.queued.store(q.len(), Ordering::Relaxed);
         self.readable.notify_all();
     }
 
@@ -445,13 +468,17 @@ impl Flow {
     /// that inbound work creates; the relayer's own broadcasts, which no window
     /// bounds in distributed buffering, wait for the backlog too.
     pub(crate) fn wait_room(&self, shared: &Shared, block: bool, backlog: bool) -> bool {
+        // Fast path, without the lock (every broadcast passes here).
+        if self.queued.load(Ordering::Relaxed) < self.bound && (!backlog || shared.backlog_ok()) {
+            return true;
+        }
         let mut q = self.q.lock();
         loop {
             if shared.stopping.load(Ordering::SeqCst) {
                 return true;
             }
             let backlog_ok = !backlog || shared.backlog_ok();
-            if q.events.len() < self.bound && backlog_ok {
+            if q.len() < self.bound && backlog_ok {
                 return true;
             }
             if !block {
@@ -468,13 +495,45 @@ impl Flow {
         self.room.notify_all();
     }
 
+    /// With `q` locked, after it shrank from `was`: publishes its length and wakes
+    /// whoever waits for room if there is room now.
+    fn shrunk(&self, q: &DeliveryQueue, was: usize) {
+        let now = q.len();
+        self.queued.store(now, Ordering::Relaxed);
+        if was >= self.bound && now < self.bound {
+            self.room.notify_all();
+        }
+    }
+
+    /// With `q` locked: the receiver returned every event it had in hand.
+    fn hand_empty(&self, q: &mut DeliveryQueue) {
+        let was = q.len();
+        q.in_hand = 0;
+        self.shrunk(q, was);
+    }
+
     fn pop(&self, deadline: Option<Instant>) -> Result<Event, Error> {
+        let mut hand = match deadline {
+            None => self.hand.lock(),
+            // Another receiver holds it (waiting for events): nothing for us.
+            Some(d) => self.hand.try_lock_until(d).ok_or(Error::Timeout)?,
+        };
+        if let Some(e) = hand.pop_front() {
+            if hand.is_empty() {
+                self.hand_empty(&mut self.q.lock());
+            }
+            return Ok(e);
+        }
         let mut q = self.q.lock();
+        self.hand_empty(&mut q);
         loop {
-            if let Some(e) = q.events.pop_front() {
-                if q.events.len() + 1 == self.bound {
-                    self.room.notify_all();
-                }
+            if !q.events.is_empty() {
+                // Take the whole queue (the producers go on in `hand`'s old buffer).
+                let was = q.len();
+                std::mem::swap(&mut *hand, &mut q.events);
+                let e = hand.pop_front().expect("not empty");
+                q.in_hand = hand.len();
+                self.shrunk(&q, was);
                 return Ok(e);
             }
             match q.end {
@@ -485,13 +544,9 @@ impl Flow {
             match deadline {
                 None => self.readable.wait(&mut q),
                 Some(d) => {
-                    if Instant::now() >= d || self.readable.wait_until(&mut q, d).timed_out() {
-                        if let Some(e) = q.events.pop_front() {
-                            if q.events.len() + 1 == self.bound {
-                                self.room.notify_all();
-                            }
-                            return Ok(e);
-                        }
+                    if (Instant::now() >= d || self.readable.wait_until(&mut q, d).timed_out())
+                        && q.events.is_empty()
+                    {
                         return Err(Error::Timeout);
                     }
                 }
@@ -500,7 +555,7 @@ impl Flow {
     }
 
     fn len(&self) -> usize {
-        self.q.lock().events.len()
+        self.q.lock().len()
     }
 }
 

@@ -517,8 +517,13 @@ impl Transport {
             relay += p.relay_bytes;
             total += p.wq_bytes;
         }
-        self.shared.queued_bytes.store(total, Ordering::SeqCst);
-        self.shared.relay_backlog.store(relay, Ordering::SeqCst);
+        // Stored only when changed: other threads read them for every broadcast.
+        if self.shared.queued_bytes.load(Ordering::Relaxed) != total {
+            self.shared.queued_bytes.store(total, Ordering::SeqCst);
+        }
+        if self.shared.relay_backlog.load(Ordering::Relaxed) != relay {
+            self.shared.relay_backlog.store(relay, Ordering::SeqCst);
+        }
         let mut acked_more = false;
         if self.distributed {
             let min_acked = self
