@@ -117,6 +117,19 @@ pub(crate) enum End {
     Excluded,
 }
 
+/// Keeps a value on cache lines of its own (128 bytes: the prefetcher pulls lines in
+/// pairs), so that threads that write it do not slow down threads that use its
+/// neighbours.
+#[repr(align(128))]
+pub(crate) struct Padded<T>(pub(crate) T);
+
+impl<T> std::ops::Deref for Padded<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
 struct DeliveryQueue {
     events: VecDeque<Event>,
     /// Events a receiver took from `events` in one go and has not yet returned all
@@ -138,11 +151,11 @@ impl DeliveryQueue {
 /// of `q` per batch, not per event) and returns them one by one. The bound counts
 /// both, so at most `bound` events (plus one producer's batch) wait for `recv`.
 pub(crate) struct Flow {
-    q: Mutex<DeliveryQueue>,
+    q: Padded<Mutex<DeliveryQueue>>,
     /// Events taken from `q` by a receiver, in order; locked by receivers only.
-    hand: Mutex<VecDeque<Event>>,
+    hand: Padded<Mutex<VecDeque<Event>>>,
     /// `q.len()`, kept under `q`'s lock, for a room check without the lock.
-    queued: AtomicUsize,
+    queued: Padded<AtomicUsize>,
     /// `recv` waits here for an event.
     readable: Condvar,
     /// Workers and broadcasters wait here for room (in the queue and in the
@@ -167,18 +180,18 @@ pub(crate) struct Shared {
     /// channel (and its other work) before it sleeps again, so nobody needs to write
     /// the waker's eventfd. The select thread clears it just before it checks for
     /// work and sleeps; see [`Shared::wake_io`].
-    pub(crate) io_awake: AtomicBool,
+    pub(crate) io_awake: Padded<AtomicBool>,
     /// Broadcasts are in the core that nobody drained yet, and the select thread was
     /// asked to drain them (set by broadcasters, cleared by every drain; both under
     /// the core lock). While it is set, further broadcasts only go into the core:
     /// whoever drains next sends them all as one sent-broadcast batch (or, at the
     /// relayer, one relay batch).
-    pub(crate) flush_pending: AtomicBool,
+    pub(crate) flush_pending: Padded<AtomicBool>,
     /// Broadcasts (messages) and their payload bytes put into the core since the
     /// last drain (under the core lock). A broadcaster that takes them to a batch's
     /// worth drains itself: what waits in the core for a flush stays bounded.
-    unflushed_msgs: AtomicUsize,
-    unflushed_bytes: AtomicUsize,
+    unflushed_msgs: Padded<AtomicUsize>,
+    unflushed_bytes: Padded<AtomicUsize>,
     flush_msgs: usize,
     flush_bytes: usize,
     /// Per worker shard: inbound items handed over but not yet handled.
@@ -422,13 +435,13 @@ pub(crate) fn log_received(id: MemberId, from: MemberId, msg: &Message) {
 impl Flow {
     fn new(bound: usize) -> Flow {
         Flow {
-            q: Mutex::new(DeliveryQueue {
+            q: Padded(Mutex::new(DeliveryQueue {
                 events: VecDeque::new(),
                 in_hand: 0,
                 end: None,
-            }),
-            hand: Mutex::new(VecDeque::new()),
-            queued: AtomicUsize::new(0),
+            })),
+            hand: Padded(Mutex::new(VecDeque::new())),
+            queued: Padded(AtomicUsize::new(0)),
             readable: Condvar::new(),
             room: Condvar::new(),
             bound,
@@ -619,10 +632,10 @@ impl Node {
             window_cv: Condvar::new(),
             io_tx,
             waker,
-            io_awake: AtomicBool::new(true),
-            flush_pending: AtomicBool::new(false),
-            unflushed_msgs: AtomicUsize::new(0),
-            unflushed_bytes: AtomicUsize::new(0),
+            io_awake: Padded(AtomicBool::new(true)),
+            flush_pending: Padded(AtomicBool::new(false)),
+            unflushed_msgs: Padded(AtomicUsize::new(0)),
+            unflushed_bytes: Padded(AtomicUsize::new(0)),
             flush_msgs: core_config.max_batch_msgs,
             flush_bytes: core_config.max_batch_bytes,
             inflight: (0..workers).map(|_| AtomicUsize::new(0)).collect(),
