@@ -343,6 +343,20 @@ impl Shared {
                 self.config.max_sync_frame_bytes
             );
         }
+        if relay_upto > 0 && self.config.buffering == Buffering::Distributed {
+            // The select thread merges it with the batches that wait for the same
+            // round, and encodes the round.
+            let Frame::Protocol(msg) = frame else {
+                unreachable!("built above")
+            };
+            let _ = self.io_tx.send(IoCmd::Relay {
+                to,
+                msg,
+                len,
+                relay_upto,
+            });
+            return;
+        }
         let mut buf = Vec::with_capacity(len);
         wire::encode(&frame, &mut buf);
         let _ = self.io_tx.send(IoCmd::Send {

@@ -45,6 +45,17 @@ pub(crate) enum IoCmd {
         /// For a relay batch, the sequence number of its last relay (else 0).
         relay_upto: Seq,
     },
+    /// Distributed buffering: a relay batch, not yet encoded. The select thread
+    /// merges the batches that wait for the current round into one round (one
+    /// `Relay` message, encoded once) when the round is acknowledged.
+    Relay {
+        to: Vec<MemberId>,
+        msg: Message,
+        /// Its encoded length (the merged frame is at most the sum).
+        len: usize,
+        /// The sequence number of its last relay.
+        relay_upto: Seq,
+    },
     /// The member left the view: close its connection.
     Disconnect(MemberId),
     /// This member was excluded: close every connection.
@@ -153,6 +164,22 @@ struct Out {
     relay_upto: Seq,
 }
 
+/// Distributed buffering: a frame, or a relay batch not yet encoded, waiting for the
+/// current round to be acknowledged.
+struct Held {
+    to: Vec<MemberId>,
+    item: HeldItem,
+    /// Encoded bytes (per destination).
+    len: usize,
+    /// For a relay batch, the sequence number of its last relay (else 0).
+    relay_upto: Seq,
+}
+
+enum HeldItem {
+    Frame(Bytes),
+    Relay(Message),
+}
+
 enum Flow {
     Continue,
     Closed,
@@ -187,7 +214,7 @@ struct Transport {
     joining: bool,
     /// Distributed buffering: frames held until every member received the current
     /// relay round.
-    held: VecDeque<Out>,
+    held: VecDeque<Held>,
     held_relay_bytes: usize,
     held_bytes: usize,
     round: Option<Round>,
@@ -364,15 +391,31 @@ impl Transport {
                         relay_upto,
                     };
                     if self.distributed {
-                        self.held_bytes += out.frame.len() * out.to.len();
-                        if relay {
-                            self.held_relay_bytes += out.frame.len() * out.to.len();
-                        }
-                        self.held.push_back(out);
+                        let len = out.frame.len();
+                        self.hold(Held {
+                            to: out.to,
+                            item: HeldItem::Frame(out.frame),
+                            len,
+                            relay_upto: out.relay_upto,
+                        });
                         self.release_held(&mut dirty);
                     } else {
                         self.enqueue(out, &mut dirty);
                     }
+                }
+                IoCmd::Relay {
+                    to,
+                    msg,
+                    len,
+                    relay_upto,
+                } => {
+                    self.hold(Held {
+                        to,
+                        item: HeldItem::Relay(msg),
+                        len,
+                        relay_upto,
+                    });
+                    self.release_held(&mut dirty);
                 }
                 IoCmd::Disconnect(m) => self.fail_peer(m, "left the view (process left)"),
                 IoCmd::CloseAll => self.close_all("this member was excluded"),
@@ -393,8 +436,13 @@ impl Transport {
                         relay_upto: 0,
                     };
                     if self.distributed {
-                        self.held_bytes += out.frame.len() * out.to.len();
-                        self.held.push_back(out);
+                        let len = out.frame.len();
+                        self.hold(Held {
+                            to: out.to,
+                            item: HeldItem::Frame(out.frame),
+                            len,
+                            relay_upto: 0,
+                        });
                         self.release_held(&mut dirty);
                     } else {
                         self.enqueue(out, &mut dirty);
@@ -453,25 +501,55 @@ impl Transport {
         queued
     }
 
-    /// Distributed buffering: releases held frames in order. A relay batch (one
-    /// fan-out round) waits until every member acknowledged the previous one, so that
-    /// when the relayer crashes the members differ by at most the round it was
-    /// writing (bytes accepted by the kernel are not enough: a crashed process's
-    /// socket that is reset loses what it had not yet transmitted).
+    fn hold(&mut self, h: Held) {
+        let n = h.len * h.to.len();
+        self.held_bytes += n;
+        if h.relay_upto > 0 {
+            self.held_relay_bytes += n;
+        }
+        self.held.push_back(h);
+    }
+
+    fn unhold(&mut self) -> Option<Held> {
+        let h = self.held.pop_front()?;
+        let n = h.len * h.to.len();
+        self.held_bytes -= n;
+        if h.relay_upto > 0 {
+            self.held_relay_bytes -= n;
+        }
+        Some(h)
+    }
+
+    /// Distributed buffering: releases held frames in order. A relay round waits
+    /// until every member acknowledged the previous one, so that when the relayer
+    /// crashes the members differ by at most the round it was writing (bytes
+    /// accepted by the kernel are not enough: a crashed process's socket that is
+    /// reset loses what it had not yet transmitted).
+    ///
+    /// A round is every relay batch that waited for the previous one (up to the
+    /// frame size limit), merged into one `Relay` message: a client keeps the last
+    /// message it received as its round, so a round must be one message.
     fn release_held(&mut self, dirty: &mut Vec<MemberId>) {
         while let Some(front) = self.held.front() {
-            if front.relay && self.round.is_some() {
+            if front.relay_upto > 0 && self.round.is_some() {
                 return;
             }
-            let out = self.held.pop_front().expect("front exists");
-            let n = out.frame.len() * out.to.len();
-            self.held_bytes -= n;
-            if !out.relay {
+            let h = self.unhold().expect("front exists");
+            let (frame, upto) = match h.item {
+                HeldItem::Frame(frame) => (frame, h.relay_upto),
+                HeldItem::Relay(msg) => self.merge_round(&h.to, msg, h.len, h.relay_upto),
+            };
+            let relay = upto > 0;
+            let out = Out {
+                to: h.to,
+                frame,
+                relay,
+                relay_upto: upto,
+            };
+            if !relay {
                 self.enqueue(out, dirty);
                 continue;
             }
-            self.held_relay_bytes -= n;
-            let upto = out.relay_upto;
             let mut waiting: BTreeSet<MemberId> = self.enqueue(out, dirty).into_iter().collect();
             waiting.retain(|m| self.acked.get(m).copied().unwrap_or(0) < upto);
             if !waiting.is_empty() {
@@ -483,6 +561,52 @@ impl Transport {
                 });
             }
         }
+    }
+
+    /// Merges the relay batch `msg` (for `to`, `len` bytes encoded) with the
+    /// unencoded relay batches right behind it in `held` (same destinations, same
+    /// epoch) while the frame stays within the maximum frame size; encodes the
+    /// result. Returns the frame and the sequence number of its last relay.
+    fn merge_round(
+        &mut self,
+        to: &[MemberId],
+        msg: Message,
+        mut len: usize,
+        mut upto: Seq,
+    ) -> (Bytes, Seq) {
+        let limit = wire::HEADER_BYTES + self.shared.config.max_frame_bytes;
+        let mut msg = msg;
+        if let Message::Relay {
+            epoch,
+            stable,
+            relays,
+        } = &mut msg
+        {
+            while let Some(next) = self.held.front() {
+                let same = next.to == to
+                    && len + next.len <= limit
+                    && matches!(&next.item, HeldItem::Relay(Message::Relay { epoch: e, .. }) if e == epoch);
+                if !same {
+                    break;
+                }
+                let next = self.unhold().expect("front exists");
+                if let HeldItem::Relay(Message::Relay {
+                    stable: s,
+                    relays: more,
+                    ..
+                }) = next.item
+                {
+                    *stable = (*stable).max(s);
+                    relays.extend(more);
+                }
+                len += next.len;
+                upto = upto.max(next.relay_upto);
+            }
+        }
+        let frame = Frame::Protocol(msg);
+        let mut buf = Vec::with_capacity(wire::encoded_len(&frame));
+        wire::encode(&frame, &mut buf);
+        (Bytes::from(buf), upto)
     }
 
     /// `m` delivered up to `seq` (or, with `seq == Seq::MAX`, failed): it may finish
