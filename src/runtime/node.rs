@@ -242,6 +242,41 @@ impl Shared {
                 >= self.config.relay_window_msgs
     }
 
+    /// Whether this member may leave without the others missing anything it
+    /// delivered: the core is in normal operation, and with replicated buffering the
+    /// stable watermark covers its deliveries (every member of the view has them);
+    /// with distributed buffering there is no stable watermark, and the relayer waits
+    /// until every member acknowledged what it ordered (a client cannot tell).
+    fn settled(&self, core: &Member) -> bool {
+        if core.is_synchronizing() {
+            return false;
+        }
+        match self.config.buffering {
+            Buffering::Replicated => core.stable() >= core.delivered(),
+            Buffering::Distributed => {
+                !core.is_relayer() || self.min_acked.load(Ordering::SeqCst) >= core.delivered()
+            }
+        }
+    }
+
+    fn unsettled_reason(&self, core: &Member) -> String {
+        if core.is_synchronizing() {
+            return "a synchronization phase is still in progress".into();
+        }
+        match self.config.buffering {
+            Buffering::Replicated => format!(
+                "the stable watermark {} is below what this member delivered ({})",
+                core.stable(),
+                core.delivered()
+            ),
+            Buffering::Distributed => format!(
+                "the members acknowledged up to {} of the {} relays ordered",
+                self.min_acked.load(Ordering::SeqCst),
+                core.delivered()
+            ),
+        }
+    }
+
     /// Makes sure the select thread looks at its work (its channel, paused reads,
     /// a pending flush) soon: writes the waker's eventfd only when the select thread
     /// is neither awake nor already woken. Call it after queueing the work.
@@ -863,11 +898,20 @@ impl Node {
         }
     }
 
-    /// Leaves the group gracefully: waits (at most the leave timeout) until this
-    /// member's own broadcasts are delivered, tells every peer with a Leave frame (so
-    /// they need not wait out a failure timeout), writes what is queued, and stops
-    /// the node's threads. Events already queued can still be received; then `recv`
-    /// returns [`Error::Stopped`]. Calling it again does nothing.
+    /// Leaves the group gracefully: waits (at most the leave timeout in all) until
+    /// this member's own broadcasts are delivered and no member depends on it for
+    /// what it delivered (no synchronization phase is in progress, and with
+    /// replicated buffering the stable watermark covers its deliveries; with
+    /// distributed buffering, at the relayer, every member acknowledged them), tells
+    /// every peer with a Leave frame (so they need not wait out a failure timeout),
+    /// writes what is queued, and stops the node's threads. Events already queued
+    /// can still be received; then `recv` returns [`Error::Stopped`]. Calling it
+    /// again does nothing.
+    ///
+    /// With distributed buffering a client cannot know whether the others received
+    /// the last round it delivered: if the relayer crashes just as it leaves, that
+    /// round can be lost (the one-fault-at-a-time assumption of distributed
+    /// buffering).
     pub fn leave(&self) -> Result<(), Error> {
         let shared = &*self.shared;
         let timeout = shared.config.leave_timeout;
@@ -899,6 +943,24 @@ impl Node {
                     );
                     break;
                 }
+            }
+            // Then until no member depends on this one for what it delivered.
+            // (Waking up now and then: the distributed acknowledgements are
+            // published by the select thread, which does not signal `window_cv`.)
+            while !core.is_excluded() && !shared.settled(&core) {
+                let now = Instant::now();
+                if now >= deadline {
+                    rlog!(
+                        log::WARN,
+                        shared.id,
+                        "leave: after {timeout:?}, {}; leaving anyway",
+                        shared.unsettled_reason(&core)
+                    );
+                    break;
+                }
+                let _ = shared
+                    .window_cv
+                    .wait_until(&mut core, deadline.min(now + Duration::from_millis(10)));
             }
             drop(core);
             let (done_tx, done_rx) = crossbeam_channel::bounded(1);
