@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use crossbeam_channel::Sender;
 use parking_lot::{Condvar, Mutex};
 
@@ -104,6 +104,11 @@ pub struct Stats {
     /// The current epoch number.
     pub epoch: u64,
 }
+
+/// Payloads up to this size are copied into a shared chunk (see `copy_payload`).
+const ARENA_MAX: usize = 1024;
+/// The size of that chunk.
+const ARENA_CHUNK: usize = 64 * 1024;
 
 pub(crate) const RUNNING: u8 = 0;
 pub(crate) const LEAVING: u8 = 1;
@@ -210,6 +215,8 @@ pub(crate) struct Shared {
     pub(crate) state: AtomicU8,
     /// Set when the node shuts down: workers stop waiting for room.
     pub(crate) stopping: AtomicBool,
+    /// The chunk broadcasters copy small payloads into (see `copy_payload`).
+    arena: Padded<Mutex<BytesMut>>,
 }
 
 impl Shared {
@@ -225,6 +232,22 @@ impl Shared {
         bytes_ok
             && (self.config.buffering != Buffering::Distributed
                 || unacked < self.config.relay_window_msgs)
+    }
+
+    /// The broadcaster's copy of a payload. Small payloads are copied into a shared
+    /// chunk (one allocation per [`ARENA_CHUNK`] bytes rather than one or two per
+    /// message); a chunk is freed when the last message in it is (as a received
+    /// payload keeps the read buffer it was decoded from).
+    fn copy_payload(&self, payload: &[u8]) -> Bytes {
+        if payload.len() > ARENA_MAX {
+            return Bytes::copy_from_slice(payload);
+        }
+        let mut arena = self.arena.lock();
+        if arena.capacity() - arena.len() < payload.len() {
+            *arena = BytesMut::with_capacity(ARENA_CHUNK);
+        }
+        arena.extend_from_slice(payload);
+        arena.split().freeze()
     }
 
     /// Distributed buffering, at the relayer: whether `unflushed` more relays (its
@@ -695,6 +718,7 @@ impl Node {
             queued_bytes: AtomicUsize::new(0),
             state: AtomicU8::new(RUNNING),
             stopping: AtomicBool::new(false),
+            arena: Padded(Mutex::new(BytesMut::new())),
         });
         let mut threads = Vec::new();
         let mut shard_txs = Vec::new();
@@ -800,7 +824,7 @@ impl Node {
                 max,
             });
         }
-        let payload = Bytes::copy_from_slice(payload);
+        let payload = self.shared.copy_payload(payload);
         let shared = &*self.shared;
         loop {
             self.check_state()?;
