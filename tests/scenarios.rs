@@ -281,7 +281,11 @@ fn windows_bound_bytes_too() {
     for _ in 0..4 {
         relayer.broadcast(vec![0u8; 40].into()).ok();
     }
-    assert_eq!(relayer.delivered(), 3, "40 + 40 + 40 bytes: the third fills it");
+    assert_eq!(
+        relayer.delivered(),
+        3,
+        "40 + 40 + 40 bytes: the third fills it"
+    );
     assert_eq!(relayer.pending_msgs(), 1);
     // Member 2 acknowledges: the relayer orders the rest.
     relayer.handle_message(
