@@ -1,10 +1,12 @@
 //! `abcast bench`: short runs with `--json`; the file must hold every field the
 //! benchmark issue lists, with an identical order at every member.
 
-use std::io::Read;
+mod common;
+
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use common::run_abcast;
 
 const DEADLINE: Duration = Duration::from_secs(120);
 
@@ -13,46 +15,11 @@ fn bench(name: &str, args: &[&str]) -> (String, String) {
     let path: PathBuf =
         std::env::temp_dir().join(format!("abcast-bench-{name}-{}.json", std::process::id()));
     let _ = std::fs::remove_file(&path);
-    let started = Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_abcast"))
-        .arg("bench")
-        .args(args)
-        .arg("--json")
-        .arg(&path)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn abcast bench");
-    let mut so = child.stdout.take().expect("stdout");
-    let mut se = child.stderr.take().expect("stderr");
-    let out = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = so.read_to_string(&mut s);
-        s
-    });
-    let err = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = se.read_to_string(&mut s);
-        s
-    });
-    let status = loop {
-        if let Some(st) = child.try_wait().expect("try_wait") {
-            break Some(st);
-        }
-        if started.elapsed() > DEADLINE {
-            // SIGKILL by PID; its members see their stdin end and exit.
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let stdout = out.join().expect("stdout reader");
-    let stderr = err.join().expect("stderr reader");
-    eprintln!("{stdout}\n{stderr}\n({name}: {:?})", started.elapsed());
-    let status = status.unwrap_or_else(|| panic!("abcast bench did not finish in {DEADLINE:?}"));
-    assert!(status.success(), "abcast bench exited with {status}");
+    let mut all: Vec<std::ffi::OsString> = vec!["bench".into()];
+    all.extend(args.iter().map(std::ffi::OsString::from));
+    all.push("--json".into());
+    all.push(path.clone().into());
+    let stdout = run_abcast(&all, DEADLINE);
     let json = std::fs::read_to_string(&path).expect("the JSON file");
     let _ = std::fs::remove_file(&path);
     (stdout, json)

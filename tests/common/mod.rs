@@ -108,6 +108,61 @@ pub fn collect(node: &Node, deliveries: usize, deadline: Instant) -> (Vec<Delive
     (log, others)
 }
 
+/// Runs the `abcast` program with `args` (stdin closed) and returns its stdout once it
+/// exited successfully. A run that exceeds `deadline` is killed by PID and fails the
+/// test; so does a non-zero exit. Both outputs are echoed for the test log.
+pub fn run_abcast<I, S>(args: I, deadline: Duration) -> String
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    use std::io::Read;
+    use std::process::{Command, Stdio};
+    let started = Instant::now();
+    let args: Vec<std::ffi::OsString> = args.into_iter().map(|a| a.as_ref().into()).collect();
+    let label = format!(
+        "abcast {}",
+        args.first().map_or("", |a| a.to_str().unwrap_or("?"))
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_abcast"))
+        .args(&args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {label}: {e}"));
+    let mut so = child.stdout.take().expect("stdout");
+    let mut se = child.stderr.take().expect("stderr");
+    let out = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = so.read_to_string(&mut s);
+        s
+    });
+    let err = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = se.read_to_string(&mut s);
+        s
+    });
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("try_wait") {
+            break Some(st);
+        }
+        if started.elapsed() > deadline {
+            // SIGKILL by PID; its member processes see their stdin end and exit.
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let stdout = out.join().expect("stdout reader");
+    let stderr = err.join().expect("stderr reader");
+    eprintln!("{stdout}\n{stderr}\n({label} ran {:?})", started.elapsed());
+    let status = status.unwrap_or_else(|| panic!("{label} did not finish within {deadline:?}"));
+    assert!(status.success(), "{label} exited with {status}");
+    stdout
+}
+
 /// Payloads are `m<origin>-<k>`, `k` counting from 1 per sender.
 pub fn payload(origin: u32, k: u64) -> String {
     format!("m{origin}-{k}")
