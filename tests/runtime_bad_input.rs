@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use abcast::protocol::Message;
 use abcast::wire::{self, Frame};
-use common::{check_logs, collect, members, payload, start_nodes, wait_until, NodeProc};
+use common::{broadcast_from_all, check_logs, collect, members, start_nodes, wait_until, NodeProc};
 
 fn frame(f: &Frame) -> Vec<u8> {
     let mut v = Vec::new();
@@ -132,19 +132,7 @@ fn bad_connections_are_closed_and_the_group_keeps_delivering() {
         })
         .collect();
     // Broadcast slowly enough that the bad input arrives mid-stream.
-    let senders: Vec<_> = nodes
-        .iter()
-        .map(|node| {
-            let node = node.clone();
-            std::thread::spawn(move || {
-                for k in 1..=PER_MEMBER {
-                    node.broadcast(payload(node.id(), k).as_bytes())
-                        .expect("broadcast");
-                    std::thread::sleep(Duration::from_micros(500));
-                }
-            })
-        })
-        .collect();
+    let senders = broadcast_from_all(&nodes, PER_MEMBER, Duration::from_micros(500));
     // Bad input to the relayer (member 1) and to a client (member 2).
     for target in [1u32, 2] {
         let addr = members[target as usize - 1].1;

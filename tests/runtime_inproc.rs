@@ -9,7 +9,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use abcast::{Buffering, Config, Event, Node};
-use common::{check_logs, collect, members, payload, start_nodes, wait_until, Delivery};
+use common::{
+    broadcast_from_all, check_logs, collect, members, payload, start_nodes, wait_until, Delivery,
+};
 
 fn start_group(n: usize, buffering: Buffering) -> Vec<Arc<Node>> {
     let nodes = start_nodes(&members(n), |cfg| {
@@ -32,18 +34,7 @@ fn start_group(n: usize, buffering: Buffering) -> Vec<Arc<Node>> {
 fn run_all_broadcast(nodes: &[Arc<Node>], per_member: u64) -> BTreeMap<u32, Vec<Delivery>> {
     let total = per_member as usize * nodes.len();
     let deadline = Instant::now() + Duration::from_secs(60);
-    let senders: Vec<_> = nodes
-        .iter()
-        .map(|node| {
-            let node = node.clone();
-            std::thread::spawn(move || {
-                for k in 1..=per_member {
-                    node.broadcast(payload(node.id(), k).as_bytes())
-                        .expect("broadcast");
-                }
-            })
-        })
-        .collect();
+    let senders = broadcast_from_all(nodes, per_member, Duration::ZERO);
     let receivers: Vec<_> = nodes
         .iter()
         .map(|node| {

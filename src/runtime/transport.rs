@@ -138,6 +138,30 @@ struct Conn {
     opened: Instant,
 }
 
+impl Conn {
+    /// A connection that has said nothing yet.
+    fn new(stream: TcpStream, addr: SocketAddr, role: Role, connected: bool) -> Conn {
+        let now = Instant::now();
+        Conn {
+            stream,
+            addr,
+            role,
+            connected,
+            peer: None,
+            hello: Vec::new(),
+            hello_off: 0,
+            rbuf: BytesMut::new(),
+            pending: None,
+            eof: false,
+            paused: false,
+            broken: None,
+            fin_sent: false,
+            last_heard: now,
+            opened: now,
+        }
+    }
+}
+
 /// Distributed buffering: the relay batch (fan-out round) being written, and the
 /// members that have not yet acknowledged it.
 struct Round {
@@ -711,27 +735,8 @@ impl Transport {
                     }
                     let _ = stream.set_nodelay(true);
                     rlog!(DEBUG, self.id, "accepted connection from {addr}");
-                    let now = Instant::now();
-                    self.conns.insert(
-                        token,
-                        Conn {
-                            stream,
-                            addr,
-                            role: Role::Accepted,
-                            connected: true,
-                            peer: None,
-                            hello: Vec::new(),
-                            hello_off: 0,
-                            rbuf: BytesMut::new(),
-                            pending: None,
-                            eof: false,
-                            paused: false,
-                            broken: None,
-                            fin_sent: false,
-                            last_heard: now,
-                            opened: now,
-                        },
-                    );
+                    self.conns
+                        .insert(token, Conn::new(stream, addr, Role::Accepted, true));
                     self.pump_read(token);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
@@ -765,27 +770,8 @@ impl Transport {
             return;
         }
         rlog!(DEBUG, self.id, "dialing member {m} at {addr}");
-        let now = Instant::now();
-        self.conns.insert(
-            token,
-            Conn {
-                stream,
-                addr,
-                role: Role::Dialed(m),
-                connected: false,
-                peer: None,
-                hello: Vec::new(),
-                hello_off: 0,
-                rbuf: BytesMut::new(),
-                pending: None,
-                eof: false,
-                paused: false,
-                broken: None,
-                fin_sent: false,
-                last_heard: now,
-                opened: now,
-            },
-        );
+        self.conns
+            .insert(token, Conn::new(stream, addr, Role::Dialed(m), false));
         self.peers.get_mut(&m).expect("peer").dialing = Some(token);
     }
 

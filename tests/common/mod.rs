@@ -79,6 +79,30 @@ pub fn start_nodes(
         .collect()
 }
 
+/// Starts one thread per node that broadcasts `payload(id, 1..=per_member)`, pausing
+/// `pace` after each message; join the handles to wait for them.
+pub fn broadcast_from_all(
+    nodes: &[Arc<Node>],
+    per_member: u64,
+    pace: Duration,
+) -> Vec<std::thread::JoinHandle<()>> {
+    nodes
+        .iter()
+        .map(|node| {
+            let node = node.clone();
+            std::thread::spawn(move || {
+                for k in 1..=per_member {
+                    node.broadcast(payload(node.id(), k).as_bytes())
+                        .expect("broadcast");
+                    if !pace.is_zero() {
+                        std::thread::sleep(pace);
+                    }
+                }
+            })
+        })
+        .collect()
+}
+
 /// Collects `node`'s events until `deliveries` application messages arrived; panics,
 /// naming what it got, if `deadline` passes first. Returns the deliveries and the
 /// other events.
