@@ -297,3 +297,65 @@ fn windows_bound_bytes_too() {
     );
     assert_eq!(relayer.delivered(), 4);
 }
+
+#[test]
+fn acknowledgements_ride_with_broadcasts_or_wait_for_a_tick() {
+    use abcast::protocol::Message;
+    // An eighth of a 16-relay window: a standalone acknowledgement (or stable
+    // announcement) once 2 relays are unacknowledged (unannounced).
+    let config = CoreConfig {
+        relay_window_msgs: 16,
+        ..CoreConfig::default()
+    };
+    let mut h = Harness::with_config(3, config);
+    h.broadcast(1, "a");
+    h.deliver_all(1, 2);
+    // One relay: member 2 holds its acknowledgement back.
+    assert_eq!(h.in_flight(2, 1), 0);
+    assert!(h.member(2).wants_tick());
+    // Its next sent-broadcast batch carries it.
+    h.broadcast(2, "b");
+    assert_eq!(h.in_flight(2, 1), 1);
+    assert!(matches!(
+        h.peek(2, 1),
+        Some(Message::Broadcast { delivered: 1, .. })
+    ));
+    assert!(!h.member(2).wants_tick());
+    // Two relays unacknowledged: member 3 acknowledges on its own.
+    h.broadcast(1, "c");
+    h.deliver_all(1, 3);
+    assert_eq!(h.in_flight(3, 1), 1);
+    assert!(matches!(
+        h.peek(3, 1),
+        Some(Message::Ack { delivered: 2, .. })
+    ));
+    // The relayer hears both: stable rises to 1, under an eighth of the window, so
+    // it is not announced on its own...
+    h.deliver_all(3, 1);
+    h.deliver_one(2, 1); // b, carrying delivered 1: b becomes relay 3
+    assert_eq!(h.member(1).stable(), 1);
+    let relays_to_3 = h.in_flight(1, 3);
+    assert!(matches!(
+        h.peek(1, 3),
+        Some(Message::Relay { stable: 1, relays, .. }) if relays.len() == 1
+    ));
+    // ...but it rides with the next relay batch (above), and a tick sends what is
+    // held back.
+    h.deliver_all(1, 3);
+    assert!(h.member(3).wants_tick(), "one relay unacknowledged");
+    h.tick(3);
+    assert!(matches!(
+        h.peek(3, 1),
+        Some(Message::Ack { delivered: 3, .. })
+    ));
+    assert_eq!(relays_to_3, 1);
+    // Once quiet (timers fire as time passes), every member knows everything is
+    // stable.
+    h.run_until_quiet();
+    h.check().expect("every property holds");
+    for m in [1, 2, 3] {
+        assert_eq!(h.member(m).delivered(), 3);
+        assert_eq!(h.member(m).stable(), 3, "member {m}");
+        assert!(!h.member(m).wants_tick());
+    }
+}

@@ -1309,6 +1309,15 @@ impl Transport {
                 );
             }
         }
+        // What the core held back to ride with other traffic (an acknowledgement, a
+        // stable-watermark announcement) goes out now: see `Member::handle_tick`.
+        {
+            let mut core = self.shared.core.lock();
+            if core.wants_tick() {
+                core.handle_tick();
+                self.shared.drain_locked(&mut core);
+            }
+        }
         // Heartbeats on idle links.
         let mut beat = Vec::new();
         for p in self.peers.values() {

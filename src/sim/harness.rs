@@ -73,6 +73,14 @@ impl Harness {
         }
     }
 
+    /// Member `id`'s timer fires: it sends what it held back (see
+    /// [`Member::handle_tick`]).
+    pub fn tick(&mut self, id: MemberId) {
+        let i = self.ix(id);
+        self.members[i].handle_tick();
+        self.flush(i);
+    }
+
     /// Member `id` broadcasts `payload`.
     pub fn broadcast(&mut self, id: MemberId, payload: &str) -> MsgId {
         let i = self.ix(id);
@@ -164,7 +172,10 @@ impl Harness {
         }
     }
 
-    /// Delivers every message in flight, link by link in turn, until none is left.
+    /// Delivers every message in flight, link by link in turn, until none is left;
+    /// then, as time passes, the timers of the live members that hold something back
+    /// fire ([`Harness::tick`]), and so on until nothing is in flight and nobody
+    /// waits for a tick.
     pub fn run_until_quiet(&mut self) {
         loop {
             let mut moved = false;
@@ -173,8 +184,18 @@ impl Harness {
                     moved |= self.deliver_one(from, to);
                 }
             }
-            if !moved {
+            if moved {
+                continue;
+            }
+            let waiting: Vec<MemberId> = (0..self.ids.len())
+                .filter(|i| !self.crashed[*i] && self.members[*i].wants_tick())
+                .map(|i| self.ids[i])
+                .collect();
+            if waiting.is_empty() {
                 return;
+            }
+            for id in waiting {
+                self.tick(id);
             }
         }
     }

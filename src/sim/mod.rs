@@ -242,10 +242,24 @@ struct Plan {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Ev {
-    Arrive { from: usize, to: usize },
-    Broadcast { member: usize },
-    Notice { at: usize, of: usize },
-    Arm { plan: usize },
+    Arrive {
+        from: usize,
+        to: usize,
+    },
+    Broadcast {
+        member: usize,
+    },
+    Notice {
+        at: usize,
+        of: usize,
+    },
+    Arm {
+        plan: usize,
+    },
+    /// The member's periodic timer (scheduled only while it holds something back).
+    Tick {
+        member: usize,
+    },
 }
 
 enum Input {
@@ -254,6 +268,8 @@ enum Input {
     Broadcast,
     /// Nothing new: just send what the member has queued (a joiner's requests).
     Nothing,
+    /// The member's timer fired: it sends what it held back for batching.
+    Tick,
 }
 
 /// What a finished run gives back.
@@ -283,6 +299,8 @@ pub struct Sim {
     tie: u64,
     remaining: Vec<usize>,
     blocked: Vec<u32>,
+    /// Whether a tick is scheduled for the member.
+    tick_pending: Vec<bool>,
     plans: Vec<Plan>,
     core: CoreConfig,
     rejoins_left: u32,
@@ -328,6 +346,7 @@ impl Sim {
             tie: 0,
             remaining: vec![cfg.msgs_per_member; n],
             blocked: vec![0; n],
+            tick_pending: vec![false; n],
             plans: Vec::new(),
             core,
             rejoins_left,
@@ -514,6 +533,12 @@ impl Sim {
                     self.step(at, Input::Failed(of));
                 }
             }
+            Ev::Tick { member } => {
+                self.tick_pending[member] = false;
+                if !self.crashed[member] {
+                    self.step(member, Input::Tick);
+                }
+            }
             Ev::Arm { plan } => {
                 self.plans[plan].armed = true;
                 if let Target::CurrentRelayer = self.plans[plan].target {
@@ -611,6 +636,12 @@ impl Sim {
                 self.members[i].handle_member_failed(self.ids[of]);
             }
             Input::Nothing => {}
+            Input::Tick => {
+                if self.tracing {
+                    self.trace.push(format!("t={} {} tick", self.now, id));
+                }
+                self.members[i].handle_tick();
+            }
             Input::Broadcast => {
                 let k = self.record.broadcasts.len();
                 let payload = Bytes::from(format!("{id}:{k}"));
@@ -640,6 +671,13 @@ impl Sim {
         }
         while let Some(ev) = self.members[i].poll_event() {
             self.record.on_event(i, ev);
+        }
+        if !self.tick_pending[i] && self.members[i].wants_tick() {
+            // Ticks come every few hundred microseconds to a few milliseconds, as
+            // long as the member holds back an acknowledgement or announcement.
+            self.tick_pending[i] = true;
+            let t = self.now + self.rng.range(200, 3_000);
+            self.schedule(t, Ev::Tick { member: i });
         }
         let mut out: Vec<(usize, Message)> = Vec::new();
         let (mut relay, mut sync) = (false, false);

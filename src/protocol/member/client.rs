@@ -38,6 +38,7 @@ impl Member {
         }
         let mut first_applied = true;
         let before = self.received;
+        let mut bytes = 0usize;
         for relay in relays {
             if relay.seq != self.received + 1 {
                 continue; // not the expected sequence number: discarded
@@ -46,6 +47,7 @@ impl Member {
                 self.clear_buffer(); // keep only the last round
             }
             first_applied = false;
+            bytes += relay_size(&relay);
             self.apply_relay(relay);
             if self.phase == Phase::Excluded {
                 return;
@@ -54,8 +56,18 @@ impl Member {
         if current && self.config.buffering == Buffering::Replicated {
             self.stable = self.stable.max(stable.min(self.received));
             self.trim_buffer();
-            // Acknowledge what is new (not a bare stable-watermark announcement).
-            self.ack_due |= self.received > before;
+            // Acknowledge what is new (not a bare stable-watermark announcement): with
+            // the next sent-broadcast batch, or on its own once an eighth of the relay
+            // window is unacknowledged (or at the next tick).
+            if self.received > before {
+                self.ack_due = true;
+                self.unacked.0 += self.received - before;
+                self.unacked.1 += bytes;
+                let (msgs, bytes) = self.ack_every();
+                if self.unacked.0 >= msgs || self.unacked.1 >= bytes {
+                    self.ack_now = true;
+                }
+            }
             if !self.confirmed
                 && self
                     .joined_at
@@ -104,7 +116,7 @@ impl Member {
         self.epoch = epoch;
         self.max_epoch_number = self.max_epoch_number.max(epoch.number);
         self.phase = Phase::Reported;
-        self.ack_due = false;
+        self.clear_ack();
         self.to_send.clear(); // they are re-sent through the report
         let relays: Vec<Relay> = self
             .buffer
@@ -141,7 +153,10 @@ impl Member {
         }
         self.phase = Phase::Normal;
         self.send_held();
+        // Tell the new relayer at once what we delivered: its stable watermark
+        // starts from the members' reports.
         self.ack_due = self.config.buffering == Buffering::Replicated;
+        self.ack_now = self.ack_due;
     }
 
     /// Queues the broadcasts held during the synchronization phase.
@@ -259,7 +274,7 @@ impl Member {
             return;
         }
         self.phase = Phase::AwaitingSyncStart;
-        self.ack_due = false;
+        self.clear_ack();
         let next = self
             .view
             .iter()

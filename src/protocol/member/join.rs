@@ -218,7 +218,7 @@ impl Member {
         self.origin_delivered = MemberMap::new();
         self.joined_at = MemberMap::new();
         self.to_send.clear();
-        self.ack_due = false;
+        self.clear_ack();
         self.deferred_sync_start = None;
         self.join_attempts = MemberMap::new();
         self.attempt += 1;

@@ -102,10 +102,16 @@ struct RelayerState {
     /// Members in the view whose welcome was lost with a previous relayer: welcomed
     /// again, with repairs, when this synchronization phase finishes.
     rewelcome: Vec<MemberId>,
-    /// The stable watermark advanced: tell everyone, even with nothing to relay, so
-    /// that a joiner learns its join is confirmed and a leaving member that what it
-    /// delivered is safe with the others.
+    /// The stable watermark advanced since the last relay batch (which carries it).
     announce_stable: bool,
+    /// Relays and payload bytes the stable watermark rose by since the last relay
+    /// batch.
+    unannounced: (u64, usize),
+    /// Announce it on its own, even with nothing to relay, at the next drain: it rose
+    /// by an eighth of the relay window, or a tick came (so that a joiner learns its
+    /// join is confirmed and a leaving member that what it delivered is safe with
+    /// the others).
+    announce_now: bool,
 }
 
 /// One member of an atomic-broadcast group, as a deterministic state machine.
@@ -192,6 +198,12 @@ pub struct Member {
     to_send: VecDeque<(u64, Bytes)>,
     /// Whether the delivered watermark should be acknowledged to the relayer.
     ack_due: bool,
+    /// Relays and payload bytes received since the last acknowledgement (a
+    /// standalone one, or the watermark a sent-broadcast batch carries).
+    unacked: (u64, usize),
+    /// Send the acknowledgement on its own at the next drain, rather than wait for a
+    /// sent-broadcast batch to carry it (see [`Member::handle_tick`]).
+    ack_now: bool,
     /// Distributed buffering: a sync-start that waits until this member has read
     /// everything its current relayer wrote (it noticed that relayer fail).
     deferred_sync_start: Option<(MemberId, Epoch, Seq)>,
@@ -243,6 +255,8 @@ impl Member {
             sent_upto: 0,
             to_send: VecDeque::new(),
             ack_due: false,
+            unacked: (0, 0),
+            ack_now: false,
             deferred_sync_start: None,
             relayer,
             transmits: VecDeque::new(),
@@ -544,6 +558,51 @@ impl Member {
         }
     }
 
+    /// The runtime's periodic timer fired: send at the next drain what this member
+    /// holds back to let it ride with other traffic — a client's acknowledgement of
+    /// what it delivered (normally carried by its next sent-broadcast batch), the
+    /// relayer's announcement of the stable watermark (normally carried by its next
+    /// relay batch). Either goes out on its own anyway once it is an eighth of the
+    /// relay window behind, so the relay window never waits for a tick; the tick
+    /// bounds how long stability lags when traffic stops. Call it every few tens of
+    /// milliseconds, or when [`Member::wants_tick`] says so.
+    pub fn handle_tick(&mut self) {
+        if self.ack_due {
+            self.ack_now = true;
+        }
+        if let Some(r) = self.relayer.as_mut() {
+            if r.announce_stable {
+                r.announce_now = true;
+            }
+        }
+    }
+
+    /// Whether a [`Member::handle_tick`] would make this member send something.
+    pub fn wants_tick(&self) -> bool {
+        (self.ack_due && !self.ack_now)
+            || self
+                .relayer
+                .as_ref()
+                .is_some_and(|r| r.announce_stable && !r.announce_now)
+    }
+
+    /// How far a client's acknowledgement, or the relayer's announcement of the
+    /// stable watermark, may lag before it is sent on its own: an eighth of the relay
+    /// window, in relays and in payload bytes.
+    pub(super) fn ack_every(&self) -> (u64, usize) {
+        (
+            (self.config.relay_window_msgs / 8).max(1),
+            (self.config.relay_window_bytes / 8).max(1),
+        )
+    }
+
+    /// Nothing left to acknowledge (it was sent, or is moot).
+    pub(super) fn clear_ack(&mut self) {
+        self.ack_due = false;
+        self.ack_now = false;
+        self.unacked = (0, 0);
+    }
+
     // ----------------------------------------------------------------- outputs
 
     /// The next message to send, if any.
@@ -562,7 +621,7 @@ impl Member {
         if self.epoch.relayer != self.id && may_send {
             if !self.to_send.is_empty() {
                 let msgs = take_batch(&mut self.to_send, &self.config, |m| m.1.len());
-                self.ack_due = false;
+                self.clear_ack();
                 return Some(Transmit {
                     to: vec![self.epoch.relayer],
                     msg: Message::Broadcast {
@@ -572,8 +631,8 @@ impl Member {
                     },
                 });
             }
-            if self.ack_due {
-                self.ack_due = false;
+            if self.ack_due && self.ack_now {
+                self.clear_ack();
                 return Some(Transmit {
                     to: vec![self.epoch.relayer],
                     msg: Message::Ack {

@@ -254,11 +254,19 @@ impl Member {
         if stable <= self.stable {
             return;
         }
-        if let Some(r) = self.relayer.as_mut() {
-            r.announce_stable = true;
-        }
+        let (rose, bytes_before) = (stable - self.stable, self.buffer_bytes);
         self.stable = stable;
         self.trim_buffer();
+        let trimmed = bytes_before - self.buffer_bytes;
+        let (every_msgs, every_bytes) = self.ack_every();
+        if let Some(r) = self.relayer.as_mut() {
+            r.announce_stable = true;
+            r.unannounced.0 += rose;
+            r.unannounced.1 += trimmed;
+            if r.unannounced.0 >= every_msgs || r.unannounced.1 >= every_bytes {
+                r.announce_now = true;
+            }
+        }
     }
 
     /// The stable watermark: delivered by every live member of the view.
@@ -327,13 +335,15 @@ impl Member {
             return None;
         }
         let r = self.relayer.as_ref()?;
-        if r.unsent.is_empty() && !r.announce_stable {
+        if r.unsent.is_empty() && !(r.announce_stable && r.announce_now) {
             return None;
         }
         let to = self.alive_peers();
         let stable = self.stable;
         let r = self.relayer.as_mut().expect("relayer");
         r.announce_stable = false;
+        r.announce_now = false;
+        r.unannounced = (0, 0);
         let relays = take_batch(&mut r.unsent, &self.config, relay_size);
         if self.config.buffering == Buffering::Distributed {
             // The relayer's last round is what it just sent.
