@@ -359,3 +359,32 @@ fn acknowledgements_ride_with_broadcasts_or_wait_for_a_tick() {
         assert!(!h.member(m).wants_tick());
     }
 }
+
+#[test]
+fn broadcasts_in_flight_tracks_what_the_relayer_has_yet_to_relay() {
+    use abcast::protocol::{Member, Message};
+    let mut client = Member::new(2, &[1, 2], CoreConfig::default());
+    let mut relayer = Member::new(1, &[1, 2], CoreConfig::default());
+    assert!(!client.broadcasts_in_flight());
+    assert!(
+        !relayer.broadcasts_in_flight(),
+        "the relayer sequences at once"
+    );
+    client.broadcast("a".into()).unwrap();
+    // Queued, not sent: nothing will come back to drain it.
+    assert!(!client.broadcasts_in_flight());
+    let a = client.poll_transmit().expect("the sent-broadcast batch");
+    assert!(client.broadcasts_in_flight());
+    // A broadcast made meanwhile can wait for the relay of the first.
+    client.broadcast("b".into()).unwrap();
+    assert!(client.broadcasts_in_flight());
+    relayer.handle_message(2, a.msg);
+    let relay = relayer.poll_transmit().expect("the relay batch");
+    assert!(matches!(relay.msg, Message::Relay { .. }));
+    client.handle_message(1, relay.msg);
+    // "a" came back; "b" has not left yet.
+    assert!(!client.broadcasts_in_flight());
+    let b = client.poll_transmit().expect("b's batch");
+    assert!(matches!(b.msg, Message::Broadcast { ref msgs, .. } if msgs.len() == 1));
+    assert!(client.broadcasts_in_flight());
+}

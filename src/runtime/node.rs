@@ -723,7 +723,7 @@ impl Node {
         let mut threads = Vec::new();
         let mut shard_txs = Vec::new();
         for i in 0..workers {
-            let (tx, rx) = crossbeam_channel::unbounded();
+            let (tx, rx) = worker::Shard::pair();
             shard_txs.push(tx);
             let s = shared.clone();
             let h = std::thread::Builder::new()
@@ -850,7 +850,9 @@ impl Node {
                         || shared.relay_gate_reached(&core, msgs)
                     {
                         shared.drain_locked(&mut core)
-                    } else if !shared.flush_pending.load(Ordering::Relaxed) {
+                    } else if !shared.flush_pending.load(Ordering::Relaxed)
+                        && !core.broadcasts_in_flight()
+                    {
                         shared.flush_pending.store(true, Ordering::Relaxed);
                         true
                     } else {

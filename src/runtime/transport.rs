@@ -16,7 +16,7 @@ use mio::{Events, Interest, Poll, Token};
 
 use super::log::{rlog, DEBUG, INFO, WARN};
 use super::node::{Shared, RUNNING};
-use super::worker::WorkItem;
+use super::worker::{ShardTx, WorkItem};
 use crate::protocol::{Buffering, MemberId, Message, Seq};
 use crate::wire::{self, Frame, WireError};
 
@@ -214,7 +214,7 @@ pub(crate) fn run(
     poll: Poll,
     listener: TcpListener,
     io_rx: Receiver<IoCmd>,
-    shards: Vec<Sender<WorkItem>>,
+    shards: Vec<ShardTx>,
     ready: Sender<StartupReport>,
 ) {
     let mut t = Transport::new(shared, poll, listener, io_rx, shards, ready);
@@ -227,7 +227,7 @@ struct Transport {
     poll: Poll,
     listener: Option<TcpListener>,
     io_rx: Receiver<IoCmd>,
-    shards: Vec<Sender<WorkItem>>,
+    shards: Vec<ShardTx>,
     ready: Option<Sender<StartupReport>>,
     peers: BTreeMap<MemberId, Peer>,
     conns: HashMap<Token, Conn>,
@@ -260,7 +260,7 @@ impl Transport {
         poll: Poll,
         mut listener: TcpListener,
         io_rx: Receiver<IoCmd>,
-        shards: Vec<Sender<WorkItem>>,
+        shards: Vec<ShardTx>,
         ready: Sender<StartupReport>,
     ) -> Transport {
         let now = Instant::now();
@@ -914,14 +914,14 @@ impl Transport {
             return Err(msg);
         }
         inflight.fetch_add(1, Ordering::SeqCst);
-        let _ = self.shards[shard].send(WorkItem::Msg(peer, msg));
+        self.shards[shard].push(WorkItem::Msg(peer, msg));
         Ok(())
     }
 
     fn notify_failed(&mut self, peer: MemberId) {
         let shard = peer as usize % self.shards.len();
         self.shared.inflight[shard].fetch_add(1, Ordering::SeqCst);
-        let _ = self.shards[shard].send(WorkItem::Failed(peer));
+        self.shards[shard].push(WorkItem::Failed(peer));
     }
 
     fn on_frame(&mut self, token: Token, frame: Frame) -> Flow {

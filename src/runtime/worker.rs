@@ -2,10 +2,11 @@
 //! (*received-broadcast*, *sent-relay*, *received-relay*, the synchronization phase)
 //! and on failure notices.
 
+use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use crossbeam_channel::Receiver;
+use parking_lot::{Condvar, Mutex};
 
 use super::node::{log_received, Shared};
 use super::transport::SHARD_CAP;
@@ -25,17 +26,87 @@ pub(crate) enum WorkItem {
     Failed(MemberId),
 }
 
-pub(crate) fn run(shared: Arc<Shared>, rx: Receiver<WorkItem>, shard: usize) {
+/// One worker's inbound queue. The select thread pushes; the worker takes up to a
+/// batch at a time, and sleeps only when the queue is empty.
+///
+/// A mutex and a condition variable rather than a channel: a channel's receiver spins
+/// and yields before it sleeps, and on a machine with few cores those yields take
+/// the CPU from the threads it is waiting for (measured: ~10,000 yields a second per
+/// worker at 1.15 M messages/s on 2 cores). The pusher signals only a sleeping worker.
+/// Its length is bounded by the select thread, which stops reading a shard's peers
+/// at `SHARD_CAP` items in flight.
+pub(crate) struct Shard {
+    state: Mutex<ShardState>,
+    ready: Condvar,
+}
+
+struct ShardState {
+    items: VecDeque<WorkItem>,
+    sleeping: bool,
+    closed: bool,
+}
+
+impl Shard {
+    /// A new, empty shard: the select thread's end and the worker's.
+    pub(crate) fn pair() -> (ShardTx, Arc<Shard>) {
+        let shard = Arc::new(Shard {
+            state: Mutex::new(ShardState {
+                items: VecDeque::new(),
+                sleeping: false,
+                closed: false,
+            }),
+            ready: Condvar::new(),
+        });
+        (ShardTx(shard.clone()), shard)
+    }
+
+    /// Moves up to `max` items into `out`, waiting while there are none; false once
+    /// the select thread is gone and every item was taken.
+    fn take(&self, out: &mut Vec<WorkItem>, max: usize) -> bool {
+        let mut s = self.state.lock();
+        loop {
+            if !s.items.is_empty() {
+                let n = s.items.len().min(max);
+                out.extend(s.items.drain(..n));
+                return true;
+            }
+            if s.closed {
+                return false;
+            }
+            s.sleeping = true;
+            self.ready.wait(&mut s);
+        }
+    }
+}
+
+/// The select thread's end of a [`Shard`]; dropping it tells the worker to stop once
+/// the queue is empty.
+pub(crate) struct ShardTx(Arc<Shard>);
+
+impl ShardTx {
+    /// Queues an item, waking the worker if it sleeps.
+    pub(crate) fn push(&self, item: WorkItem) {
+        let mut s = self.0.state.lock();
+        s.items.push_back(item);
+        if s.sleeping {
+            s.sleeping = false;
+            self.0.ready.notify_one();
+        }
+    }
+}
+
+impl Drop for ShardTx {
+    fn drop(&mut self) {
+        let mut s = self.0.state.lock();
+        s.closed = true;
+        self.0.ready.notify_one();
+    }
+}
+
+pub(crate) fn run(shared: Arc<Shared>, rx: Arc<Shard>, shard: usize) {
     let mut batch: Vec<WorkItem> = Vec::with_capacity(BATCH_ITEMS);
     let distributed = shared.config.buffering == Buffering::Distributed;
-    while let Ok(first) = rx.recv() {
-        batch.push(first);
-        while batch.len() < BATCH_ITEMS {
-            match rx.try_recv() {
-                Ok(item) => batch.push(item),
-                Err(_) => break,
-            }
-        }
+    while rx.take(&mut batch, BATCH_ITEMS) {
         // Backpressure: no inbound work while the application's delivery queue (or
         // the relay backlog) is full. The select thread then stops reading.
         shared.flow.wait_room(&shared, true, false);

@@ -350,6 +350,18 @@ impl Member {
         self.unrelayed.len()
     }
 
+    /// Whether some of this client's broadcasts left in a sent-broadcast batch and are
+    /// not yet relayed back. The relay that brings them back is an input, after which
+    /// the caller drains anyway: a runtime may leave newer broadcasts in the core
+    /// until then, so that they leave as one batch, one round trip's worth (as
+    /// Nagle's algorithm does with TCP segments). False at the relayer, which
+    /// sequences its own broadcasts at once.
+    pub fn broadcasts_in_flight(&self) -> bool {
+        self.phase == Phase::Normal
+            && self.relayer.is_none()
+            && self.unrelayed.len() > self.to_send.len()
+    }
+
     /// The stable watermark as this member knows it: every member of the view has
     /// delivered up to here (replicated buffering; zero with distributed buffering).
     /// A member whose stable watermark covers what it delivered may leave without
