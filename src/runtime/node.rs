@@ -300,6 +300,14 @@ impl Shared {
         }
     }
 
+    /// Whether a relay worker holds or will take inbound items, and so will drain the
+    /// core after them. Call it with the core lock held: workers uncount their items
+    /// under it, before they drain, and the select thread counts an item before it
+    /// queues it.
+    pub(crate) fn worker_will_drain(&self) -> bool {
+        self.inflight.iter().any(|n| n.load(Ordering::SeqCst) > 0)
+    }
+
     /// Makes sure the select thread looks at its work (its channel, paused reads,
     /// a pending flush) soon: writes the waker's eventfd only when the select thread
     /// is neither awake nor already woken. Call it after queueing the work.
@@ -852,6 +860,7 @@ impl Node {
                         shared.drain_locked(&mut core)
                     } else if !shared.flush_pending.load(Ordering::Relaxed)
                         && !core.broadcasts_in_flight()
+                        && !shared.worker_will_drain()
                     {
                         shared.flush_pending.store(true, Ordering::Relaxed);
                         true

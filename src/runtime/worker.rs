@@ -118,7 +118,7 @@ pub(crate) fn run(shared: Arc<Shared>, rx: Arc<Shard>, shard: usize) {
             && batch
                 .iter()
                 .any(|i| matches!(i, WorkItem::Msg(_, Message::Relay { .. })));
-        let wake = {
+        let (wake, prev) = {
             let mut core = shared.core.lock();
             for item in batch.drain(..) {
                 match item {
@@ -131,6 +131,10 @@ pub(crate) fn run(shared: Arc<Shared>, rx: Arc<Shard>, shard: usize) {
                     WorkItem::Failed(member) => core.handle_member_failed(member),
                 }
             }
+            // Handled: uncounted before the drain, under the core lock, so that a
+            // broadcaster that still sees items in flight (with the lock) can count on
+            // a worker's drain to take its broadcast along.
+            let prev = shared.inflight[shard].fetch_sub(n, Ordering::SeqCst);
             let mut wake = shared.drain_locked(&mut core);
             if got_relay && !core.is_relayer() && !core.is_excluded() {
                 // Distributed buffering: acknowledge the round, so that the relayer
@@ -150,9 +154,8 @@ pub(crate) fn run(shared: Arc<Shared>, rx: Arc<Shard>, shard: usize) {
                 }
             }
             shared.window_cv.notify_all();
-            wake
+            (wake, prev)
         };
-        let prev = shared.inflight[shard].fetch_sub(n, Ordering::SeqCst);
         if wake || (prev >= SHARD_CAP && prev - n < SHARD_CAP) {
             shared.wake_io();
         }
