@@ -324,3 +324,41 @@ fn members_that_leave_wait_for_a_lagging_member() {
         "a member left before the lagging member had every message: {events3:?}"
     );
 }
+
+#[test]
+fn recv_many_takes_events_in_order_in_bounded_batches() {
+    let nodes = start_group(2, Buffering::Replicated);
+    let mut got = Vec::new();
+    assert!(matches!(
+        nodes[1].recv_many_timeout(&mut got, 8, Duration::from_millis(20)),
+        Err(abcast::Error::Timeout)
+    ));
+    assert!(got.is_empty(), "nothing appended on a timeout");
+    for k in 1..=10 {
+        nodes[0]
+            .broadcast(payload(1, k).as_bytes())
+            .expect("broadcast");
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while got.len() < 10 {
+        let before = got.len();
+        let left = deadline.saturating_duration_since(Instant::now());
+        let n = nodes[1]
+            .recv_many_timeout(&mut got, 4, left)
+            .expect("events within the deadline");
+        assert!((1..=4).contains(&n), "took {n} events with max 4");
+        assert_eq!(got.len(), before + n);
+    }
+    let delivered: Vec<(u64, Vec<u8>)> = got
+        .iter()
+        .map(|e| match e {
+            Event::Deliver { seq, payload, .. } => (*seq, payload.to_vec()),
+            other => panic!("unexpected event {other:?}"),
+        })
+        .collect();
+    let expected: Vec<(u64, Vec<u8>)> = (1..=10).map(|k| (k, payload(1, k).into_bytes())).collect();
+    assert_eq!(delivered, expected);
+    for node in &nodes {
+        node.leave().expect("leave");
+    }
+}

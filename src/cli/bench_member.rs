@@ -243,9 +243,10 @@ impl Tally {
         }
     }
 
-    /// One delivered message at position `seq` from `origin`.
-    fn on_message(&mut self, seq: u64, origin: u32, payload: &[u8]) {
-        let now = self.clock.now_ns();
+    /// One delivered message at position `seq` from `origin`, handed to the
+    /// application at `now` (the clock is read once per batch the receiver takes:
+    /// every message of it was in the application's hands then).
+    fn on_message(&mut self, now: u64, seq: u64, origin: u32, payload: &[u8]) {
         let Some((kind, o, k, t)) = read_header(payload) else {
             self.fail(format!("seq {seq}: a {}-byte payload", payload.len()));
             return;
@@ -509,6 +510,9 @@ fn run_abcast(args: &MemberArgs, ctrl: &Receiver<Ctrl>, out: Out) -> Result<(), 
     node.leave().map_err(|e| format!("leave: {e}"))
 }
 
+/// The most events one `recv_many` takes.
+const RECV_BATCH: usize = 1024;
+
 /// Delivers until every end message, blocking in `recv` (no clock read, no timed
 /// wait per event); a progress thread reports every 200 ms and, on an abort or when
 /// the end messages are overdue, leaves the group, which ends `recv`.
@@ -564,31 +568,37 @@ fn deliver_abcast(
             })
             .map_err(|e| e.to_string())?
     };
-    let result = loop {
+    let mut events = Vec::with_capacity(RECV_BATCH);
+    let result = 'recv: loop {
         if tally.finished() {
             break Ok(());
         }
-        match node.recv() {
-            Ok(Event::Deliver {
-                seq,
-                origin,
-                payload,
-            }) => tally.on_message(seq, origin, &payload),
-            Ok(Event::MemberLeft { seq, member }) => tally.on_left(seq, member),
-            Ok(Event::RelayerChanged {
-                seq,
-                epoch,
-                relayer,
-            }) => tally.on_relayer_changed(seq, epoch, relayer),
-            Ok(Event::MemberJoined { seq, member }) => {
-                tally.hash = mix(tally.hash, [seq, 3 << 40, member as u64]);
+        events.clear();
+        if let Err(e) = node.recv_many(&mut events, RECV_BATCH) {
+            if matches!(e, Error::Excluded) {
+                break Err("the group excluded this member".to_string());
             }
-            Ok(Event::Excluded) | Err(Error::Excluded) => {
-                break Err("the group excluded this member".to_string())
-            }
-            Err(e) => {
-                let why = why.lock().unwrap_or_else(|e| e.into_inner()).take();
-                break Err(why.unwrap_or_else(|| format!("recv: {e}")));
+            let why = why.lock().unwrap_or_else(|e| e.into_inner()).take();
+            break Err(why.unwrap_or_else(|| format!("recv: {e}")));
+        }
+        let now = tally.clock.now_ns();
+        for event in events.drain(..) {
+            match event {
+                Event::Deliver {
+                    seq,
+                    origin,
+                    payload,
+                } => tally.on_message(now, seq, origin, &payload),
+                Event::MemberLeft { seq, member } => tally.on_left(seq, member),
+                Event::RelayerChanged {
+                    seq,
+                    epoch,
+                    relayer,
+                } => tally.on_relayer_changed(seq, epoch, relayer),
+                Event::MemberJoined { seq, member } => {
+                    tally.hash = mix(tally.hash, [seq, 3 << 40, member as u64]);
+                }
+                Event::Excluded => break 'recv Err("the group excluded this member".to_string()),
             }
         }
     };
@@ -682,6 +692,7 @@ fn deliver_baseline(
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(format!("read: {e}")),
         }
+        let now = tally.clock.now_ns();
         let mut pos = 0;
         while pos + 4 <= len && !tally.finished() {
             let flen = u32::from_le_bytes(buf[pos..pos + 4].try_into().expect("4 bytes")) as usize;
@@ -691,7 +702,7 @@ fn deliver_baseline(
             let p = &buf[pos + 4..pos + 4 + flen];
             seq += 1;
             let origin = read_header(p).map_or(0, |h| h.1);
-            tally.on_message(seq, origin, p);
+            tally.on_message(now, seq, origin, p);
             pos += 4 + flen;
         }
         buf.copy_within(pos..len, 0);

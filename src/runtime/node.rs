@@ -605,35 +605,45 @@ impl Flow {
         self.shrunk(q, was);
     }
 
-    fn pop(&self, deadline: Option<Instant>) -> Result<Event, Error> {
-        let mut hand = match deadline {
-            None => self.hand.lock(),
-            // Another receiver holds it (waiting for events): nothing for us.
-            Some(d) => self.hand.try_lock_until(d).ok_or(Error::Timeout)?,
-        };
-        if let Some(e) = hand.pop_front() {
-            if hand.is_empty() {
-                self.hand_empty(&mut self.q.lock());
-            }
-            return Ok(e);
-        }
-        let mut q = self.q.lock();
-        self.hand_empty(&mut q);
+    /// Waits (until `deadline`, if any) for events, and lets `take` take some from
+    /// the front of the receiver-side buffer (at least one is there when it is
+    /// called). A receiver waits with only the queue locked, so that another one (a
+    /// `try_recv` while a thread blocks in `recv`) can look too.
+    fn take<R>(
+        &self,
+        deadline: Option<Instant>,
+        mut take: impl FnMut(&mut VecDeque<Event>) -> R,
+    ) -> Result<R, Error> {
         loop {
+            let mut hand = match deadline {
+                None => self.hand.lock(),
+                // Another receiver is taking events: nothing for us before it is done.
+                Some(d) => self.hand.try_lock_until(d).ok_or(Error::Timeout)?,
+            };
+            if !hand.is_empty() {
+                let r = take(&mut hand);
+                if hand.is_empty() {
+                    self.hand_empty(&mut self.q.lock());
+                }
+                return Ok(r);
+            }
+            let mut q = self.q.lock();
+            self.hand_empty(&mut q);
             if !q.events.is_empty() {
                 // Take the whole queue (the producers go on in `hand`'s old buffer).
                 let was = q.len();
                 std::mem::swap(&mut *hand, &mut q.events);
-                let e = hand.pop_front().expect("not empty");
+                let r = take(&mut hand);
                 q.in_hand = hand.len();
                 self.shrunk(&q, was);
-                return Ok(e);
+                return Ok(r);
             }
             match q.end {
                 Some(End::Stopped) => return Err(Error::Stopped),
                 Some(End::Excluded) => return Err(Error::Excluded),
                 None => {}
             }
+            drop(hand);
             match deadline {
                 None => self.readable.wait(&mut q),
                 Some(d) => {
@@ -645,6 +655,23 @@ impl Flow {
                 }
             }
         }
+    }
+
+    fn pop(&self, deadline: Option<Instant>) -> Result<Event, Error> {
+        self.take(deadline, |hand| hand.pop_front().expect("not empty"))
+    }
+
+    fn pop_many(
+        &self,
+        deadline: Option<Instant>,
+        out: &mut Vec<Event>,
+        max: usize,
+    ) -> Result<usize, Error> {
+        self.take(deadline, |hand| {
+            let n = hand.len().min(max.max(1));
+            out.extend(hand.drain(..n));
+            n
+        })
     }
 
     fn len(&self) -> usize {
@@ -896,6 +923,27 @@ impl Node {
     /// Like [`Node::recv`], waiting at most `timeout` ([`Error::Timeout`] then).
     pub fn recv_timeout(&self, timeout: Duration) -> Result<Event, Error> {
         self.shared.flow.pop(Some(Instant::now() + timeout))
+    }
+
+    /// Appends to `out` the events waiting, up to `max` (at least one), in total
+    /// order; blocks until there is one. Returns how many it appended; errors as
+    /// [`Node::recv`]. One call costs about what one `recv` does, so a receiver that
+    /// keeps up with a fast group spends less per event (and can read its clock once
+    /// per batch).
+    pub fn recv_many(&self, out: &mut Vec<Event>, max: usize) -> Result<usize, Error> {
+        self.shared.flow.pop_many(None, out, max)
+    }
+
+    /// Like [`Node::recv_many`], waiting at most `timeout` ([`Error::Timeout`] then).
+    pub fn recv_many_timeout(
+        &self,
+        out: &mut Vec<Event>,
+        max: usize,
+        timeout: Duration,
+    ) -> Result<usize, Error> {
+        self.shared
+            .flow
+            .pop_many(Some(Instant::now() + timeout), out, max)
     }
 
     /// The next event if one is waiting.
