@@ -383,6 +383,16 @@ abcast_status abcast_config_set_send_window(struct abcast_config *cfg, uint32_t 
 abcast_status abcast_config_set_delivery_queue(struct abcast_config *cfg, uint32_t events);
 
 /**
+ * While it is busy, the node's select thread goes back to its sockets at most once
+ * per `micros` microseconds, so that traffic coalesces into larger batches (default
+ * 75; 0: at once). `ABCAST_INVALID_ARGUMENT` above 10,000 (10 ms).
+ *
+ * # Safety
+ * `cfg`: `NULL` or a live configuration used by no other thread.
+ */
+abcast_status abcast_config_set_io_coalesce(struct abcast_config *cfg, uint32_t micros);
+
+/**
  * Checks the configuration as `abcast_node_start` would, without starting:
  * `ABCAST_INVALID_CONFIG` (with the reason in `abcast_last_error`) or `ABCAST_OK`.
  *

@@ -97,6 +97,7 @@ static void test_config_null_arguments(void) {
     CHECK_ST(abcast_config_set_leave_timeout(NULL, 100), ABCAST_NULL_ARGUMENT);
     CHECK_ST(abcast_config_set_send_window(NULL, 10), ABCAST_NULL_ARGUMENT);
     CHECK_ST(abcast_config_set_delivery_queue(NULL, 10), ABCAST_NULL_ARGUMENT);
+    CHECK_ST(abcast_config_set_io_coalesce(NULL, 10), ABCAST_NULL_ARGUMENT);
     CHECK_ST(abcast_config_validate(NULL), ABCAST_NULL_ARGUMENT);
     abcast_config_free(NULL); /* a no-op */
     abcast_config_free(cfg);
@@ -141,6 +142,9 @@ static void test_config_invalid_values(void) {
     CHECK_ST(abcast_config_set_send_window(cfg, 16), ABCAST_OK);
     CHECK_ST(abcast_config_set_delivery_queue(cfg, 0), ABCAST_INVALID_ARGUMENT);
     CHECK_ST(abcast_config_set_delivery_queue(cfg, 64), ABCAST_OK);
+    CHECK_ST(abcast_config_set_io_coalesce(cfg, 10001), ABCAST_INVALID_ARGUMENT);
+    CHECK_ST(abcast_config_set_io_coalesce(cfg, 0), ABCAST_OK);
+    CHECK_ST(abcast_config_set_io_coalesce(cfg, 75), ABCAST_OK);
     CHECK_ST(abcast_config_set_leave_timeout(cfg, 0), ABCAST_OK);
     CHECK_ST(abcast_config_set_leave_timeout(cfg, 2000), ABCAST_OK);
     abcast_config_free(cfg);

@@ -79,6 +79,10 @@ pub struct BenchArgs {
     /// Relay worker threads per member; the runtime's default if absent.
     #[arg(long)]
     pub relay_workers: Option<usize>,
+    /// The busy select thread goes back to its sockets at most once per this many
+    /// microseconds (0: at once); the runtime's default (75) if absent.
+    #[arg(long)]
+    pub io_coalesce_us: Option<u64>,
     /// Heartbeat interval, ms.
     #[arg(long, default_value_t = 100)]
     pub heartbeat_ms: u64,
@@ -144,6 +148,7 @@ fn spec(a: &BenchArgs) -> Result<GroupSpec, String> {
         failure_timeout_ms: a.failure_timeout_ms,
         send_window: a.send_window,
         relay_workers: a.relay_workers,
+        io_coalesce_us: a.io_coalesce_us,
         leave_when_done: a.leave_when_done,
     })
 }

@@ -60,6 +60,8 @@ pub struct GroupSpec {
     pub send_window: Option<usize>,
     /// Relay workers, if not the default.
     pub relay_workers: Option<usize>,
+    /// I/O coalescing interval (µs), if not the default.
+    pub io_coalesce_us: Option<u64>,
     /// Members leave as soon as they are done, not once every member is.
     pub leave_when_done: bool,
 }
@@ -82,6 +84,7 @@ impl GroupSpec {
             failure_timeout_ms: self.failure_timeout_ms,
             send_window: self.send_window,
             relay_workers: self.relay_workers,
+            io_coalesce_us: self.io_coalesce_us,
             leave_when_done: self.leave_when_done,
         }
     }
@@ -127,6 +130,10 @@ impl GroupSpec {
         if let Some(w) = a.relay_workers {
             v.push("--relay-workers".into());
             v.push(w.to_string());
+        }
+        if let Some(us) = a.io_coalesce_us {
+            v.push("--io-coalesce-us".into());
+            v.push(us.to_string());
         }
         if a.leave_when_done {
             v.push("--leave-when-done".into());

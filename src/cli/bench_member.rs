@@ -79,6 +79,9 @@ pub struct MemberArgs {
     /// Relay worker threads; the runtime's default if absent.
     #[arg(long)]
     pub relay_workers: Option<usize>,
+    /// I/O coalescing interval, µs; the runtime's default if absent.
+    #[arg(long)]
+    pub io_coalesce_us: Option<u64>,
     /// Leave as soon as done, without waiting for `leave`.
     #[arg(long)]
     pub leave_when_done: bool,
@@ -458,6 +461,9 @@ fn run_abcast(args: &MemberArgs, ctrl: &Receiver<Ctrl>, out: Out) -> Result<(), 
     }
     if let Some(w) = args.relay_workers {
         config = config.with_relay_workers(w);
+    }
+    if let Some(us) = args.io_coalesce_us {
+        config = config.with_io_coalesce(Duration::from_micros(us));
     }
     let node = Arc::new(Node::start(config).map_err(|e| format!("start: {e}"))?);
     out(Report::Ready {

@@ -197,6 +197,7 @@ pub fn run(args: DemoArgs) -> ExitCode {
         failure_timeout_ms: 1000,
         send_window: None,
         relay_workers: None,
+        io_coalesce_us: None,
         leave_when_done: false,
     };
     let per_member = args.rate / args.nodes as f64;

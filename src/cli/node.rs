@@ -41,6 +41,10 @@ pub struct NodeArgs {
     /// Number of relay worker threads.
     #[arg(long)]
     pub relay_workers: Option<usize>,
+    /// The busy select thread goes back to its sockets at most once per this many
+    /// microseconds (0: at once); default 75.
+    #[arg(long)]
+    pub io_coalesce_us: Option<u64>,
     /// More log lines on stderr (-v: membership and phases; -vv: every message).
     #[arg(short, long, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -90,6 +94,9 @@ fn run_inner(args: NodeArgs) -> Result<ExitCode, Error> {
     }
     if let Some(w) = args.relay_workers {
         config = config.with_relay_workers(w);
+    }
+    if let Some(us) = args.io_coalesce_us {
+        config = config.with_io_coalesce(Duration::from_micros(us));
     }
     // Before starting, so that a signal during start-up is not lost.
     let mut signals = super::signal::install().map_err(|e| Error::Io {

@@ -285,6 +285,31 @@ pub unsafe extern "C" fn abcast_config_set_delivery_queue(
     })
 }
 
+/// While it is busy, the node's select thread goes back to its sockets at most once
+/// per `micros` microseconds, so that traffic coalesces into larger batches (default
+/// 75; 0: at once). `ABCAST_INVALID_ARGUMENT` above 10,000 (10 ms).
+///
+/// # Safety
+/// `cfg`: `NULL` or a live configuration used by no other thread.
+#[no_mangle]
+pub unsafe extern "C" fn abcast_config_set_io_coalesce(
+    cfg: *mut abcast_config,
+    micros: u32,
+) -> abcast_status {
+    call("abcast_config_set_io_coalesce", || {
+        // SAFETY: forwarded caller's contract for cfg.
+        let cfg = unsafe { config_mut(cfg) }?;
+        let d = std::time::Duration::from_micros(u64::from(micros));
+        if d > crate::runtime::MAX_IO_COALESCE {
+            return Err(Failure::invalid(
+                "the I/O coalescing interval is over 10,000 microseconds",
+            ));
+        }
+        cfg.inner.io_coalesce = d;
+        Ok(())
+    })
+}
+
 /// Checks the configuration as `abcast_node_start` would, without starting:
 /// `ABCAST_INVALID_CONFIG` (with the reason in `abcast_last_error`) or `ABCAST_OK`.
 ///

@@ -27,6 +27,13 @@ const FIRST_CONN: usize = 2;
 /// Inbound items handed to one worker shard and not yet handled, beyond which the
 /// select thread stops reading from that shard's peers.
 pub(crate) const SHARD_CAP: usize = 64;
+
+/// A pass of the select thread that read or wrote this many bytes leaves it busy:
+/// it coalesces its next pass (see `Config::io_coalesce`). About fifteen 64-byte
+/// messages; a lone small message at low load is handled at once. (Measured at
+/// 3 members, 64 B: 2 KiB coalesced too little at 1.48 M msgs/s, p99 2.0-2.5 ms;
+/// coalescing every pass doubled p50 at 30 k msgs/s, 0.22 to 0.42 ms.)
+const COALESCE_BUSY_BYTES: usize = 1024;
 /// The largest frame body accepted before a valid Hello (a Hello body is 12 bytes).
 const HELLO_MAX_BODY: usize = 64;
 const READ_CHUNK: usize = 64 * 1024;
@@ -250,6 +257,8 @@ struct Transport {
     leaving: Option<Leaving>,
     closed_all: bool,
     read_buf: Vec<u8>,
+    /// Bytes read and written since the loop last looked (see `Config::io_coalesce`).
+    pass_bytes: usize,
     gate_open: bool,
     tick: Duration,
 }
@@ -326,6 +335,7 @@ impl Transport {
             leaving: None,
             closed_all: false,
             read_buf: vec![0; READ_CHUNK],
+            pass_bytes: 0,
             gate_open: true,
             tick,
         }
@@ -334,6 +344,8 @@ impl Transport {
     fn run(&mut self) {
         let mut events = Events::with_capacity(1024);
         let mut next_tick = Instant::now();
+        let coalesce = self.shared.config.io_coalesce;
+        let mut last_wake = Instant::now();
         loop {
             let now = Instant::now();
             if now >= next_tick {
@@ -342,6 +354,16 @@ impl Transport {
             }
             if self.check_leave_done() {
                 return;
+            }
+            // Coalescing: busy, and back within the interval? Let more arrive first.
+            // `io_awake` is still set, so nobody writes the waker meanwhile; the
+            // kernel keeps every socket's readiness for the poll below.
+            let busy = std::mem::take(&mut self.pass_bytes) >= COALESCE_BUSY_BYTES;
+            if busy && !coalesce.is_zero() {
+                let since = last_wake.elapsed();
+                if since < coalesce {
+                    std::thread::sleep(coalesce - since);
+                }
             }
             // About to sleep: from here on whoever queues work must wake us (see
             // `Shared::wake_io`). Clear first, then look for work.
@@ -353,6 +375,7 @@ impl Transport {
                 next_tick.saturating_duration_since(Instant::now())
             };
             let polled = self.poll.poll(&mut events, Some(timeout));
+            last_wake = Instant::now();
             self.shared.io_awake.store(true, Ordering::SeqCst);
             if let Err(e) = polled {
                 if e.kind() != io::ErrorKind::Interrupted {
@@ -877,6 +900,7 @@ impl Transport {
                         Ok(0) => conn.eof = true,
                         Ok(n) => {
                             conn.rbuf.extend_from_slice(&self.read_buf[..n]);
+                            self.pass_bytes += n;
                             conn.last_heard = Instant::now();
                         }
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -1211,6 +1235,7 @@ impl Transport {
                 }
                 Ok(mut n) => {
                     wrote = true;
+                    self.pass_bytes += n;
                     while n > 0 {
                         let c = p.wq.front_mut().expect("written bytes belong to a chunk");
                         let left = c.data.len() - c.off;
