@@ -67,13 +67,13 @@
 //!   from 5.9-9.0 ms to 3.0-4.6 ms at R = 1.15 M msgs/s and from 2.0 ms to 1.1-1.7 ms
 //!   at 300 k; the clients' select threads woke 7-8 k times a second instead of
 //!   20-38 k. Closed-loop throughput did not change.
-//! - *The busy select thread coalesces.* When a pass of its loop read or wrote at
-//!   least 1 KiB, the select thread goes back to its sockets no sooner than
+//! - *The busy select thread coalesces.* When a pass of its loop read at least 16
+//!   application messages, the select thread goes back to its sockets no sooner than
 //!   `Config::io_coalesce` (75 µs by default) after it last woke: it sleeps out the
 //!   rest with `io_awake` still set (so nobody writes the waker meanwhile; the kernel
 //!   keeps every socket's readiness), and what arrived meanwhile is read, handed to
-//!   the workers and written as larger batches. At low load a pass moves less than
-//!   that and nothing waits. Measured (`abcast bench --nodes 3 --size 64 --rate R
+//!   the workers and written as larger batches. At low load a pass reads one or two
+//!   and nothing waits. Measured (`abcast bench --nodes 3 --size 64 --rate R
 //!   --io-coalesce-us C`, 4 s, four runs each), p99 at R = 1.48 M msgs/s (half the
 //!   closed-loop peak): C = 0, 3.1-5.3 ms and one run of 58 ms; C = 75, 1.5-2.2 ms.
 //!   At 30 k msgs/s p50/p99 stay 0.22-0.25 / 0.6-0.7 ms; at 100-300 k, p50 rises
