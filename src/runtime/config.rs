@@ -63,7 +63,8 @@ pub struct Config {
     /// this interval, so that what arrives meanwhile is read, handed over and
     /// written in larger batches (fewer wake-ups and system calls for the same
     /// traffic). It counts as busy when its previous pass read at least 16
-    /// application messages; at low load nothing waits. Zero: always at once.
+    /// application messages or read and wrote 4 KiB; at low load nothing waits.
+    /// Zero: always at once.
     /// At most 10 ms. Default 75 µs.
     pub io_coalesce: Duration,
     /// How many events may wait for the application's `recv`. When the queue is

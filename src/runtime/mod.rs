@@ -55,7 +55,12 @@
 //!   broadcasts that follow only go into the core. The next drain, by whoever makes
 //!   it (the select thread on its flush, or a worker after its batch), takes every
 //!   waiting broadcast: one sent-broadcast batch at a client, one relay batch (and
-//!   the local deliveries) at the relayer.
+//!   the local deliveries) at the relayer. What waits in the core for a flush is at
+//!   most one batch (`max_batch_msgs` messages or `max_batch_bytes` bytes of the
+//!   core's configuration; in distributed buffering at the relayer, also no more
+//!   than the relay window allows), so this adds no unbounded queue. A broadcast
+//!   asks for no flush either while a relay worker holds inbound items: it drains
+//!   after them and takes the broadcast along.
 //! - *One sent-broadcast batch in flight.* A client whose earlier broadcasts left
 //!   for the relayer and have not come back relayed
 //!   (`Member::broadcasts_in_flight`) asks for no flush: the worker that handles
@@ -68,20 +73,18 @@
 //!   at 300 k; the clients' select threads woke 7-8 k times a second instead of
 //!   20-38 k. Closed-loop throughput did not change.
 //! - *The busy select thread coalesces.* When a pass of its loop read at least 16
-//!   application messages, the select thread goes back to its sockets no sooner than
-//!   `Config::io_coalesce` (75 µs by default) after it last woke: it sleeps out the
-//!   rest with `io_awake` still set (so nobody writes the waker meanwhile; the kernel
-//!   keeps every socket's readiness), and what arrived meanwhile is read, handed to
-//!   the workers and written as larger batches. At low load a pass reads one or two
-//!   and nothing waits. Measured (`abcast bench --nodes 3 --size 64 --rate R
-//!   --io-coalesce-us C`, 4 s, four runs each), p99 at R = 1.48 M msgs/s (half the
-//!   closed-loop peak): C = 0, 3.1-5.3 ms and one run of 58 ms; C = 75, 1.5-2.2 ms.
-//!   At 30 k msgs/s p50/p99 stay 0.22-0.25 / 0.6-0.7 ms; at 100-300 k, p50 rises
-//!   from about 0.25 to 0.4 ms and p99 stays near 1 ms. Coalescing every pass
-//!   instead (whatever it moved) doubled p50 at 30 k msgs/s. What waits in the core for a flush is at
-//!   most one batch (`max_batch_msgs` messages or `max_batch_bytes` bytes of the
-//!   core's configuration; in distributed buffering at the relayer, also no more
-//!   than the relay window allows), so this adds no unbounded queue.
+//!   application messages, or read and wrote 4 KiB, the select thread goes back to
+//!   its sockets no sooner than `Config::io_coalesce` (75 µs by default) after it
+//!   last woke: it sleeps out the rest with `io_awake` still set (so nobody writes
+//!   the waker meanwhile; the kernel keeps every socket's readiness), and what
+//!   arrived meanwhile is read, handed to the workers and written as larger batches.
+//!   At low load a pass moves one or two messages and nothing waits. Measured
+//!   (`abcast bench --nodes 3 --size 64 --rate R --io-coalesce-us C`, 4 s, four runs
+//!   each), p99 at R = 1.48 M msgs/s (half the closed-loop peak): C = 0, 3.1-5.3 ms
+//!   and one run of 58 ms; C = 75, 1.5-2.2 ms. At 30 k msgs/s p50/p99 stay
+//!   0.21-0.25 / 0.6-0.7 ms; at 300 k, p50 rises from about 0.3 to 0.4 ms and p99
+//!   stays near 1 ms. Coalescing every pass instead (whatever it moved) doubled p50
+//!   at 30 k msgs/s; the limits are in `transport.rs`.
 //! - *Wake-ups coalesce.* The select thread keeps an `io_awake` flag: set while it
 //!   runs or once someone woke it, cleared just before it looks for work and sleeps.
 //!   Whoever queues work for it writes the waker's eventfd only when the flag was
