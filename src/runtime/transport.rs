@@ -368,8 +368,11 @@ impl Transport {
             // Coalescing: busy, and back within the interval? Let more arrive first.
             // `io_awake` is still set, so nobody writes the waker meanwhile; the
             // kernel keeps every socket's readiness for the poll below.
-            let busy = std::mem::take(&mut self.pass_msgs) >= COALESCE_BUSY_MSGS
-                || std::mem::take(&mut self.pass_bytes) >= COALESCE_BUSY_BYTES;
+            let (msgs, bytes) = (
+                std::mem::take(&mut self.pass_msgs),
+                std::mem::take(&mut self.pass_bytes),
+            );
+            let busy = msgs >= COALESCE_BUSY_MSGS || bytes >= COALESCE_BUSY_BYTES;
             if busy && !coalesce.is_zero() {
                 let since = last_wake.elapsed();
                 if since < coalesce {
