@@ -31,7 +31,7 @@ use clap::Args;
 
 use super::bench_group::{run_group, Figures, GroupOutcome, GroupSpec, Mode, Progress, Ui};
 use super::bench_util::{json_num, json_str, mib, ms, thousands, HEADER_BYTES};
-use super::node::BufferingArg;
+use super::node::{BufferingArg, RuntimeArgs};
 
 /// Options of `abcast bench`.
 #[derive(Debug, Args)]
@@ -73,16 +73,9 @@ pub struct BenchArgs {
     /// the duration, at most 0.5).
     #[arg(long)]
     pub warmup: Option<f64>,
-    /// Send window per member (messages); the runtime's default if absent.
-    #[arg(long)]
-    pub send_window: Option<usize>,
-    /// Relay worker threads per member; the runtime's default if absent.
-    #[arg(long)]
-    pub relay_workers: Option<usize>,
-    /// The busy select thread goes back to its sockets at most once per this many
-    /// microseconds (0: at once); the runtime's default (75) if absent.
-    #[arg(long)]
-    pub io_coalesce_us: Option<u64>,
+    /// Runtime settings of every member.
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
     /// Heartbeat interval, ms.
     #[arg(long, default_value_t = 100)]
     pub heartbeat_ms: u64,
@@ -146,9 +139,7 @@ fn spec(a: &BenchArgs) -> Result<GroupSpec, String> {
         in_process: a.in_process,
         heartbeat_ms: a.heartbeat_ms,
         failure_timeout_ms: a.failure_timeout_ms,
-        send_window: a.send_window,
-        relay_workers: a.relay_workers,
-        io_coalesce_us: a.io_coalesce_us,
+        runtime: a.runtime,
         leave_when_done: a.leave_when_done,
     })
 }

@@ -18,7 +18,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
 use super::bench_member::{run_member, Ctrl, MemberArgs, Out};
 use super::bench_util::{peak_rss_bytes, Clock, Histogram, Report, Summary, CHECKPOINT_EVERY};
-use super::node::BufferingArg;
+use super::node::{BufferingArg, RuntimeArgs};
 
 /// What to run over the group.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,12 +56,8 @@ pub struct GroupSpec {
     pub heartbeat_ms: u64,
     /// Failure timeout, ms.
     pub failure_timeout_ms: u64,
-    /// Send window, if not the default.
-    pub send_window: Option<usize>,
-    /// Relay workers, if not the default.
-    pub relay_workers: Option<usize>,
-    /// I/O coalescing interval (µs), if not the default.
-    pub io_coalesce_us: Option<u64>,
+    /// Runtime settings, where not the defaults.
+    pub runtime: RuntimeArgs,
     /// Members leave as soon as they are done, not once every member is.
     pub leave_when_done: bool,
 }
@@ -82,9 +78,7 @@ impl GroupSpec {
             buffering: self.buffering,
             heartbeat_ms: self.heartbeat_ms,
             failure_timeout_ms: self.failure_timeout_ms,
-            send_window: self.send_window,
-            relay_workers: self.relay_workers,
-            io_coalesce_us: self.io_coalesce_us,
+            runtime: self.runtime,
             leave_when_done: self.leave_when_done,
         }
     }
@@ -123,18 +117,7 @@ impl GroupSpec {
         if a.sender {
             v.push("--sender".into());
         }
-        if let Some(w) = a.send_window {
-            v.push("--send-window".into());
-            v.push(w.to_string());
-        }
-        if let Some(w) = a.relay_workers {
-            v.push("--relay-workers".into());
-            v.push(w.to_string());
-        }
-        if let Some(us) = a.io_coalesce_us {
-            v.push("--io-coalesce-us".into());
-            v.push(us.to_string());
-        }
+        a.runtime.push_args(&mut v);
         if a.leave_when_done {
             v.push("--leave-when-done".into());
         }

@@ -30,7 +30,7 @@ use super::bench_util::{
     mix, peak_rss_bytes, read_header, write_header, Clock, Histogram, Report, Summary,
     CHECKPOINT_EVERY, HASH_SEED, HEADER_BYTES, KIND_DATA, KIND_END,
 };
-use super::node::BufferingArg;
+use super::node::{BufferingArg, RuntimeArgs};
 
 /// How often a member reports its progress.
 const PROGRESS_EVERY_NS: u64 = 200_000_000;
@@ -73,15 +73,9 @@ pub struct MemberArgs {
     /// Failure timeout, ms.
     #[arg(long, default_value_t = 1000)]
     pub failure_timeout_ms: u64,
-    /// Send window (messages); the runtime's default if absent.
-    #[arg(long)]
-    pub send_window: Option<usize>,
-    /// Relay worker threads; the runtime's default if absent.
-    #[arg(long)]
-    pub relay_workers: Option<usize>,
-    /// I/O coalescing interval, µs; the runtime's default if absent.
-    #[arg(long)]
-    pub io_coalesce_us: Option<u64>,
+    /// Runtime settings.
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
     /// Leave as soon as done, without waiting for `leave`.
     #[arg(long)]
     pub leave_when_done: bool,
@@ -456,15 +450,7 @@ fn run_abcast(args: &MemberArgs, ctrl: &Receiver<Ctrl>, out: Out) -> Result<(), 
         })
         .with_heartbeat_interval(Duration::from_millis(args.heartbeat_ms))
         .with_failure_timeout(Duration::from_millis(args.failure_timeout_ms));
-    if let Some(w) = args.send_window {
-        config = config.with_send_window(w);
-    }
-    if let Some(w) = args.relay_workers {
-        config = config.with_relay_workers(w);
-    }
-    if let Some(us) = args.io_coalesce_us {
-        config = config.with_io_coalesce(Duration::from_micros(us));
-    }
+    config = args.runtime.apply(config);
     let node = Arc::new(Node::start(config).map_err(|e| format!("start: {e}"))?);
     out(Report::Ready {
         connected: node.connected_at_start().to_vec(),
@@ -519,9 +505,10 @@ fn run_abcast(args: &MemberArgs, ctrl: &Receiver<Ctrl>, out: Out) -> Result<(), 
 /// The most events one `recv_many` takes.
 const RECV_BATCH: usize = 1024;
 
-/// Delivers until every end message, blocking in `recv` (no clock read, no timed
-/// wait per event); a progress thread reports every 200 ms and, on an abort or when
-/// the end messages are overdue, leaves the group, which ends `recv`.
+/// Delivers until every end message, blocking in `recv_many` (one clock read per
+/// batch taken, no timed wait); a progress thread reports every 200 ms and, on an
+/// abort or when the end messages are overdue, leaves the group, which ends
+/// `recv_many`.
 fn deliver_abcast(
     node: &Arc<Node>,
     tally: &mut Tally,

@@ -14,7 +14,7 @@ use clap::Args;
 
 use super::bench_group::{run_group, GroupSpec, Mode, Progress, Ui};
 use super::bench_util::{mib, ms, thousands, Report};
-use super::node::BufferingArg;
+use super::node::{BufferingArg, RuntimeArgs};
 
 /// Options of `abcast demo`.
 #[derive(Debug, Args)]
@@ -195,9 +195,7 @@ pub fn run(args: DemoArgs) -> ExitCode {
         in_process: false,
         heartbeat_ms: 100,
         failure_timeout_ms: 1000,
-        send_window: None,
-        relay_workers: None,
-        io_coalesce_us: None,
+        runtime: RuntimeArgs::default(),
         leave_when_done: false,
     };
     let per_member = args.rate / args.nodes as f64;

@@ -31,20 +31,13 @@ pub struct NodeArgs {
     /// How long to wait for every member to connect, in milliseconds.
     #[arg(long, default_value_t = 10_000)]
     pub startup_timeout_ms: u64,
-    /// Send window: own broadcasts not yet delivered.
-    #[arg(long)]
-    pub send_window: Option<usize>,
     /// Join a group that is already running (a late start, or a restart after a
     /// crash): deliver from this member's own *process joined* on.
     #[arg(long)]
     pub join: bool,
-    /// Number of relay worker threads.
-    #[arg(long)]
-    pub relay_workers: Option<usize>,
-    /// The busy select thread goes back to its sockets at most once per this many
-    /// microseconds (0: at once); default 75.
-    #[arg(long)]
-    pub io_coalesce_us: Option<u64>,
+    /// Runtime settings.
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
     /// More log lines on stderr (-v: membership and phases; -vv: every message).
     #[arg(short, long, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -60,6 +53,53 @@ pub enum BufferingArg {
     Replicated,
     /// Members keep only their own unrelayed messages and the last round (cheaper).
     Distributed,
+}
+
+/// Runtime settings the `node`, `bench` and `bench-member` subcommands share; each is
+/// the runtime's default when absent.
+#[derive(Clone, Copy, Debug, Default, Args)]
+pub struct RuntimeArgs {
+    /// Send window: own broadcasts not yet delivered (messages, per member).
+    #[arg(long)]
+    pub send_window: Option<usize>,
+    /// Relay worker threads (per member).
+    #[arg(long)]
+    pub relay_workers: Option<usize>,
+    /// The busy select thread goes back to its sockets at most once per this many
+    /// microseconds (0: at once; the runtime's default is 75).
+    #[arg(long)]
+    pub io_coalesce_us: Option<u64>,
+}
+
+impl RuntimeArgs {
+    /// `config` with the settings given.
+    pub fn apply(&self, mut config: Config) -> Config {
+        if let Some(w) = self.send_window {
+            config = config.with_send_window(w);
+        }
+        if let Some(w) = self.relay_workers {
+            config = config.with_relay_workers(w);
+        }
+        if let Some(us) = self.io_coalesce_us {
+            config = config.with_io_coalesce(Duration::from_micros(us));
+        }
+        config
+    }
+
+    /// The settings given, as command-line arguments.
+    pub fn push_args(&self, v: &mut Vec<String>) {
+        let given = [
+            ("--send-window", self.send_window.map(|w| w as u64)),
+            ("--relay-workers", self.relay_workers.map(|w| w as u64)),
+            ("--io-coalesce-us", self.io_coalesce_us),
+        ];
+        for (flag, value) in given {
+            if let Some(value) = value {
+                v.push(flag.into());
+                v.push(value.to_string());
+            }
+        }
+    }
 }
 
 /// Runs a member until SIGTERM/SIGINT (exit 0), exclusion (exit 2) or an error (1).
@@ -89,15 +129,7 @@ fn run_inner(args: NodeArgs) -> Result<ExitCode, Error> {
         .with_failure_timeout(Duration::from_millis(args.failure_timeout_ms))
         .with_startup_timeout(Duration::from_millis(args.startup_timeout_ms))
         .with_join(args.join);
-    if let Some(w) = args.send_window {
-        config = config.with_send_window(w);
-    }
-    if let Some(w) = args.relay_workers {
-        config = config.with_relay_workers(w);
-    }
-    if let Some(us) = args.io_coalesce_us {
-        config = config.with_io_coalesce(Duration::from_micros(us));
-    }
+    config = args.runtime.apply(config);
     // Before starting, so that a signal during start-up is not lost.
     let mut signals = super::signal::install().map_err(|e| Error::Io {
         context: "install signal handlers".into(),

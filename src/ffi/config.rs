@@ -300,10 +300,12 @@ pub unsafe extern "C" fn abcast_config_set_io_coalesce(
         // SAFETY: forwarded caller's contract for cfg.
         let cfg = unsafe { config_mut(cfg) }?;
         let d = std::time::Duration::from_micros(u64::from(micros));
-        if d > crate::runtime::MAX_IO_COALESCE {
-            return Err(Failure::invalid(
-                "the I/O coalescing interval is over 10,000 microseconds",
-            ));
+        let max = crate::runtime::MAX_IO_COALESCE;
+        if d > max {
+            return Err(Failure::invalid(format!(
+                "the I/O coalescing interval ({micros} µs) is over the maximum of {} µs",
+                max.as_micros()
+            )));
         }
         cfg.inner.io_coalesce = d;
         Ok(())

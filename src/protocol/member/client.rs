@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 
-use super::{relay_size, Event, Member, Phase, Transmit};
+use super::{relay_size, Event, HeldBack, Member, Phase, Transmit};
 use crate::protocol::{
     Buffering, Epoch, MemberId, Message, MsgId, PlantedBug, Relay, RelayBody, Seq,
 };
@@ -60,13 +60,8 @@ impl Member {
             // the next sent-broadcast batch, or on its own once an eighth of the relay
             // window is unacknowledged (or at the next tick).
             if self.received > before {
-                self.ack_due = true;
-                self.unacked.0 += self.received - before;
-                self.unacked.1 += bytes;
-                let (msgs, bytes) = self.ack_every();
-                if self.unacked.0 >= msgs || self.unacked.1 >= bytes {
-                    self.ack_now = true;
-                }
+                let every = self.ack_every();
+                self.ack.add(self.received - before, bytes, every);
             }
             if !self.confirmed
                 && self
@@ -116,7 +111,7 @@ impl Member {
         self.epoch = epoch;
         self.max_epoch_number = self.max_epoch_number.max(epoch.number);
         self.phase = Phase::Reported;
-        self.clear_ack();
+        self.ack = HeldBack::default();
         self.to_send.clear(); // they are re-sent through the report
         let relays: Vec<Relay> = self
             .buffer
@@ -155,8 +150,9 @@ impl Member {
         self.send_held();
         // Tell the new relayer at once what we delivered: its stable watermark
         // starts from the members' reports.
-        self.ack_due = self.config.buffering == Buffering::Replicated;
-        self.ack_now = self.ack_due;
+        if self.config.buffering == Buffering::Replicated {
+            self.ack = HeldBack::now();
+        }
     }
 
     /// Queues the broadcasts held during the synchronization phase.
@@ -274,7 +270,7 @@ impl Member {
             return;
         }
         self.phase = Phase::AwaitingSyncStart;
-        self.clear_ack();
+        self.ack = HeldBack::default();
         let next = self
             .view
             .iter()

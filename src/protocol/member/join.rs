@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use bytes::Bytes;
 
-use super::{Event, Member, Phase, Transmit};
+use super::{Event, HeldBack, Member, Phase, Transmit};
 use crate::protocol::{Epoch, MemberId, MemberMap, Message, RelayBody, Seq};
 
 impl Member {
@@ -218,7 +218,7 @@ impl Member {
         self.origin_delivered = MemberMap::new();
         self.joined_at = MemberMap::new();
         self.to_send.clear();
-        self.clear_ack();
+        self.ack = HeldBack::default();
         self.deferred_sync_start = None;
         self.join_attempts = MemberMap::new();
         self.attempt += 1;

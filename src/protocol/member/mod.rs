@@ -102,16 +102,62 @@ struct RelayerState {
     /// Members in the view whose welcome was lost with a previous relayer: welcomed
     /// again, with repairs, when this synchronization phase finishes.
     rewelcome: Vec<MemberId>,
-    /// The stable watermark advanced since the last relay batch (which carries it).
-    announce_stable: bool,
-    /// Relays and payload bytes the stable watermark rose by since the last relay
-    /// batch.
-    unannounced: (u64, usize),
-    /// Announce it on its own, even with nothing to relay, at the next drain: it rose
-    /// by an eighth of the relay window, or a tick came (so that a joiner learns its
-    /// join is confirmed and a leaving member that what it delivered is safe with
-    /// the others).
-    announce_now: bool,
+    /// How far the stable watermark rose since the last relay batch (which carries
+    /// it). Announced on its own, even with nothing to relay, once that is an eighth
+    /// of the relay window or a tick came, so that a joiner learns its join is
+    /// confirmed and a leaving member that what it delivered is safe with the others.
+    announcement: HeldBack,
+}
+
+/// Something a member holds back so that it rides with other traffic: a client's
+/// acknowledgement of what it delivered (in its next sent-broadcast batch), the
+/// relayer's announcement of the stable watermark (in its next relay batch).
+#[derive(Clone, Copy, Debug, Default)]
+struct HeldBack {
+    /// There is something to tell.
+    due: bool,
+    /// Relays and payload bytes it lags by.
+    msgs: u64,
+    bytes: usize,
+    /// Send it on its own at the next drain, without waiting for traffic.
+    now: bool,
+}
+
+impl HeldBack {
+    /// Due at once (nothing to wait for).
+    fn now() -> HeldBack {
+        HeldBack {
+            due: true,
+            now: true,
+            ..HeldBack::default()
+        }
+    }
+
+    /// It lags by `msgs` relays and `bytes` payload bytes more; past `every` (in
+    /// relays, in bytes) it goes out on its own.
+    fn add(&mut self, msgs: u64, bytes: usize, every: (u64, usize)) {
+        self.due = true;
+        self.msgs += msgs;
+        self.bytes += bytes;
+        if self.msgs >= every.0 || self.bytes >= every.1 {
+            self.now = true;
+        }
+    }
+
+    /// A tick came: whatever is due goes out on its own.
+    fn tick(&mut self) {
+        self.now |= self.due;
+    }
+
+    /// Whether a tick would send it.
+    fn wants_tick(&self) -> bool {
+        self.due && !self.now
+    }
+
+    /// Whether it goes out on its own at the next drain.
+    fn send_now(&self) -> bool {
+        self.due && self.now
+    }
 }
 
 /// One member of an atomic-broadcast group, as a deterministic state machine.
@@ -196,14 +242,10 @@ pub struct Member {
     sent_upto: u64,
     /// Own broadcasts to put into the next sent-broadcast batch.
     to_send: VecDeque<(u64, Bytes)>,
-    /// Whether the delivered watermark should be acknowledged to the relayer.
-    ack_due: bool,
-    /// Relays and payload bytes received since the last acknowledgement (a
-    /// standalone one, or the watermark a sent-broadcast batch carries).
-    unacked: (u64, usize),
-    /// Send the acknowledgement on its own at the next drain, rather than wait for a
-    /// sent-broadcast batch to carry it (see [`Member::handle_tick`]).
-    ack_now: bool,
+    /// The acknowledgement of the delivered watermark to the relayer: what was
+    /// received since the last one (a standalone `Ack`, or the watermark a
+    /// sent-broadcast batch carries).
+    ack: HeldBack,
     /// Distributed buffering: a sync-start that waits until this member has read
     /// everything its current relayer wrote (it noticed that relayer fail).
     deferred_sync_start: Option<(MemberId, Epoch, Seq)>,
@@ -254,9 +296,7 @@ impl Member {
             unrelayed_bytes: 0,
             sent_upto: 0,
             to_send: VecDeque::new(),
-            ack_due: false,
-            unacked: (0, 0),
-            ack_now: false,
+            ack: HeldBack::default(),
             deferred_sync_start: None,
             relayer,
             transmits: VecDeque::new(),
@@ -579,23 +619,19 @@ impl Member {
     /// bounds how long stability lags when traffic stops. Call it every few tens of
     /// milliseconds, or when [`Member::wants_tick`] says so.
     pub fn handle_tick(&mut self) {
-        if self.ack_due {
-            self.ack_now = true;
-        }
+        self.ack.tick();
         if let Some(r) = self.relayer.as_mut() {
-            if r.announce_stable {
-                r.announce_now = true;
-            }
+            r.announcement.tick();
         }
     }
 
     /// Whether a [`Member::handle_tick`] would make this member send something.
     pub fn wants_tick(&self) -> bool {
-        (self.ack_due && !self.ack_now)
+        self.ack.wants_tick()
             || self
                 .relayer
                 .as_ref()
-                .is_some_and(|r| r.announce_stable && !r.announce_now)
+                .is_some_and(|r| r.announcement.wants_tick())
     }
 
     /// How far a client's acknowledgement, or the relayer's announcement of the
@@ -606,13 +642,6 @@ impl Member {
             (self.config.relay_window_msgs / 8).max(1),
             (self.config.relay_window_bytes / 8).max(1),
         )
-    }
-
-    /// Nothing left to acknowledge (it was sent, or is moot).
-    pub(super) fn clear_ack(&mut self) {
-        self.ack_due = false;
-        self.ack_now = false;
-        self.unacked = (0, 0);
     }
 
     // ----------------------------------------------------------------- outputs
@@ -633,7 +662,7 @@ impl Member {
         if self.epoch.relayer != self.id && may_send {
             if !self.to_send.is_empty() {
                 let msgs = take_batch(&mut self.to_send, &self.config, |m| m.1.len());
-                self.clear_ack();
+                self.ack = HeldBack::default();
                 return Some(Transmit {
                     to: vec![self.epoch.relayer],
                     msg: Message::Broadcast {
@@ -643,8 +672,8 @@ impl Member {
                     },
                 });
             }
-            if self.ack_due && self.ack_now {
-                self.clear_ack();
+            if self.ack.send_now() {
+                self.ack = HeldBack::default();
                 return Some(Transmit {
                     to: vec![self.epoch.relayer],
                     msg: Message::Ack {

@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 
 use bytes::Bytes;
 
-use super::{relay_size, take_batch, Member, Phase, RelayerState, Transmit};
+use super::{relay_size, take_batch, HeldBack, Member, Phase, RelayerState, Transmit};
 use crate::protocol::{
     Buffering, Epoch, MemberId, MemberMap, Message, PlantedBug, Relay, RelayBody, Seq,
 };
@@ -258,14 +258,9 @@ impl Member {
         self.stable = stable;
         self.trim_buffer();
         let trimmed = bytes_before - self.buffer_bytes;
-        let (every_msgs, every_bytes) = self.ack_every();
+        let every = self.ack_every();
         if let Some(r) = self.relayer.as_mut() {
-            r.announce_stable = true;
-            r.unannounced.0 += rose;
-            r.unannounced.1 += trimmed;
-            if r.unannounced.0 >= every_msgs || r.unannounced.1 >= every_bytes {
-                r.announce_now = true;
-            }
+            r.announcement.add(rose, trimmed, every);
         }
     }
 
@@ -335,15 +330,13 @@ impl Member {
             return None;
         }
         let r = self.relayer.as_ref()?;
-        if r.unsent.is_empty() && !(r.announce_stable && r.announce_now) {
+        if r.unsent.is_empty() && !r.announcement.send_now() {
             return None;
         }
         let to = self.alive_peers();
         let stable = self.stable;
         let r = self.relayer.as_mut().expect("relayer");
-        r.announce_stable = false;
-        r.announce_now = false;
-        r.unannounced = (0, 0);
+        r.announcement = HeldBack::default();
         let relays = take_batch(&mut r.unsent, &self.config, relay_size);
         if self.config.buffering == Buffering::Distributed {
             // The relayer's last round is what it just sent.
