@@ -282,6 +282,15 @@ const char *abcast_version(void);
 abcast_status abcast_set_log_level(uint32_t level);
 
 /**
+ * Puts the calling thread under Linux's `SCHED_BATCH` policy, as the node's own
+ * threads are by default (see `abcast_config_set_batch_scheduling`): when it wakes
+ * up it does not preempt the thread running on its CPU. For application threads
+ * that broadcast or receive at a high rate on a machine with few cores. Does
+ * nothing elsewhere than Linux. `ABCAST_IO` if the kernel refuses.
+ */
+abcast_status abcast_thread_set_batch_scheduling(void);
+
+/**
  * A new configuration for member `self_id`, with no members yet and default
  * settings (replicated buffering, heartbeat 200 ms, failure timeout 1000 ms, start-up
  * timeout 10 s, send window 1024 messages, leave timeout 5 s). Add every member,
@@ -391,6 +400,19 @@ abcast_status abcast_config_set_delivery_queue(struct abcast_config *cfg, uint32
  * `cfg`: `NULL` or a live configuration used by no other thread.
  */
 abcast_status abcast_config_set_io_coalesce(struct abcast_config *cfg, uint32_t micros);
+
+/**
+ * Whether the node's own threads (the select thread and the relay workers) run
+ * under Linux's `SCHED_BATCH` policy: 1 (the default) or 0. Under it, a thread of
+ * the node that wakes up does not preempt the thread running on its CPU (see the
+ * README's *Performance* section); with 0 they keep the policy of the thread that
+ * calls `abcast_node_start`. Nothing changes elsewhere than Linux.
+ * `ABCAST_INVALID_ARGUMENT` for any other value.
+ *
+ * # Safety
+ * `cfg`: `NULL` or a live configuration used by no other thread.
+ */
+abcast_status abcast_config_set_batch_scheduling(struct abcast_config *cfg, int32_t on);
 
 /**
  * Checks the configuration as `abcast_node_start` would, without starting:

@@ -218,8 +218,10 @@ fn late_member_joins_the_running_group() {
     for k in 51..=100 {
         n1.broadcast(payload(1, k).as_bytes()).expect("broadcast");
         n2.broadcast(payload(2, k).as_bytes()).expect("broadcast");
-        n3.broadcast(payload(3, k - 50).as_bytes())
+        let id = n3
+            .broadcast(payload(3, k - 50).as_bytes())
             .expect("broadcast");
+        assert_eq!((id.origin, id.origin_seq), (3, k - 50), "member 3's ids");
     }
     let (after1, ev1) = collect(nodes[0], 150, Instant::now() + Duration::from_secs(30));
     let (after2, ev2) = collect(nodes[1], 150, Instant::now() + Duration::from_secs(30));
@@ -323,6 +325,58 @@ fn members_that_leave_wait_for_a_lagging_member() {
             .any(|e| matches!(e, Event::MemberLeft { seq, .. } if *seq <= last)),
         "a member left before the lagging member had every message: {events3:?}"
     );
+}
+
+/// A member that broadcasts and leaves at once leaves nothing behind: `leave` takes
+/// along the broadcasts that wait to go into the protocol core, and every member
+/// delivers them all, in order, under the ids `broadcast` returned.
+#[test]
+fn leave_right_after_broadcasting_takes_every_broadcast_along() {
+    const N: u64 = 3_000;
+    let nodes = start_group(3, Buffering::Replicated);
+    let leaver = nodes[2].clone();
+    let readers: Vec<_> = nodes[..2]
+        .iter()
+        .map(|node| {
+            let node = node.clone();
+            std::thread::spawn(move || {
+                let (log, _) = collect(&node, N as usize, Instant::now() + Duration::from_secs(60));
+                log
+            })
+        })
+        .collect();
+    // Member 3 reads its own deliveries too, so that its delivery queue never stops it.
+    let own = {
+        let node = leaver.clone();
+        std::thread::spawn(move || {
+            let mut n = 0;
+            while let Ok(e) = node.recv() {
+                n += matches!(e, Event::Deliver { .. }) as u64;
+            }
+            n
+        })
+    };
+    for k in 1..=N {
+        let id = leaver
+            .broadcast(payload(3, k).as_bytes())
+            .expect("broadcast");
+        assert_eq!((id.origin, id.origin_seq), (3, k));
+    }
+    leaver.leave().expect("leave");
+    assert_eq!(
+        leaver.stats().unrelayed,
+        0,
+        "leave returned before this member's broadcasts were delivered"
+    );
+    assert_eq!(own.join().expect("member 3's reader"), N);
+    let logs: Vec<Vec<Delivery>> = readers
+        .into_iter()
+        .map(|r| r.join().expect("reader"))
+        .collect();
+    assert_eq!(logs[0], logs[1]);
+    let expected: Vec<String> = (1..=N).map(|k| payload(3, k)).collect();
+    let got: Vec<String> = logs[0].iter().map(|d| d.payload.clone()).collect();
+    assert_eq!(got, expected, "member 3's broadcasts, each once, in order");
 }
 
 #[test]

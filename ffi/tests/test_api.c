@@ -62,6 +62,7 @@ static void test_version_and_log_level(void) {
     CHECK_ST(abcast_set_log_level(4), ABCAST_INVALID_ARGUMENT);
     CHECK_LAST_ERROR("abcast_set_log_level");
     CHECK_ST(abcast_set_log_level(0), ABCAST_OK);
+    CHECK_ST(abcast_thread_set_batch_scheduling(), ABCAST_OK);
     CHECK_ST(abcast_set_log_level(1), ABCAST_OK);
 }
 
@@ -98,6 +99,7 @@ static void test_config_null_arguments(void) {
     CHECK_ST(abcast_config_set_send_window(NULL, 10), ABCAST_NULL_ARGUMENT);
     CHECK_ST(abcast_config_set_delivery_queue(NULL, 10), ABCAST_NULL_ARGUMENT);
     CHECK_ST(abcast_config_set_io_coalesce(NULL, 10), ABCAST_NULL_ARGUMENT);
+    CHECK_ST(abcast_config_set_batch_scheduling(NULL, 1), ABCAST_NULL_ARGUMENT);
     CHECK_ST(abcast_config_validate(NULL), ABCAST_NULL_ARGUMENT);
     abcast_config_free(NULL); /* a no-op */
     abcast_config_free(cfg);
@@ -145,6 +147,10 @@ static void test_config_invalid_values(void) {
     CHECK_ST(abcast_config_set_io_coalesce(cfg, 10001), ABCAST_INVALID_ARGUMENT);
     CHECK_ST(abcast_config_set_io_coalesce(cfg, 0), ABCAST_OK);
     CHECK_ST(abcast_config_set_io_coalesce(cfg, 75), ABCAST_OK);
+    CHECK_ST(abcast_config_set_batch_scheduling(cfg, 2), ABCAST_INVALID_ARGUMENT);
+    CHECK_ST(abcast_config_set_batch_scheduling(cfg, -1), ABCAST_INVALID_ARGUMENT);
+    CHECK_ST(abcast_config_set_batch_scheduling(cfg, 0), ABCAST_OK);
+    CHECK_ST(abcast_config_set_batch_scheduling(cfg, 1), ABCAST_OK);
     CHECK_ST(abcast_config_set_leave_timeout(cfg, 0), ABCAST_OK);
     CHECK_ST(abcast_config_set_leave_timeout(cfg, 2000), ABCAST_OK);
     abcast_config_free(cfg);

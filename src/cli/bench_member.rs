@@ -388,6 +388,9 @@ fn load(
     mut send: impl FnMut(&[u8]) -> Result<(), String>,
     mut flush: impl FnMut() -> Result<(), String>,
 ) -> Result<(), String> {
+    args.runtime
+        .apply_to_app_thread()
+        .map_err(|e| format!("--app-batch-scheduling: {e}"))?;
     let mut buf = vec![0x5a; args.size];
     let mut k = 0u64;
     clock.sleep_until(t_go);
@@ -481,6 +484,9 @@ fn run_abcast(args: &MemberArgs, ctrl: &Receiver<Ctrl>, out: Out) -> Result<(), 
             .map_err(|e| e.to_string())?
     };
     let mut tally = Tally::new(clock, args, ids, window, sent, out.clone());
+    args.runtime
+        .apply_to_app_thread()
+        .map_err(|e| format!("--app-batch-scheduling: {e}"))?;
     let result = deliver_abcast(&node, &mut tally, ctrl, &out);
     let sender_result = if result.is_ok() {
         sender
@@ -649,6 +655,9 @@ fn run_baseline(
             .map_err(|e| e.to_string())?
     };
     let mut tally = Tally::new(clock, args, 1..=args.nodes, window, sent, out.clone());
+    args.runtime
+        .apply_to_app_thread()
+        .map_err(|e| format!("--app-batch-scheduling: {e}"))?;
     // On an error, the sender cannot be woken from a blocked write: the process
     // exit ends it.
     deliver_baseline(stream, &mut tally, ctrl)?;

@@ -69,6 +69,14 @@ pub struct RuntimeArgs {
     /// microseconds (0: at once; the runtime's default is 75).
     #[arg(long)]
     pub io_coalesce_us: Option<u64>,
+    /// Run the runtime's threads under SCHED_BATCH (Linux; the runtime's default is
+    /// true): a runtime thread that wakes up does not preempt a running one.
+    #[arg(long)]
+    pub batch_scheduling: Option<bool>,
+    /// Run this program's own threads that broadcast and receive under SCHED_BATCH
+    /// too (Linux), as `abcast::runtime::set_thread_batch_scheduling` does.
+    #[arg(long)]
+    pub app_batch_scheduling: bool,
 }
 
 impl RuntimeArgs {
@@ -83,7 +91,19 @@ impl RuntimeArgs {
         if let Some(us) = self.io_coalesce_us {
             config = config.with_io_coalesce(Duration::from_micros(us));
         }
+        if let Some(on) = self.batch_scheduling {
+            config = config.with_batch_scheduling(on);
+        }
         config
+    }
+
+    /// Puts the calling thread (one of the program's own, that broadcasts or
+    /// receives) under SCHED_BATCH if `--app-batch-scheduling` was given.
+    pub fn apply_to_app_thread(&self) -> std::io::Result<()> {
+        if self.app_batch_scheduling {
+            abcast::runtime::set_thread_batch_scheduling()?;
+        }
+        Ok(())
     }
 
     /// The settings given, as command-line arguments.
@@ -98,6 +118,13 @@ impl RuntimeArgs {
                 v.push(flag.into());
                 v.push(value.to_string());
             }
+        }
+        if let Some(on) = self.batch_scheduling {
+            v.push("--batch-scheduling".into());
+            v.push(on.to_string());
+        }
+        if self.app_batch_scheduling {
+            v.push("--app-batch-scheduling".into());
         }
     }
 }
@@ -136,6 +163,11 @@ fn run_inner(args: NodeArgs) -> Result<ExitCode, Error> {
         source: e,
     })?;
     let node = Arc::new(Node::start(config)?);
+    // This thread receives; the threads it starts from here on inherit the policy.
+    args.runtime.apply_to_app_thread().map_err(|e| Error::Io {
+        context: "--app-batch-scheduling".into(),
+        source: e,
+    })?;
     if !node.failed_at_start().is_empty() {
         eprintln!(
             "event startup not-connected={:?} (they count as failed)",

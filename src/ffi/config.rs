@@ -312,6 +312,36 @@ pub unsafe extern "C" fn abcast_config_set_io_coalesce(
     })
 }
 
+/// Whether the node's own threads (the select thread and the relay workers) run
+/// under Linux's `SCHED_BATCH` policy: 1 (the default) or 0. Under it, a thread of
+/// the node that wakes up does not preempt the thread running on its CPU (see the
+/// README's *Performance* section); with 0 they keep the policy of the thread that
+/// calls `abcast_node_start`. Nothing changes elsewhere than Linux.
+/// `ABCAST_INVALID_ARGUMENT` for any other value.
+///
+/// # Safety
+/// `cfg`: `NULL` or a live configuration used by no other thread.
+#[no_mangle]
+pub unsafe extern "C" fn abcast_config_set_batch_scheduling(
+    cfg: *mut abcast_config,
+    on: i32,
+) -> abcast_status {
+    call("abcast_config_set_batch_scheduling", || {
+        // SAFETY: forwarded caller's contract for cfg.
+        let cfg = unsafe { config_mut(cfg) }?;
+        cfg.inner.batch_scheduling = match on {
+            0 => false,
+            1 => true,
+            _ => {
+                return Err(Failure::invalid(format!(
+                    "batch scheduling is 0 or 1, not {on}"
+                )))
+            }
+        };
+        Ok(())
+    })
+}
+
 /// Checks the configuration as `abcast_node_start` would, without starting:
 /// `ABCAST_INVALID_CONFIG` (with the reason in `abcast_last_error`) or `ABCAST_OK`.
 ///

@@ -1,7 +1,9 @@
 //! The C API: a thin layer over [`crate::Config`] and [`crate::Node`] for C and C++
 //! programs. The header `include/abcast.h` is generated from this module by
 //! `cbindgen` (see `cbindgen.toml` and `ffi/Makefile`); the README's *C API* section
-//! is the user's guide. This module is the only place in the library with `unsafe`.
+//! is the user's guide. This module is the only place in the library with `unsafe`:
+//! the C API, and (in `os`) the one call into the C library the runtime makes that
+//! the standard library does not wrap.
 //!
 //! # Conventions
 //!
@@ -33,6 +35,7 @@
 mod config;
 mod event;
 mod node;
+pub(crate) mod os;
 
 use std::cell::RefCell;
 use std::ffi::{c_char, CString};
@@ -282,6 +285,19 @@ pub extern "C" fn abcast_set_log_level(level: u32) -> abcast_status {
         }
         crate::runtime::set_verbosity(level as u8);
         Ok(())
+    })
+}
+
+/// Puts the calling thread under Linux's `SCHED_BATCH` policy, as the node's own
+/// threads are by default (see `abcast_config_set_batch_scheduling`): when it wakes
+/// up it does not preempt the thread running on its CPU. For application threads
+/// that broadcast or receive at a high rate on a machine with few cores. Does
+/// nothing elsewhere than Linux. `ABCAST_IO` if the kernel refuses.
+#[no_mangle]
+pub extern "C" fn abcast_thread_set_batch_scheduling() -> abcast_status {
+    call("abcast_thread_set_batch_scheduling", || {
+        os::set_batch_scheduling()
+            .map_err(|e| Failure::new(ABCAST_IO, format!("sched_setscheduler: {e}")))
     })
 }
 

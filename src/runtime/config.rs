@@ -67,6 +67,16 @@ pub struct Config {
     /// Zero: always at once.
     /// At most 10 ms. Default 75 µs.
     pub io_coalesce: Duration,
+    /// Run the runtime's threads (the select thread and the relay workers) under
+    /// Linux's `SCHED_BATCH` policy: one of them that wakes up does not preempt the
+    /// thread running on its CPU, but waits until that thread blocks or its time
+    /// slice ends (nothing changes on an idle CPU, or for threads already running).
+    /// Under load, where the runtime's threads hand work to one another thousands of
+    /// times a second, this keeps them from preempting one another (and the
+    /// application) halfway through a batch. No privilege is needed; elsewhere than
+    /// Linux it does nothing. Default on. Off: the threads keep the policy they
+    /// inherit from the thread that calls [`crate::Node::start`].
+    pub batch_scheduling: bool,
     /// How many events may wait for the application's `recv`. When the queue is
     /// full, this member stops reading from its peers (backpressure).
     pub delivery_queue_msgs: usize,
@@ -103,6 +113,7 @@ impl Config {
             max_sync_frame_bytes: 64 * wire::DEFAULT_MAX_FRAME_BYTES,
             relay_workers: 2,
             io_coalesce: Duration::from_micros(75),
+            batch_scheduling: true,
             delivery_queue_msgs: 4096,
             leave_timeout: Duration::from_secs(5),
             listen_addr: None,
@@ -207,6 +218,13 @@ impl Config {
     /// [`Config::io_coalesce`]).
     pub fn with_io_coalesce(mut self, d: Duration) -> Config {
         self.io_coalesce = d;
+        self
+    }
+
+    /// Sets whether the runtime's threads run under `SCHED_BATCH` (see
+    /// [`Config::batch_scheduling`]).
+    pub fn with_batch_scheduling(mut self, on: bool) -> Config {
+        self.batch_scheduling = on;
         self
     }
 

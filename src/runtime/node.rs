@@ -186,17 +186,20 @@ pub(crate) struct Shared {
     /// the waker's eventfd. The select thread clears it just before it checks for
     /// work and sleeps; see [`Shared::wake_io`].
     pub(crate) io_awake: Padded<AtomicBool>,
-    /// Broadcasts are in the core that nobody drained yet, and the select thread was
-    /// asked to drain them (set by broadcasters, cleared by every drain; both under
-    /// the core lock). While it is set, further broadcasts only go into the core:
-    /// whoever drains next sends them all as one sent-broadcast batch (or, at the
-    /// relayer, one relay batch).
+    /// Broadcasts wait in the outbox that nobody will take along, and the select
+    /// thread was asked to drain them (set by broadcasters, cleared by every drain;
+    /// both under the outbox lock). While it is set, further broadcasts only go into
+    /// the outbox: whoever drains next moves them all into the core and sends them as
+    /// one sent-broadcast batch (or, at the relayer, one relay batch).
     pub(crate) flush_pending: Padded<AtomicBool>,
-    /// Broadcasts (messages) and their payload bytes put into the core since the
-    /// last drain (under the core lock). A broadcaster that takes them to a batch's
-    /// worth drains itself: what waits in the core for a flush stays bounded.
-    unflushed_msgs: Padded<AtomicUsize>,
-    unflushed_bytes: Padded<AtomicUsize>,
+    /// The application's broadcasts on their way into the core (see [`Outbox`]).
+    outbox: Padded<Mutex<Outbox>>,
+    /// Broadcasters wait here, with the outbox locked, for room in the send window.
+    outbox_cv: Condvar,
+    /// What a drain moves from the outbox into the core: the outbox's queue is
+    /// swapped with this one (locked by drainers only, under the core lock), so
+    /// neither allocates in the steady state.
+    outbox_spare: Mutex<VecDeque<(u64, Bytes)>>,
     flush_msgs: usize,
     flush_bytes: usize,
     /// Per worker shard: inbound items handed over but not yet handled.
@@ -215,8 +218,81 @@ pub(crate) struct Shared {
     pub(crate) state: AtomicU8,
     /// Set when the node shuts down: workers stop waiting for room.
     pub(crate) stopping: AtomicBool,
-    /// The chunk broadcasters copy small payloads into (see `copy_payload`).
-    arena: Padded<Mutex<BytesMut>>,
+}
+
+/// The application's broadcasts that the core has not taken yet, and what a
+/// broadcaster needs to know of the core to accept one without locking it.
+///
+/// A broadcaster never locks the core: a relay worker holds that lock while it
+/// handles a batch of inbound messages, and on a machine with few cores the worker
+/// may lose its core meanwhile, so that a broadcaster waiting for the lock waited a
+/// scheduling slice. It locks this instead (held for a copy and a push), gives the
+/// message the next `origin_seq`, and leaves it here; whoever drains the core next
+/// (a worker, the select thread, or the broadcaster itself with a batch's worth)
+/// moves every waiting message into the core first, in order, where
+/// `Member::broadcast` gives each the same `origin_seq`. The send window is checked
+/// here against the core's count as of its last drain, which can only have fallen
+/// since (only a move from here raises it), so the core never refuses a message
+/// this accepted.
+struct Outbox {
+    /// Messages and the `origin_seq` each was given, in order.
+    msgs: VecDeque<(u64, Bytes)>,
+    /// Payload bytes of `msgs`.
+    bytes: usize,
+    /// The `origin_seq` the next message gets.
+    next_origin_seq: u64,
+    /// As of the last drain (plus what was moved since): the core's own
+    /// broadcasts not yet delivered, and their payload bytes.
+    core_unrelayed_msgs: usize,
+    core_unrelayed_bytes: usize,
+    /// As of the last drain: the core takes broadcasts (it is not joining).
+    accepting: bool,
+    /// As of the last drain: `Member::broadcasts_in_flight` (a relay will come back,
+    /// and the worker that handles it drains).
+    in_flight: bool,
+    /// As of the last drain: this member is the relayer.
+    relayer: bool,
+    /// The chunk small payloads are copied into: one allocation per
+    /// [`ARENA_CHUNK`] bytes rather than one or two per message. A chunk is freed
+    /// when the last message in it is (as a received payload keeps the read buffer
+    /// it was decoded from).
+    arena: BytesMut,
+}
+
+impl Outbox {
+    /// Whether the send window has room for a message of `len` bytes (the same test
+    /// as `Member::broadcast`'s, on the core's count plus what waits here).
+    fn has_room(&self, len: usize, config: &Config) -> bool {
+        let msgs = self.core_unrelayed_msgs + self.msgs.len();
+        let bytes = self.core_unrelayed_bytes + self.bytes;
+        self.accepting
+            && msgs < config.send_window_msgs
+            && (msgs == 0 || bytes + len <= config.send_window_bytes)
+    }
+
+    /// The broadcaster's copy of a payload: small ones into the shared chunk.
+    fn copy_payload(&mut self, payload: &[u8]) -> Bytes {
+        if payload.len() > ARENA_MAX {
+            return Bytes::copy_from_slice(payload);
+        }
+        if self.arena.capacity() - self.arena.len() < payload.len() {
+            self.arena = BytesMut::with_capacity(ARENA_CHUNK);
+        }
+        self.arena.extend_from_slice(payload);
+        self.arena.split().freeze()
+    }
+}
+
+/// What a broadcaster does after leaving its message in the outbox.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum AfterPush {
+    /// A drain will take it along: nothing.
+    Nothing,
+    /// Ask the select thread for a flush.
+    WakeIo,
+    /// A batch's worth waits: drain the core now if nobody holds it (else ask the
+    /// select thread).
+    Drain,
 }
 
 impl Shared {
@@ -234,33 +310,17 @@ impl Shared {
                 || unacked < self.config.relay_window_msgs)
     }
 
-    /// The broadcaster's copy of a payload. Small payloads are copied into a shared
-    /// chunk (one allocation per [`ARENA_CHUNK`] bytes rather than one or two per
-    /// message); a chunk is freed when the last message in it is (as a received
-    /// payload keeps the read buffer it was decoded from).
-    fn copy_payload(&self, payload: &[u8]) -> Bytes {
-        if payload.len() > ARENA_MAX {
-            return Bytes::copy_from_slice(payload);
-        }
-        let mut arena = self.arena.lock();
-        if arena.capacity() - arena.len() < payload.len() {
-            *arena = BytesMut::with_capacity(ARENA_CHUNK);
-        }
-        arena.extend_from_slice(payload);
-        arena.split().freeze()
-    }
-
-    /// Distributed buffering, at the relayer: whether `unflushed` more relays (its
-    /// own broadcasts, sequenced but not yet drained) reach the relay window beyond
-    /// the members' acknowledgements. They must be drained at once then, so that the
-    /// gate in [`Shared::backlog_ok`] sees them and closes.
-    fn relay_gate_reached(&self, core: &Member, unflushed: usize) -> bool {
+    /// Distributed buffering, at the relayer: whether `waiting` more relays (its
+    /// own broadcasts, in the outbox) reach the relay window beyond the members'
+    /// acknowledgements. They must be drained at once then, so that the gate in
+    /// [`Shared::backlog_ok`] sees them and closes.
+    fn relay_gate_reached(&self, relayer: bool, waiting: usize) -> bool {
         self.config.buffering == Buffering::Distributed
-            && core.is_relayer()
+            && relayer
             && self
                 .relay_sent_upto
                 .load(Ordering::SeqCst)
-                .saturating_add(unflushed as u64)
+                .saturating_add(waiting as u64)
                 .saturating_sub(self.min_acked.load(Ordering::SeqCst))
                 >= self.config.relay_window_msgs
     }
@@ -301,9 +361,9 @@ impl Shared {
     }
 
     /// Whether a relay worker holds or will take inbound items, and so will drain the
-    /// core after them. Call it with the core lock held: workers uncount their items
-    /// under it, before they drain, and the select thread counts an item before it
-    /// queues it.
+    /// core after them, taking along whatever waits in the outbox now: the select
+    /// thread counts an item before it queues it, and a worker uncounts its items
+    /// before it drains, and a drain takes the outbox first.
     pub(crate) fn worker_will_drain(&self) -> bool {
         self.inflight.iter().any(|n| n.load(Ordering::SeqCst) > 0)
     }
@@ -325,13 +385,75 @@ impl Shared {
         }
     }
 
-    /// Drains the core's outputs (with its lock held): encodes each transmit once and
-    /// hands it to the select thread; hands events to the delivery queue. Returns
-    /// whether the select thread has work.
+    /// Drains the core (with its lock held): moves the outbox's broadcasts into it,
+    /// encodes each transmit once and hands it to the select thread, hands events to
+    /// the delivery queue, and tells broadcasters what changed. Returns whether the
+    /// select thread has work.
     pub(crate) fn drain_locked(&self, core: &mut Member) -> bool {
-        self.flush_pending.store(false, Ordering::Relaxed);
-        self.unflushed_msgs.store(0, Ordering::Relaxed);
-        self.unflushed_bytes.store(0, Ordering::Relaxed);
+        self.take_outbox(core);
+        let mut sent = self.drain_outputs(core);
+        sent |= self.publish_to_outbox(core);
+        sent
+    }
+
+    /// Moves every broadcast waiting in the outbox into the core, in order.
+    fn take_outbox(&self, core: &mut Member) {
+        let mut spare = self.outbox_spare.lock();
+        {
+            let mut ob = self.outbox.lock();
+            self.flush_pending.store(false, Ordering::SeqCst);
+            if ob.msgs.is_empty() {
+                return;
+            }
+            std::mem::swap(&mut ob.msgs, &mut *spare);
+            ob.core_unrelayed_msgs += spare.len();
+            ob.core_unrelayed_bytes += std::mem::take(&mut ob.bytes);
+        }
+        for (origin_seq, payload) in spare.drain(..) {
+            match core.broadcast(payload) {
+                Ok(id) if id.origin_seq == origin_seq => {}
+                Ok(id) => rlog!(
+                    log::WARN,
+                    self.id,
+                    "broadcast {origin_seq} took origin_seq {} in the core",
+                    id.origin_seq
+                ),
+                // Excluded meanwhile: like a message the core held when it was.
+                Err(protocol::WouldBlock) => {}
+            }
+        }
+    }
+
+    /// Tells broadcasters what they need of the core (its send window in use, whether
+    /// it takes broadcasts, whether a relay will come back), and wakes those that
+    /// wait for room. Messages that arrived in the outbox during this drain are taken
+    /// along by the next one if one is sure to come; if not, the select thread is
+    /// asked for a flush, and true returned.
+    fn publish_to_outbox(&self, core: &Member) -> bool {
+        let mut ob = self.outbox.lock();
+        ob.core_unrelayed_msgs = core.unrelayed_msgs();
+        ob.core_unrelayed_bytes = core.unrelayed_bytes();
+        ob.accepting = !core.is_joining() && !core.is_excluded();
+        ob.in_flight = core.broadcasts_in_flight();
+        ob.relayer = core.is_relayer();
+        if ob.msgs.is_empty() {
+            ob.next_origin_seq = core.next_origin_seq();
+        }
+        self.outbox_cv.notify_all();
+        if ob.msgs.is_empty()
+            || self.flush_pending.load(Ordering::SeqCst)
+            || ob.in_flight
+            || self.worker_will_drain()
+        {
+            return false;
+        }
+        self.flush_pending.store(true, Ordering::SeqCst);
+        true
+    }
+
+    /// Hands the core's transmits to the select thread and its events to the
+    /// delivery queue. Returns whether the select thread has work.
+    fn drain_outputs(&self, core: &mut Member) -> bool {
         let mut sent = false;
         while let Some(t) = core.poll_transmit() {
             if log::enabled(DEBUG) {
@@ -371,6 +493,7 @@ impl Shared {
                     rlog!(log::WARN, self.id, "excluded from the group");
                     self.state.store(EXCLUDED, Ordering::SeqCst);
                     self.window_cv.notify_all();
+                    self.wake_broadcasters();
                     let _ = self.io_tx.send(IoCmd::CloseAll);
                     sent = true;
                 }
@@ -386,6 +509,23 @@ impl Shared {
 }
 
 impl Shared {
+    /// Called first by each of the runtime's own threads: applies
+    /// [`Config::batch_scheduling`].
+    pub(crate) fn thread_started(&self) {
+        if self.config.batch_scheduling {
+            if let Err(e) = crate::ffi::os::set_batch_scheduling() {
+                rlog!(log::WARN, self.id, "cannot run under SCHED_BATCH: {e}");
+            }
+        }
+    }
+
+    /// Wakes broadcasters waiting for room, after the node's state changed (they
+    /// check it with the outbox locked, so taking the lock here loses no wake-up).
+    pub(crate) fn wake_broadcasters(&self) {
+        let _ob = self.outbox.lock();
+        self.outbox_cv.notify_all();
+    }
+
     /// Encodes `msg` once and hands it to the select thread for every member of `to`.
     /// Called with the core lock held: the unbounded channel never blocks, and
     /// sending under the lock keeps frames in the order the core produced them.
@@ -731,6 +871,17 @@ impl Node {
         let workers = config.relay_workers;
         let peers = ids.len().saturating_sub(1).max(1);
         let relay_backlog_limit = (2 * config.max_frame_bytes * peers).max(4 << 20);
+        let outbox = Outbox {
+            msgs: VecDeque::new(),
+            bytes: 0,
+            next_origin_seq: core.next_origin_seq(),
+            core_unrelayed_msgs: 0,
+            core_unrelayed_bytes: 0,
+            accepting: !core.is_joining(),
+            in_flight: false,
+            relayer: core.is_relayer(),
+            arena: BytesMut::new(),
+        };
         let shared = Arc::new(Shared {
             id: config.self_id,
             flow: Flow::new(config.delivery_queue_msgs),
@@ -741,8 +892,9 @@ impl Node {
             waker,
             io_awake: Padded(AtomicBool::new(true)),
             flush_pending: Padded(AtomicBool::new(false)),
-            unflushed_msgs: Padded(AtomicUsize::new(0)),
-            unflushed_bytes: Padded(AtomicUsize::new(0)),
+            outbox: Padded(Mutex::new(outbox)),
+            outbox_cv: Condvar::new(),
+            outbox_spare: Mutex::new(VecDeque::new()),
             flush_msgs: core_config.max_batch_msgs,
             flush_bytes: core_config.max_batch_bytes,
             inflight: (0..workers).map(|_| AtomicUsize::new(0)).collect(),
@@ -753,7 +905,6 @@ impl Node {
             queued_bytes: AtomicUsize::new(0),
             state: AtomicU8::new(RUNNING),
             stopping: AtomicBool::new(false),
-            arena: Padded(Mutex::new(BytesMut::new())),
         });
         let mut threads = Vec::new();
         let mut shard_txs = Vec::new();
@@ -859,57 +1010,66 @@ impl Node {
                 max,
             });
         }
-        let payload = self.shared.copy_payload(payload);
         let shared = &*self.shared;
         loop {
             self.check_state()?;
             if !shared.flow.wait_room(shared, block, true) {
                 return Err(Error::WouldBlock);
             }
-            let mut core = shared.core.lock();
+            let mut ob = shared.outbox.lock();
+            // Checked with the outbox locked: `leave` locks it after it changes the
+            // state, and drains after that, so it takes along every message here.
             self.check_state()?;
-            match core.broadcast(payload.clone()) {
-                Ok(id) => {
-                    // Sent-broadcast without a frame per call: the message waits in
-                    // the core for the next drain (the select thread's, asked for
-                    // here if nobody has been yet, or a worker's), which sends every
-                    // waiting broadcast as one batch. A batch's worth is drained
-                    // here at once.
-                    let msgs = shared.unflushed_msgs.fetch_add(1, Ordering::Relaxed) + 1;
-                    let bytes = shared
-                        .unflushed_bytes
-                        .fetch_add(payload.len(), Ordering::Relaxed)
-                        + payload.len();
-                    let wake = if msgs >= shared.flush_msgs
-                        || bytes >= shared.flush_bytes
-                        || shared.relay_gate_reached(&core, msgs)
-                    {
-                        shared.drain_locked(&mut core)
-                    } else if !shared.flush_pending.load(Ordering::Relaxed)
-                        && !core.broadcasts_in_flight()
-                        && !shared.worker_will_drain()
-                    {
-                        shared.flush_pending.store(true, Ordering::Relaxed);
-                        true
-                    } else {
-                        false
-                    };
-                    drop(core);
-                    if wake {
-                        shared.wake_io();
-                    }
-                    return Ok(id);
+            if !ob.has_room(payload.len(), &shared.config) {
+                if !block {
+                    return Err(Error::WouldBlock);
                 }
-                Err(protocol::WouldBlock) => {
-                    if core.is_excluded() {
-                        return Err(Error::Excluded);
-                    }
-                    if !block {
-                        return Err(Error::WouldBlock);
-                    }
-                    shared.window_cv.wait(&mut core);
-                }
+                shared.outbox_cv.wait(&mut ob);
+                continue;
             }
+            let payload = ob.copy_payload(payload);
+            let origin_seq = ob.next_origin_seq;
+            ob.next_origin_seq += 1;
+            ob.bytes += payload.len();
+            ob.msgs.push_back((origin_seq, payload));
+            // Sent-broadcast without a frame per call: the message waits for the
+            // next drain (see *Batching* in the module docs).
+            let after = if ob.msgs.len() >= shared.flush_msgs
+                || ob.bytes >= shared.flush_bytes
+                || shared.relay_gate_reached(ob.relayer, ob.msgs.len())
+            {
+                shared.flush_pending.store(true, Ordering::SeqCst);
+                AfterPush::Drain
+            } else if shared.flush_pending.load(Ordering::SeqCst)
+                || ob.in_flight
+                || shared.worker_will_drain()
+            {
+                AfterPush::Nothing
+            } else {
+                shared.flush_pending.store(true, Ordering::SeqCst);
+                AfterPush::WakeIo
+            };
+            drop(ob);
+            match after {
+                AfterPush::Nothing => {}
+                AfterPush::WakeIo => shared.wake_io(),
+                AfterPush::Drain => match shared.core.try_lock() {
+                    Some(mut core) => {
+                        let wake = shared.drain_locked(&mut core);
+                        drop(core);
+                        if wake {
+                            shared.wake_io();
+                        }
+                    }
+                    // Somebody drains already; whether or not it took this batch,
+                    // the flush asked for above will.
+                    None => shared.wake_io(),
+                },
+            }
+            return Ok(MsgId {
+                origin: shared.id,
+                origin_seq,
+            });
         }
     }
 
@@ -968,9 +1128,10 @@ impl Node {
                 core.epoch(),
             )
         };
+        let waiting = shared.outbox.lock().msgs.len();
         Stats {
             delivery_queue: shared.flow.len(),
-            unrelayed,
+            unrelayed: unrelayed + waiting,
             buffered_relays,
             pending_msgs,
             write_queue_bytes: shared.queued_bytes.load(Ordering::SeqCst),
@@ -1008,6 +1169,9 @@ impl Node {
             drop(core);
             was
         };
+        // No broadcast enters the outbox from here on (broadcasters check the state
+        // with it locked).
+        shared.wake_broadcasters();
         if was == RUNNING {
             rlog!(
                 INFO,
@@ -1016,6 +1180,10 @@ impl Node {
             );
             let deadline = Instant::now() + timeout;
             let mut core = shared.core.lock();
+            // What waits in the outbox goes into the core, to be waited for below.
+            if shared.drain_locked(&mut core) {
+                shared.wake_io();
+            }
             while core.unrelayed_msgs() > 0 && !core.is_excluded() {
                 if shared.window_cv.wait_until(&mut core, deadline).timed_out() {
                     rlog!(
@@ -1066,6 +1234,7 @@ impl Node {
             }
             shared.window_cv.notify_all();
         }
+        shared.wake_broadcasters();
         shared.stopping.store(true, Ordering::SeqCst);
         shared.flow.notify_room();
         let _ = shared.io_tx.send(IoCmd::Shutdown);

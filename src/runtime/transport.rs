@@ -230,6 +230,7 @@ pub(crate) fn run(
     shards: Vec<ShardTx>,
     ready: Sender<StartupReport>,
 ) {
+    shared.thread_started();
     let mut t = Transport::new(shared, poll, listener, io_rx, shards, ready);
     t.run();
 }

@@ -97,6 +97,7 @@ impl Drop for ShardTx {
 }
 
 pub(crate) fn run(shared: Arc<Shared>, rx: Arc<Shard>, shard: usize) {
+    shared.thread_started();
     let mut batch: Vec<WorkItem> = Vec::with_capacity(BATCH_ITEMS);
     let distributed = shared.config.buffering == Buffering::Distributed;
     while rx.take(&mut batch, BATCH_ITEMS) {

@@ -390,6 +390,16 @@ impl Member {
         self.unrelayed.len()
     }
 
+    /// Payload bytes of this member's broadcasts not yet delivered.
+    pub fn unrelayed_bytes(&self) -> usize {
+        self.unrelayed_bytes
+    }
+
+    /// The `origin_seq` this member's next broadcast gets.
+    pub fn next_origin_seq(&self) -> u64 {
+        self.next_origin_seq
+    }
+
     /// Whether some of this client's broadcasts left in a sent-broadcast batch and are
     /// not yet relayed back. The relay that brings them back is an input, after which
     /// the caller drains anyway: a runtime may leave newer broadcasts in the core
