@@ -270,11 +270,10 @@ impl Outbox {
             && (msgs == 0 || bytes + len <= config.send_window_bytes)
     }
 
-    /// The broadcaster's copy of a payload: small ones into the shared chunk.
-    fn copy_payload(&mut self, payload: &[u8]) -> Bytes {
-        if payload.len() > ARENA_MAX {
-            return Bytes::copy_from_slice(payload);
-        }
+    /// The broadcaster's copy of a payload of at most [`ARENA_MAX`] bytes, in the
+    /// shared chunk.
+    fn copy_small(&mut self, payload: &[u8]) -> Bytes {
+        debug_assert!(payload.len() <= ARENA_MAX);
         if self.arena.capacity() - self.arena.len() < payload.len() {
             self.arena = BytesMut::with_capacity(ARENA_CHUNK);
         }
@@ -409,7 +408,25 @@ impl Shared {
             ob.core_unrelayed_msgs += spare.len();
             ob.core_unrelayed_bytes += std::mem::take(&mut ob.bytes);
         }
+        if core.is_excluded() {
+            // Like the messages the core held when it was excluded.
+            spare.clear();
+            return;
+        }
+        if core.is_joining() {
+            // A joiner whose join was lost with its relayer asks again, and takes no
+            // broadcast until it is welcomed: these wait for then, in order (none is
+            // accepted meanwhile).
+            let mut ob = self.outbox.lock();
+            ob.bytes += spare.iter().map(|(_, p)| p.len()).sum::<usize>();
+            for item in spare.drain(..).rev() {
+                ob.msgs.push_front(item);
+            }
+            return;
+        }
         for (origin_seq, payload) in spare.drain(..) {
+            // The outbox checked the send window against the core's count: the core
+            // takes every message, and gives it the same `origin_seq`.
             match core.broadcast(payload) {
                 Ok(id) if id.origin_seq == origin_seq => {}
                 Ok(id) => rlog!(
@@ -418,8 +435,11 @@ impl Shared {
                     "broadcast {origin_seq} took origin_seq {} in the core",
                     id.origin_seq
                 ),
-                // Excluded meanwhile: like a message the core held when it was.
-                Err(protocol::WouldBlock) => {}
+                Err(protocol::WouldBlock) => rlog!(
+                    log::WARN,
+                    self.id,
+                    "the core refused broadcast {origin_seq} (send window)"
+                ),
             }
         }
     }
@@ -1011,6 +1031,9 @@ impl Node {
             });
         }
         let shared = &*self.shared;
+        // A large payload is copied before the outbox is locked (a small one into
+        // the outbox's shared chunk, with it locked).
+        let mut large = (payload.len() > ARENA_MAX).then(|| Bytes::copy_from_slice(payload));
         loop {
             self.check_state()?;
             if !shared.flow.wait_room(shared, block, true) {
@@ -1027,7 +1050,10 @@ impl Node {
                 shared.outbox_cv.wait(&mut ob);
                 continue;
             }
-            let payload = ob.copy_payload(payload);
+            let payload = match large.take() {
+                Some(p) => p,
+                None => ob.copy_small(payload),
+            };
             let origin_seq = ob.next_origin_seq;
             ob.next_origin_seq += 1;
             ob.bytes += payload.len();
