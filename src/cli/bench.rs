@@ -30,7 +30,7 @@ use std::time::Duration;
 use clap::Args;
 
 use super::bench_group::{run_group, Figures, GroupOutcome, GroupSpec, Mode, Progress, Ui};
-use super::bench_util::{json_num, json_str, mib, ms, thousands, HEADER_BYTES};
+use super::bench_util::{json_num, json_str, mib, ms, thousands, DEFAULT_PACE_US, HEADER_BYTES};
 use super::node::{BufferingArg, RuntimeArgs};
 
 /// Options of `abcast bench`.
@@ -52,6 +52,11 @@ pub struct BenchArgs {
     /// loop: latency at a fixed load). Default: as fast as the group takes them.
     #[arg(long)]
     pub rate: Option<f64>,
+    /// With --rate: each sender wakes at most once per this many microseconds and
+    /// sends what is due (each message stamped with when it was due, so the wait
+    /// counts as latency); 0: it sleeps until the next message is due.
+    #[arg(long, default_value_t = DEFAULT_PACE_US)]
+    pub pace_us: u64,
     /// Buffering strategy.
     #[arg(long, value_enum, default_value_t = BufferingArg::Replicated)]
     pub buffering: BufferingArg,
@@ -111,6 +116,9 @@ fn spec(a: &BenchArgs) -> Result<GroupSpec, String> {
             return Err("--rate must be positive".into());
         }
     }
+    if a.pace_us > 100_000 {
+        return Err("--pace-us must be at most 100000 (0.1 s)".into());
+    }
     if let Some(k) = a.kill_relayer_after {
         if a.in_process {
             return Err("--kill-relayer-after needs member processes (not --in-process)".into());
@@ -132,6 +140,7 @@ fn spec(a: &BenchArgs) -> Result<GroupSpec, String> {
         size: a.size,
         senders,
         rate: a.rate,
+        pace_us: a.pace_us,
         duration: Duration::from_secs_f64(a.duration),
         warmup: Duration::from_secs_f64(warmup),
         buffering: a.buffering,
@@ -284,6 +293,11 @@ pub fn describe(s: &GroupSpec) -> String {
         )
     };
     let load = match s.rate {
+        Some(r) if s.pace_us > 0 => format!(
+            "{} msgs/s offered (open loop; each sender wakes at most every {} µs)",
+            thousands(r),
+            s.pace_us
+        ),
         Some(r) => format!("{} msgs/s offered (open loop)", thousands(r)),
         None => "as fast as the group takes them".to_string(),
     };
@@ -531,6 +545,7 @@ fn to_json(spec: &GroupSpec, a: &GroupOutcome, fa: &Figures, fb: Option<&Figures
         ("senders", spec.senders.to_string()),
         ("duration_s", n(spec.duration.as_secs_f64())),
         ("rate_msgs_per_sec", json_num(spec.rate)),
+        ("pace_us", spec.pace_us.to_string()),
         ("in_process", spec.in_process.to_string()),
         ("throughput_msgs_per_sec", n(fa.min_msgs_per_sec)),
         ("throughput_mb_per_sec", n(fa.min_mb_per_sec)),

@@ -42,6 +42,8 @@ pub struct GroupSpec {
     pub senders: usize,
     /// Messages per second offered by the whole group (None: as fast as possible).
     pub rate: Option<f64>,
+    /// An open-loop sender wakes at most once per this many microseconds.
+    pub pace_us: u64,
     /// Length of the load.
     pub duration: Duration,
     /// Left out of the figures at the start of the load.
@@ -74,6 +76,7 @@ impl GroupSpec {
             size: self.size,
             sender,
             rate: self.rate.map_or(0.0, |r| r / self.senders as f64),
+            pace_us: self.pace_us,
             warmup_ms: self.warmup.as_millis() as u64,
             buffering: self.buffering,
             heartbeat_ms: self.heartbeat_ms,
@@ -94,6 +97,8 @@ impl GroupSpec {
             a.size.to_string(),
             "--rate".into(),
             a.rate.to_string(),
+            "--pace-us".into(),
+            a.pace_us.to_string(),
             "--warmup-ms".into(),
             a.warmup_ms.to_string(),
             "--buffering".into(),

@@ -28,7 +28,7 @@ use abcast::{Buffering, Config, Error, Event, Node};
 
 use super::bench_util::{
     mix, peak_rss_bytes, read_header, write_header, Clock, Histogram, Report, Summary,
-    CHECKPOINT_EVERY, HASH_SEED, HEADER_BYTES, KIND_DATA, KIND_END,
+    CHECKPOINT_EVERY, DEFAULT_PACE_US, HASH_SEED, HEADER_BYTES, KIND_DATA, KIND_END,
 };
 use super::node::{BufferingArg, RuntimeArgs};
 
@@ -61,6 +61,9 @@ pub struct MemberArgs {
     /// Messages per second this member offers (0: as fast as it can).
     #[arg(long, default_value_t = 0.0)]
     pub rate: f64,
+    /// An open-loop sender wakes at most once per this many microseconds.
+    #[arg(long, default_value_t = DEFAULT_PACE_US)]
+    pub pace_us: u64,
     /// Deliveries before this time after the start are left out of the figures (ms).
     #[arg(long, default_value_t = 0)]
     pub warmup_ms: u64,
@@ -397,12 +400,12 @@ fn load(
     if args.sender {
         if args.rate > 0.0 {
             let interval = 1e9 / args.rate;
+            let pace = args.pace_us.saturating_mul(1_000);
             loop {
                 let now = clock.now_ns();
-                if now >= t_end {
-                    break;
-                }
-                let due = ((now - t_go) as f64 / interval) as u64 + 1;
+                // Every message due by now (or by the end: the last wake-up may come
+                // after it) goes out before the sender sleeps or stops.
+                let due = (now.min(t_end).saturating_sub(t_go) as f64 / interval) as u64 + 1;
                 while k < due {
                     // Stamped with when it should have been sent: a sender that
                     // falls behind shows as latency (no coordinated omission).
@@ -416,8 +419,11 @@ fn load(
                     sent.store(k, Ordering::Relaxed);
                 }
                 flush()?;
+                if now >= t_end {
+                    break;
+                }
                 let next = t_go + (k as f64 * interval) as u64;
-                clock.sleep_until(next.min(t_end));
+                clock.sleep_until(next.max(now.saturating_add(pace)).min(t_end));
             }
         } else {
             loop {
@@ -714,4 +720,78 @@ fn deliver_baseline(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cmd {
+        #[command(flatten)]
+        member: MemberArgs,
+    }
+
+    /// Runs `load` for 60 ms at 100 k msgs/s with the given pace; returns how many
+    /// times the sender went to sleep, the data messages it sent, and whether each
+    /// was stamped with the time it was due.
+    fn paced(pace_us: u64) -> (usize, u64, bool) {
+        let args = Cmd::parse_from([
+            "bench-member",
+            "--id",
+            "1",
+            "--sender",
+            "--rate",
+            "100000",
+            "--pace-us",
+            &pace_us.to_string(),
+        ])
+        .member;
+        let clock = Clock::new();
+        let t_go = clock.now_ns() + 1_000_000;
+        let t_end = t_go + 60_000_000;
+        let sent = AtomicU64::new(0);
+        let (mut sleeps, mut data, mut stamped_when_due) = (0usize, 0u64, true);
+        load(
+            clock,
+            &args,
+            (t_go, t_end),
+            &sent,
+            |p| {
+                let (kind, _, k, t) = read_header(p).expect("header");
+                if kind == KIND_DATA {
+                    data += 1;
+                    // Message k (from 1) was due at t_go + (k - 1) * 10 µs.
+                    stamped_when_due &= t == t_go + (k - 1) * 10_000;
+                }
+                Ok(())
+            },
+            || {
+                sleeps += 1;
+                Ok(())
+            },
+        )
+        .expect("load");
+        (sleeps, data, stamped_when_due)
+    }
+
+    #[test]
+    fn an_open_loop_sender_wakes_at_most_once_per_pace_and_stamps_due_times() {
+        // 60 ms at 100 k msgs/s: 6,000 messages whatever the pace.
+        let (sleeps, data, stamped) = paced(10_000);
+        assert!((5_900..=6_000).contains(&data), "{data} messages sent");
+        assert!(
+            stamped,
+            "a message was stamped with another time than when it was due"
+        );
+        // One wake-up per 10 ms (and the final flush), however often messages fall due.
+        assert!(sleeps <= 8, "{sleeps} wake-ups in 60 ms with a 10 ms pace");
+        let (sleeps0, data0, stamped0) = paced(0);
+        assert!((5_900..=6_000).contains(&data0) && stamped0);
+        assert!(
+            sleeps0 > 8,
+            "without a pace the sender sleeps per message due ({sleeps0})"
+        );
+    }
 }

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use clap::Args;
 
 use super::bench_group::{run_group, GroupSpec, Mode, Progress, Ui};
-use super::bench_util::{mib, ms, thousands, Report};
+use super::bench_util::{mib, ms, thousands, Report, DEFAULT_PACE_US};
 use super::node::{BufferingArg, RuntimeArgs};
 
 /// Options of `abcast demo`.
@@ -188,6 +188,7 @@ pub fn run(args: DemoArgs) -> ExitCode {
         size: args.size,
         senders: args.nodes,
         rate: Some(args.rate),
+        pace_us: DEFAULT_PACE_US,
         duration: Duration::from_secs_f64(duration),
         warmup: Duration::from_millis(200),
         buffering: args.buffering,
