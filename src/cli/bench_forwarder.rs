@@ -17,6 +17,8 @@ use bytes::Bytes;
 use clap::Args;
 use crossbeam_channel::{Receiver, Sender};
 
+use super::bench_util::ReadBuf;
+
 /// Options of `abcast bench-forwarder`.
 #[derive(Debug, Args)]
 pub struct ForwarderArgs {
@@ -96,20 +98,17 @@ fn forward(nodes: usize) -> io::Result<()> {
 }
 
 fn read_loop(mut s: TcpStream, order: &Mutex<Vec<Sender<Bytes>>>) {
-    let mut buf = vec![0u8; 256 * 1024];
-    let mut len = 0;
+    let mut buf = ReadBuf::new();
     loop {
-        if len == buf.len() {
-            buf.resize(buf.len() * 2, 0);
-        }
-        match s.read(&mut buf[len..]) {
+        match s.read(buf.space()) {
             Ok(0) | Err(_) => return,
-            Ok(n) => len += n,
+            Ok(n) => buf.filled(n),
         }
+        let data = buf.data();
         let mut pos = 0;
-        while pos + 4 <= len {
-            let flen = u32::from_le_bytes(buf[pos..pos + 4].try_into().expect("4 bytes")) as usize;
-            if pos + 4 + flen > len {
+        while pos + 4 <= data.len() {
+            let flen = u32::from_le_bytes(data[pos..pos + 4].try_into().expect("4 bytes")) as usize;
+            if pos + 4 + flen > data.len() {
                 break;
             }
             pos += 4 + flen;
@@ -117,9 +116,8 @@ fn read_loop(mut s: TcpStream, order: &Mutex<Vec<Sender<Bytes>>>) {
         if pos == 0 {
             continue;
         }
-        let chunk = Bytes::copy_from_slice(&buf[..pos]);
-        buf.copy_within(pos..len, 0);
-        len -= pos;
+        let chunk = Bytes::copy_from_slice(&data[..pos]);
+        buf.consume(pos);
         // One lock for the whole fan-out: every member gets the chunks in one order.
         let Ok(txs) = order.lock() else { return };
         for tx in txs.iter() {

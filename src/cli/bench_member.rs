@@ -27,7 +27,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError};
 use abcast::{Buffering, Config, Error, Event, Node};
 
 use super::bench_util::{
-    mix, peak_rss_bytes, read_header, write_header, Clock, Histogram, Report, Summary,
+    mix, peak_rss_bytes, read_header, write_header, Clock, Histogram, ReadBuf, Report, Summary,
     CHECKPOINT_EVERY, DEFAULT_PACE_US, HASH_SEED, HEADER_BYTES, KIND_DATA, KIND_END,
 };
 use super::node::{BufferingArg, RuntimeArgs};
@@ -683,15 +683,12 @@ fn deliver_baseline(
     tally: &mut Tally,
     ctrl: &Receiver<Ctrl>,
 ) -> Result<(), String> {
-    let mut buf = vec![0u8; 256 * 1024];
-    let (mut len, mut seq) = (0usize, 0u64);
+    let mut buf = ReadBuf::new();
+    let mut seq = 0u64;
     while !tally.finished() {
-        if len == buf.len() {
-            buf.resize(buf.len() * 2, 0);
-        }
-        match stream.read(&mut buf[len..]) {
+        match stream.read(buf.space()) {
             Ok(0) => return Err("the forwarder closed the connection".into()),
-            Ok(n) => len += n,
+            Ok(n) => buf.filled(n),
             Err(e)
                 if matches!(
                     e.kind(),
@@ -701,20 +698,20 @@ fn deliver_baseline(
             Err(e) => return Err(format!("read: {e}")),
         }
         let now = tally.clock.now_ns();
+        let data = buf.data();
         let mut pos = 0;
-        while pos + 4 <= len && !tally.finished() {
-            let flen = u32::from_le_bytes(buf[pos..pos + 4].try_into().expect("4 bytes")) as usize;
-            if pos + 4 + flen > len {
+        while pos + 4 <= data.len() && !tally.finished() {
+            let flen = u32::from_le_bytes(data[pos..pos + 4].try_into().expect("4 bytes")) as usize;
+            if pos + 4 + flen > data.len() {
                 break;
             }
-            let p = &buf[pos + 4..pos + 4 + flen];
+            let p = &data[pos + 4..pos + 4 + flen];
             seq += 1;
             let origin = read_header(p).map_or(0, |h| h.1);
             tally.on_message(now, seq, origin, p);
             pos += 4 + flen;
         }
-        buf.copy_within(pos..len, 0);
-        len -= pos;
+        buf.consume(pos);
         if tally.tick()? && matches!(ctrl.try_recv(), Ok(Ctrl::Abort)) {
             return Err("aborted".into());
         }
