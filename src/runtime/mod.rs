@@ -75,7 +75,7 @@
 //!   broadcaster that locked the core for every message waited for it (measured at
 //!   1.45 M msgs/s of 64 B, open loop, 3 members: each sender waited over 200 µs for
 //!   the lock 1,400-2,000 times in 5.5 s, 0.5-0.7 s in all). Through the outbox,
-//!   calls to `broadcast` that took over 300 µs fell from about 1,000-1,250 per
+//!   calls to `broadcast` that took over 300 µs fell from 900-1,250 per
 //!   sender to 17-72. (The p99 delivery latency did not change with it: the
 //!   senders' own waits for a CPU remained.)
 //! - *One sent-broadcast batch in flight.* A client whose earlier broadcasts left
