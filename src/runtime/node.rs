@@ -260,6 +260,35 @@ struct Outbox {
 }
 
 impl Outbox {
+    /// An empty outbox for `core`.
+    fn new(core: &Member) -> Outbox {
+        let mut ob = Outbox {
+            msgs: VecDeque::new(),
+            bytes: 0,
+            next_origin_seq: 0,
+            core_unrelayed_msgs: 0,
+            core_unrelayed_bytes: 0,
+            accepting: false,
+            in_flight: false,
+            relayer: false,
+            arena: BytesMut::new(),
+        };
+        ob.observe(core);
+        ob
+    }
+
+    /// Takes what broadcasters need to know of `core` as it is now (see the fields).
+    fn observe(&mut self, core: &Member) {
+        self.core_unrelayed_msgs = core.unrelayed_msgs();
+        self.core_unrelayed_bytes = core.unrelayed_bytes();
+        self.accepting = !core.is_joining() && !core.is_excluded();
+        self.in_flight = core.broadcasts_in_flight();
+        self.relayer = core.is_relayer();
+        if self.msgs.is_empty() {
+            self.next_origin_seq = core.next_origin_seq();
+        }
+    }
+
     /// Whether the send window has room for a message of `len` bytes (the same test
     /// as `Member::broadcast`'s, on the core's count plus what waits here).
     fn has_room(&self, len: usize, config: &Config) -> bool {
@@ -401,28 +430,21 @@ impl Shared {
         {
             let mut ob = self.outbox.lock();
             self.flush_pending.store(false, Ordering::SeqCst);
-            if ob.msgs.is_empty() {
+            if ob.msgs.is_empty() || core.is_joining() {
+                // A joiner whose join was lost with its relayer asks again, and takes
+                // no broadcast until it is welcomed: these wait here until then (none
+                // is accepted meanwhile).
+                return;
+            }
+            if core.is_excluded() {
+                // Like the messages the core held when it was excluded.
+                ob.msgs.clear();
+                ob.bytes = 0;
                 return;
             }
             std::mem::swap(&mut ob.msgs, &mut *spare);
             ob.core_unrelayed_msgs += spare.len();
             ob.core_unrelayed_bytes += std::mem::take(&mut ob.bytes);
-        }
-        if core.is_excluded() {
-            // Like the messages the core held when it was excluded.
-            spare.clear();
-            return;
-        }
-        if core.is_joining() {
-            // A joiner whose join was lost with its relayer asks again, and takes no
-            // broadcast until it is welcomed: these wait for then, in order (none is
-            // accepted meanwhile).
-            let mut ob = self.outbox.lock();
-            ob.bytes += spare.iter().map(|(_, p)| p.len()).sum::<usize>();
-            for item in spare.drain(..).rev() {
-                ob.msgs.push_front(item);
-            }
-            return;
         }
         for (origin_seq, payload) in spare.drain(..) {
             // The outbox checked the send window against the core's count: the core
@@ -451,14 +473,7 @@ impl Shared {
     /// asked for a flush, and true returned.
     fn publish_to_outbox(&self, core: &Member) -> bool {
         let mut ob = self.outbox.lock();
-        ob.core_unrelayed_msgs = core.unrelayed_msgs();
-        ob.core_unrelayed_bytes = core.unrelayed_bytes();
-        ob.accepting = !core.is_joining() && !core.is_excluded();
-        ob.in_flight = core.broadcasts_in_flight();
-        ob.relayer = core.is_relayer();
-        if ob.msgs.is_empty() {
-            ob.next_origin_seq = core.next_origin_seq();
-        }
+        ob.observe(core);
         self.outbox_cv.notify_all();
         if ob.msgs.is_empty()
             || self.flush_pending.load(Ordering::SeqCst)
@@ -891,17 +906,7 @@ impl Node {
         let workers = config.relay_workers;
         let peers = ids.len().saturating_sub(1).max(1);
         let relay_backlog_limit = (2 * config.max_frame_bytes * peers).max(4 << 20);
-        let outbox = Outbox {
-            msgs: VecDeque::new(),
-            bytes: 0,
-            next_origin_seq: core.next_origin_seq(),
-            core_unrelayed_msgs: 0,
-            core_unrelayed_bytes: 0,
-            accepting: !core.is_joining(),
-            in_flight: false,
-            relayer: core.is_relayer(),
-            arena: BytesMut::new(),
-        };
+        let outbox = Outbox::new(&core);
         let shared = Arc::new(Shared {
             id: config.self_id,
             flow: Flow::new(config.delivery_queue_msgs),
