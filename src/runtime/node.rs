@@ -475,7 +475,10 @@ impl Shared {
         let mut ob = self.outbox.lock();
         ob.observe(core);
         self.outbox_cv.notify_all();
+        // While the core takes no broadcast (a joiner asking again), what waits stays:
+        // the drain after its welcome finds `accepting` and asks for the flush then.
         if ob.msgs.is_empty()
+            || !ob.accepting
             || self.flush_pending.load(Ordering::SeqCst)
             || ob.in_flight
             || self.worker_will_drain()
