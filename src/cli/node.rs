@@ -66,7 +66,7 @@ pub struct RuntimeArgs {
     #[arg(long)]
     pub relay_workers: Option<usize>,
     /// The busy select thread goes back to its sockets at most once per this many
-    /// microseconds (0: at once; the runtime's default is 75).
+    /// microseconds (0, the runtime's default: at once).
     #[arg(long)]
     pub io_coalesce_us: Option<u64>,
     /// Run the runtime's threads under SCHED_BATCH (Linux; the runtime's default is

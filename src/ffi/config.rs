@@ -287,7 +287,7 @@ pub unsafe extern "C" fn abcast_config_set_delivery_queue(
 
 /// While it is busy, the node's select thread goes back to its sockets at most once
 /// per `micros` microseconds, so that traffic coalesces into larger batches (default
-/// 75; 0: at once). `ABCAST_INVALID_ARGUMENT` above 10,000 (10 ms).
+/// 0: at once). `ABCAST_INVALID_ARGUMENT` above 10,000 (10 ms).
 ///
 /// # Safety
 /// `cfg`: `NULL` or a live configuration used by no other thread.

@@ -65,7 +65,10 @@ pub struct Config {
     /// traffic). It counts as busy when its previous pass read at least 16
     /// application messages or read and wrote 4 KiB; at low load nothing waits.
     /// Zero: always at once.
-    /// At most 10 ms. Default 75 µs.
+    /// At most 10 ms. Default zero: with a client's one sent-broadcast batch in
+    /// flight and the runtime's threads under `SCHED_BATCH`, traffic coalesces
+    /// without it, and a nonzero interval only adds latency (see the runtime docs,
+    /// *Batching*).
     pub io_coalesce: Duration,
     /// Run the runtime's threads (the select thread and the relay workers) under
     /// Linux's `SCHED_BATCH` policy: one of them that wakes up does not preempt the
@@ -112,7 +115,7 @@ impl Config {
             max_frame_bytes: wire::DEFAULT_MAX_FRAME_BYTES,
             max_sync_frame_bytes: 64 * wire::DEFAULT_MAX_FRAME_BYTES,
             relay_workers: 2,
-            io_coalesce: Duration::from_micros(75),
+            io_coalesce: Duration::ZERO,
             batch_scheduling: true,
             delivery_queue_msgs: 4096,
             leave_timeout: Duration::from_secs(5),

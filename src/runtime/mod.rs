@@ -33,7 +33,7 @@
 //! | --- | --- | --- |
 //! | application thread(s) | [`Node::broadcast`]: *sent-broadcast*. Never locks the core: it copies the message into the *outbox* (a queue behind a mutex held only for a copy and a push), gives it the next `origin_seq`, and returns; whoever drains the core next moves every waiting message into it, in order, where `Member::broadcast` gives each the same `origin_seq` (at the relayer, sequences it). The first broadcast after a drain asks the select thread for a flush — unless earlier broadcasts of this client are still on their way to the relayer and back, or a relay worker holds inbound items, whose drain will take it along — and the broadcasts that follow only wait in the outbox (see *Batching*), so that they leave as one sent-broadcast batch. A broadcaster that has put a batch's worth there (`max_batch_msgs` or `max_batch_bytes` of the core's configuration) drains the core itself if nobody holds it, else asks for a flush. [`Node::recv`] takes events off the delivery queue. | `broadcast`: while the send window is full (checked in the outbox against the core's count as of its last drain; a `Condvar` on the outbox, signalled by every drain), while the delivery queue is full, and, at the relayer, while the transport's relay backlog is over its limit. `try_broadcast` returns [`Error::WouldBlock`] instead. `recv` waits for an event. `leave` waits at most twice the leave timeout, then joins the threads. |
 //! | relay workers (`Config::relay_workers`, default 2) | Run the core on inbound messages: *received-broadcast* (the relayer sequences and emits *sent-relay* batches), *received-relay* (clients deliver), the synchronization phase (sync-start, sync-report, repairs, *finish synchronization*), and failure notices (*process left*). Each worker owns one shard (a queue behind a mutex and condition variable, which the worker sleeps on without spinning): the select thread sends peer `p`'s messages to shard `p % workers`, and `p`'s failure notice down the same shard after its last message, so one peer's input is handled in order. A worker takes up to 16 queued items, feeds them all, then drains: several broadcasts become one relay batch. | Its shard queue; the delivery-queue gate (no inbound work while the application's delivery queue is full); the core lock. |
-//! | select thread (one, `mio`) | Owns the listener and every connection. Dials, accepts and says Hello; reads until the socket would block and decodes frames; hands protocol messages to the workers; drains the core when a broadcaster asked for a flush (encoding the broadcasts that waited there as one batch); writes each peer's bounded queue until the socket would block; heartbeats on idle links; suspects a peer after the failure timeout without traffic, or at once on end of stream, a reset, a write error or a decode error; closes bad connections; in distributed buffering, holds relay batches until the previous round is acknowledged by every member, and merges them into the next round. Woken by a `mio::Waker` when another thread hands it work over a `crossbeam-channel`, only if it is not already awake (see *Batching*). | `Poll::poll`, with a timeout of a quarter heartbeat (5 to 50 ms); while busy, a sleep for what is left of `Config::io_coalesce` since it last woke (see *Batching*). |
+//! | select thread (one, `mio`) | Owns the listener and every connection. Dials, accepts and says Hello; reads until the socket would block and decodes frames; hands protocol messages to the workers; drains the core when a broadcaster asked for a flush (encoding the broadcasts that waited there as one batch); writes each peer's bounded queue until the socket would block; heartbeats on idle links; suspects a peer after the failure timeout without traffic, or at once on end of stream, a reset, a write error or a decode error; closes bad connections; in distributed buffering, holds relay batches until the previous round is acknowledged by every member, and merges them into the next round. Woken by a `mio::Waker` when another thread hands it work over a `crossbeam-channel`, only if it is not already awake (see *Batching*). | `Poll::poll`, with a timeout of a quarter heartbeat (5 to 50 ms); with `Config::io_coalesce` set (not by default), while busy, a sleep for what is left of it since it last woke (see *Batching*). |
 //!
 //! The select thread and the relay workers run under Linux's `SCHED_BATCH` policy
 //! (`Config::batch_scheduling`, default on; [`set_thread_batch_scheduling`] does the
@@ -89,19 +89,28 @@
 //!   from 5.9-9.0 ms to 3.0-4.6 ms at R = 1.15 M msgs/s and from 2.0 ms to 1.1-1.7 ms
 //!   at 300 k; the clients' select threads woke 7-8 k times a second instead of
 //!   20-38 k. Closed-loop throughput did not change.
-//! - *The busy select thread coalesces.* When a pass of its loop read at least 16
+//! - *The select thread can coalesce its passes; by default it does not.* With
+//!   `Config::io_coalesce` set, when a pass of its loop read at least 16
 //!   application messages, or read and wrote 4 KiB, the select thread goes back to
-//!   its sockets no sooner than `Config::io_coalesce` (75 µs by default) after it
-//!   last woke: it sleeps out the rest with `io_awake` still set (so nobody writes
-//!   the waker meanwhile; the kernel keeps every socket's readiness), and what
-//!   arrived meanwhile is read, handed to the workers and written as larger batches.
-//!   At low load a pass moves one or two messages and nothing waits. Measured
-//!   (`abcast bench --nodes 3 --size 64 --rate R --io-coalesce-us C`, 4 s, four runs
-//!   each), p99 at R = 1.48 M msgs/s (half the closed-loop peak): C = 0, 3.1-5.3 ms
-//!   and one run of 58 ms; C = 75, 1.5-2.2 ms. At 30 k msgs/s p50/p99 stay
-//!   0.21-0.25 / 0.6-0.7 ms; at 300 k, p50 rises from about 0.3 to 0.4 ms and p99
-//!   stays near 1 ms. Coalescing every pass instead (whatever it moved) doubled p50
-//!   at 30 k msgs/s; the limits are in `transport.rs`.
+//!   its sockets no sooner than that interval after it last woke: it sleeps out the
+//!   rest with `io_awake` still set (so nobody writes the waker meanwhile; the
+//!   kernel keeps every socket's readiness), and what arrived meanwhile is read,
+//!   handed to the workers and written as larger batches. It was 75 µs by default
+//!   and halved p99 at half the peak when it came (C = 0: 3.1-5.3 ms at 1.48 M
+//!   msgs/s; C = 75: 1.5-2.2 ms). Once a client kept one sent-broadcast batch in
+//!   flight, broadcasters stopped locking the core and the threads ran under
+//!   `SCHED_BATCH`, traffic coalesced without it, and the sleep only added latency
+//!   at every hop — and a sleeping select thread is not woken by its sockets, so a
+//!   stall of its CPU holds it for the whole stall. Measured (`abcast bench --nodes
+//!   3 --size 64 --rate R --io-coalesce-us C --no-baseline`, 4 s, interleaved
+//!   runs): at R = 1.45-1.5 M (half the peak), 10 pairs, C = 75: p50 0.65-0.72 ms,
+//!   p99 1.55-10.7 ms (median 2.8, 3 of 10 under 2 ms); C = 0: p50 0.35-0.43, p99
+//!   1.14-4.95 (median 1.65, 7 of 10). At 300 k p50 0.59 → 0.33 ms; at 30 k and
+//!   100 k no difference (p50 0.26-0.31, p99 0.56-0.82 ms). 1 KiB at 460 k: p50
+//!   0.65-0.68 → 0.38-0.41 ms, p99 alike (2.9-5.8 and 3.0-5.1 ms in a noisy hour);
+//!   5 members at 1 M: p50 0.89-1.07 → 0.59-0.61 ms, p99 3.8-5.5 → 2.6-3.9 ms.
+//!   Closed-loop peaks alike or higher (64 B: 3.04-3.14 → 3.15-3.19 M msgs/s). The
+//!   busy limits are in `transport.rs`.
 //! - *Wake-ups coalesce.* The select thread keeps an `io_awake` flag: set while it
 //!   runs or once someone woke it, cleared just before it looks for work and sleeps.
 //!   Whoever queues work for it writes the waker's eventfd only when the flag was
