@@ -62,6 +62,13 @@ pub struct RuntimeArgs {
     /// Send window: own broadcasts not yet delivered (messages, per member).
     #[arg(long)]
     pub send_window: Option<usize>,
+    /// Relay window: how far (in messages) the relayer may sequence beyond what
+    /// every member delivered.
+    #[arg(long)]
+    pub relay_window: Option<u64>,
+    /// Delivery queue: events waiting for the application (per member).
+    #[arg(long)]
+    pub delivery_queue: Option<usize>,
     /// Relay worker threads (per member).
     #[arg(long)]
     pub relay_workers: Option<usize>,
@@ -84,6 +91,12 @@ impl RuntimeArgs {
     pub fn apply(&self, mut config: Config) -> Config {
         if let Some(w) = self.send_window {
             config = config.with_send_window(w);
+        }
+        if let Some(w) = self.relay_window {
+            config = config.with_relay_window(w);
+        }
+        if let Some(q) = self.delivery_queue {
+            config = config.with_delivery_queue(q);
         }
         if let Some(w) = self.relay_workers {
             config = config.with_relay_workers(w);
@@ -110,6 +123,8 @@ impl RuntimeArgs {
     pub fn push_args(&self, v: &mut Vec<String>) {
         let given = [
             ("--send-window", self.send_window.map(|w| w as u64)),
+            ("--relay-window", self.relay_window),
+            ("--delivery-queue", self.delivery_queue.map(|q| q as u64)),
             ("--relay-workers", self.relay_workers.map(|w| w as u64)),
             ("--io-coalesce-us", self.io_coalesce_us),
         ];
@@ -286,6 +301,74 @@ fn run_inner(args: NodeArgs) -> Result<ExitCode, Error> {
                 let _ = out.flush();
                 return Err(e);
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Wrap {
+        #[command(flatten)]
+        runtime: RuntimeArgs,
+    }
+
+    fn parse(args: &[&str]) -> RuntimeArgs {
+        Wrap::try_parse_from(std::iter::once("x").chain(args.iter().copied()))
+            .expect("parses")
+            .runtime
+    }
+
+    #[test]
+    fn runtime_arguments_reach_the_configuration_and_survive_a_round_trip() {
+        let given = [
+            "--send-window",
+            "77",
+            "--relay-window",
+            "333",
+            "--delivery-queue",
+            "555",
+            "--relay-workers",
+            "3",
+            "--io-coalesce-us",
+            "40",
+            "--batch-scheduling",
+            "false",
+        ];
+        let args = parse(&given);
+        let members = Config::parse_members("1=127.0.0.1:1,2=127.0.0.1:2").unwrap();
+        let config = args.apply(Config::new(1, members.clone()));
+        assert_eq!(config.send_window_msgs, 77);
+        assert_eq!(config.relay_window_msgs, 333);
+        assert_eq!(config.delivery_queue_msgs, 555);
+        assert_eq!(config.relay_workers, 3);
+        assert_eq!(config.io_coalesce, Duration::from_micros(40));
+        assert!(!config.batch_scheduling);
+
+        // What `bench` passes on to its members is what it was given.
+        let mut v = Vec::new();
+        args.push_args(&mut v);
+        let again = parse(&v.iter().map(String::as_str).collect::<Vec<_>>());
+        let config2 = again.apply(Config::new(1, members.clone()));
+        assert_eq!(format!("{config:?}"), format!("{config2:?}"));
+
+        // Absent arguments leave the runtime's defaults.
+        let none = parse(&[]).apply(Config::new(1, members.clone()));
+        assert_eq!(
+            format!("{none:?}"),
+            format!("{:?}", Config::new(1, members))
+        );
+    }
+
+    #[test]
+    fn a_zero_window_is_refused_by_the_configuration() {
+        let members = Config::parse_members("1=127.0.0.1:1,2=127.0.0.1:2").unwrap();
+        for flag in ["--relay-window", "--delivery-queue", "--send-window"] {
+            let config = parse(&[flag, "0"]).apply(Config::new(1, members.clone()));
+            assert!(config.validate().is_err(), "{flag} 0 accepted");
         }
     }
 }
