@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# What this host costs a latency-bound program, without abcast: how long the host
+# stalls each vCPU (a busy loop per CPU), and what one thread waking another costs
+# on the same CPU and across CPUs (a futex ping-pong). Run it beside
+# benches/half-peak.sh to tell the group's tail from the host's.
+#
+#   bash benches/host-noise.sh [SECS]     (default 5)
+#   HANDOFF_ROUNDS=N                      round trips per ping-pong (default 200,000)
+#
+# Needs gcc (it builds benches/host-noise.c into a temporary directory).
+set -euo pipefail
+cd "$(dirname "$0")"
+secs=${1:-5}
+rounds=${HANDOFF_ROUNDS:-200000}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+gcc -O2 -pthread -o "$tmp/host-noise" host-noise.c
+echo "== stalls: one busy loop per CPU for $secs s"
+"$tmp/host-noise" stalls "$secs"
+echo "== hand-offs ($rounds round trips each)"
+"$tmp/host-noise" handoff 0 0 "$rounds"
+if [ "$(nproc)" -ge 2 ]; then
+  "$tmp/host-noise" handoff 0 1 "$rounds"
+fi
+"$tmp/host-noise" handoff -1 -1 "$rounds"
