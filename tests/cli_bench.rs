@@ -97,6 +97,8 @@ fn processes_with_baseline_and_relayer_kill() {
 
 #[test]
 fn in_process_distributed_at_a_fixed_rate() {
+    let trace_dir = std::env::temp_dir().join(format!("abcast-bench-trace-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&trace_dir);
     let (_, json) = bench(
         "rate",
         &[
@@ -114,6 +116,8 @@ fn in_process_distributed_at_a_fixed_rate() {
             "distributed",
             "--in-process",
             "--no-baseline",
+            "--latency-trace",
+            trace_dir.to_str().expect("a UTF-8 temporary path"),
         ],
     );
     assert_eq!(field(&json, "identical_order"), "true");
@@ -128,4 +132,81 @@ fn in_process_distributed_at_a_fixed_rate() {
         (2000.0..4000.0).contains(&tp),
         "throughput {tp} at 3000 offered"
     );
+    check_latency_trace(&trace_dir, 3, &[2, 3], 3000);
+    let _ = std::fs::remove_dir_all(&trace_dir);
+}
+
+/// Each member's latency trace: one row per millisecond of the load (and of the
+/// deliveries just after it), counts that add up, and every message of the `senders`
+/// delivered once (`offered` messages per second for a second, give or take the
+/// pacing at the edges).
+fn check_latency_trace(dir: &std::path::Path, nodes: u32, senders: &[u32], offered: u64) {
+    for id in 1..=nodes {
+        let path = dir.join(format!("abcast-member-{id}.csv"));
+        let text =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let mut lines = text.lines();
+        let header: Vec<&str> = lines.next().expect("a header").split(',').collect();
+        assert_eq!(
+            header[..4],
+            ["ms", "delivered", "max_latency_us", "over_2ms"]
+        );
+        let from: Vec<u32> = (1..=nodes).collect();
+        let expect: Vec<String> = from
+            .iter()
+            .flat_map(|o| {
+                [
+                    format!("max_latency_us_from_{o}"),
+                    format!("delivered_from_{o}"),
+                ]
+            })
+            .collect();
+        assert_eq!(
+            header[4..],
+            expect.iter().map(String::as_str).collect::<Vec<_>>()
+        );
+        let mut rows = 0;
+        let mut per_sender = vec![0u64; nodes as usize];
+        for (i, line) in lines.enumerate() {
+            let v: Vec<u64> = line
+                .split(',')
+                .map(|x| x.parse().expect("a number"))
+                .collect();
+            assert_eq!(v.len(), header.len(), "row {i}: {line}");
+            assert_eq!(v[0], i as u64, "rows are consecutive milliseconds");
+            let (delivered, max, over) = (v[1], v[2], v[3]);
+            assert!(over <= delivered, "row {i}: {line}");
+            let mut sum = 0;
+            for o in 0..nodes as usize {
+                let (omax, n) = (v[4 + 2 * o], v[5 + 2 * o]);
+                assert!(
+                    omax <= max,
+                    "row {i}: a sender's worst above the worst: {line}"
+                );
+                sum += n;
+                per_sender[o] += n;
+            }
+            assert_eq!(
+                sum, delivered,
+                "row {i}: per-sender counts do not add up: {line}"
+            );
+            rows += 1;
+        }
+        assert!(rows >= 900, "member {id}: {rows} milliseconds traced");
+        for (o, n) in per_sender.iter().enumerate() {
+            let origin = o as u32 + 1;
+            if senders.contains(&origin) {
+                let share = offered / senders.len() as u64;
+                assert!(
+                    (share * 8 / 10..=share * 12 / 10).contains(n),
+                    "member {id}: {n} messages of sender {origin} traced, about {share} offered"
+                );
+            } else {
+                assert_eq!(
+                    *n, 0,
+                    "member {id}: data from {origin}, which does not send"
+                );
+            }
+        }
+    }
 }

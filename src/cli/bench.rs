@@ -92,6 +92,13 @@ pub struct BenchArgs {
     /// once every member has (members still counting then see it leave).
     #[arg(long, hide = true)]
     pub leave_when_done: bool,
+    /// Write, for every member, what it delivered in each millisecond of the load
+    /// (how many messages, the worst latency, how many over 2 ms, and the same per
+    /// sender) to DIR/abcast-member-ID.csv (and DIR/raw-tcp-member-ID.csv for the
+    /// baseline); the directory is created. `benches/latency-episodes.py DIR` prints
+    /// the episodes over 2 ms.
+    #[arg(long, value_name = "DIR")]
+    pub latency_trace: Option<PathBuf>,
 }
 
 /// Checks the options and turns them into a group spec.
@@ -130,6 +137,10 @@ fn spec(a: &BenchArgs) -> Result<GroupSpec, String> {
             return Err("--kill-relayer-after must be within the duration".into());
         }
     }
+    if let Some(dir) = &a.latency_trace {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("--latency-trace {}: {e}", dir.display()))?;
+    }
     let warmup = a.warmup.unwrap_or((a.duration / 10.0).min(0.5));
     if !(0.0..a.duration).contains(&warmup) {
         return Err("--warmup must be shorter than the duration".into());
@@ -150,6 +161,7 @@ fn spec(a: &BenchArgs) -> Result<GroupSpec, String> {
         failure_timeout_ms: a.failure_timeout_ms,
         runtime: a.runtime,
         leave_when_done: a.leave_when_done,
+        latency_trace: a.latency_trace.clone(),
     })
 }
 

@@ -9,6 +9,7 @@
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -62,6 +63,8 @@ pub struct GroupSpec {
     pub runtime: RuntimeArgs,
     /// Members leave as soon as they are done, not once every member is.
     pub leave_when_done: bool,
+    /// Every member writes its latency trace into this directory.
+    pub latency_trace: Option<PathBuf>,
 }
 
 impl GroupSpec {
@@ -83,6 +86,7 @@ impl GroupSpec {
             failure_timeout_ms: self.failure_timeout_ms,
             runtime: self.runtime,
             leave_when_done: self.leave_when_done,
+            latency_trace: self.latency_trace.clone(),
         }
     }
 
@@ -125,6 +129,10 @@ impl GroupSpec {
         a.runtime.push_args(&mut v);
         if a.leave_when_done {
             v.push("--leave-when-done".into());
+        }
+        if let Some(dir) = &a.latency_trace {
+            v.push("--latency-trace".into());
+            v.push(dir.display().to_string());
         }
         v
     }

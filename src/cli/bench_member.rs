@@ -16,6 +16,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{self, BufRead, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -27,8 +28,9 @@ use crossbeam_channel::{Receiver, RecvTimeoutError};
 use abcast::{Buffering, Config, Error, Event, Node};
 
 use super::bench_util::{
-    mix, peak_rss_bytes, read_header, write_header, Clock, Histogram, ReadBuf, Report, Summary,
-    CHECKPOINT_EVERY, DEFAULT_PACE_US, HASH_SEED, HEADER_BYTES, KIND_DATA, KIND_END,
+    mix, peak_rss_bytes, read_header, write_header, Clock, Histogram, LatencyTrace, ReadBuf,
+    Report, Summary, CHECKPOINT_EVERY, DEFAULT_PACE_US, HASH_SEED, HEADER_BYTES, KIND_DATA,
+    KIND_END,
 };
 use super::node::{BufferingArg, RuntimeArgs};
 
@@ -82,6 +84,11 @@ pub struct MemberArgs {
     /// Leave as soon as done, without waiting for `leave`.
     #[arg(long)]
     pub leave_when_done: bool,
+    /// Write what this member delivered in each millisecond of the load (count,
+    /// worst latency, count over 2 ms, and per sender) to
+    /// `DIR/abcast-member-ID.csv` (`DIR/raw-tcp-member-ID.csv` for the baseline).
+    #[arg(long, value_name = "DIR")]
+    pub latency_trace: Option<PathBuf>,
 }
 
 /// What the coordinator tells a member.
@@ -187,6 +194,8 @@ struct Tally {
     window_msgs: u64,
     window_bytes: u64,
     latency: Histogram,
+    /// With `--latency-trace`.
+    trace: Option<LatencyTrace>,
     last_delivery_ns: u64,
     longest_pause_ns: u64,
     last_before_change_ns: Option<u64>,
@@ -209,6 +218,11 @@ impl Tally {
         out: Out,
     ) -> Tally {
         let t_from = (t_go + args.warmup_ms * 1_000_000).min(t_end.saturating_sub(1));
+        let members: Vec<u32> = members.into_iter().collect();
+        let trace = args
+            .latency_trace
+            .as_ref()
+            .map(|_| LatencyTrace::new(t_go, members.iter().copied()));
         Tally {
             clock,
             id: args.id,
@@ -224,6 +238,7 @@ impl Tally {
             window_msgs: 0,
             window_bytes: 0,
             latency: Histogram::default(),
+            trace,
             last_delivery_ns: t_go,
             longest_pause_ns: 0,
             last_before_change_ns: None,
@@ -284,6 +299,11 @@ impl Tally {
                 }
                 if t >= self.t_from && t < self.t_end {
                     self.latency.record(now.saturating_sub(t));
+                }
+                if let Some(trace) = &mut self.trace {
+                    if t >= self.t_go && t < self.t_end {
+                        trace.record(now, t, origin);
+                    }
                 }
                 if now > self.t_go && now <= self.t_end {
                     let pause = now.saturating_sub(self.last_delivery_ns);
@@ -356,6 +376,21 @@ impl Tally {
 
     fn finished(&self) -> bool {
         self.waiting.is_empty()
+    }
+
+    /// Writes the latency trace, if one was asked for.
+    fn write_trace(&self, args: &MemberArgs) -> Result<(), String> {
+        let (Some(trace), Some(dir)) = (&self.trace, &args.latency_trace) else {
+            return Ok(());
+        };
+        let what = if args.baseline.is_some() {
+            "raw-tcp"
+        } else {
+            "abcast"
+        };
+        let path = dir.join(format!("{what}-member-{}.csv", self.id));
+        std::fs::write(&path, trace.to_csv())
+            .map_err(|e| format!("cannot write the latency trace {}: {e}", path.display()))
     }
 
     fn summary(&self) -> Summary {
@@ -506,6 +541,7 @@ fn run_abcast(args: &MemberArgs, ctrl: &Receiver<Ctrl>, out: Out) -> Result<(), 
     };
     result?;
     sender_result.map_err(|e| format!("broadcast: {e}"))?;
+    tally.write_trace(args)?;
     out(Report::Done(Box::new(tally.summary())));
     if !args.leave_when_done {
         // Until every member is done (or the coordinator is gone).
@@ -671,6 +707,7 @@ fn run_baseline(
         .join()
         .unwrap_or_else(|_| Err("the sender panicked".into()))
         .map_err(|e| format!("send: {e}"))?;
+    tally.write_trace(args)?;
     out(Report::Done(Box::new(tally.summary())));
     if !args.leave_when_done {
         while !matches!(ctrl.recv(), Ok(Ctrl::Leave | Ctrl::Abort) | Err(_)) {}

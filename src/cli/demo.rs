@@ -198,6 +198,7 @@ pub fn run(args: DemoArgs) -> ExitCode {
         failure_timeout_ms: 1000,
         runtime: RuntimeArgs::default(),
         leave_when_done: false,
+        latency_trace: None,
     };
     let per_member = args.rate / args.nodes as f64;
     println!(
