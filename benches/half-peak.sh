@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The latency target's procedure, repeated: a closed-loop run, then a run at half its
 # throughput, RUNS times; prints each run's peak and p99 at half of it, beside the
-# raw-TCP p99 at the same rate and time (the same load generator, no protocol), and
-# how many runs were under the target. The host's own noise shows in the raw-TCP
-# column.
+# raw-TCP p99 at the same rate and time (the same load generator, no protocol), the
+# share of deliveries over 2 ms for both (from `--latency-trace`), how many runs were
+# under the target, and the medians. The host's own noise shows in the raw-TCP
+# columns; `python3 benches/latency-episodes.py DIR` on a kept trace shows the
+# episodes (KEEP_TRACES=DIR keeps each run's trace in DIR/run-N).
 #
 #   bash benches/half-peak.sh [RUNS] [extra `abcast bench` options...]
 #   bash benches/half-peak.sh 10 --size 1024
@@ -19,19 +21,41 @@ bin=target/release/abcast
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 field() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print($2)" "$1"; }
+over() {
+  python3 - "$1" "$2" <<'PY'
+import csv, glob, sys
+n = o = 0
+for f in glob.glob(f"{sys.argv[1]}/{sys.argv[2]}-member-*.csv"):
+    with open(f, newline="") as fh:
+        for row in list(csv.reader(fh))[1:]:
+            n += int(row[1]); o += int(row[3])
+print("%.2f" % (100.0 * o / n) if n else "-")
+PY
+}
 under=0
-printf '%4s  %12s  %12s  %10s  %10s  %14s\n' run peak half p50_ms p99_ms raw_tcp_p99_ms
+p99s=()
+raws=()
+printf '%4s  %10s  %10s  %7s  %7s  %11s  %12s  %13s\n' \
+  run peak half p50_ms p99_ms raw_p99_ms over_2ms_% raw_over_2ms_%
 for i in $(seq 1 "$runs"); do
   "$bin" bench --no-baseline --json "$tmp/peak.json" "$@" >/dev/null 2>&1
   peak=$(field "$tmp/peak.json" "int(d['throughput_msgs_per_sec'])")
   half=$((peak / 2))
-  "$bin" bench --rate "$half" --json "$tmp/half.json" "$@" >/dev/null 2>&1
+  trace="$tmp/trace-$i"
+  "$bin" bench --rate "$half" --json "$tmp/half.json" --latency-trace "$trace" "$@" >/dev/null 2>&1
   p50=$(field "$tmp/half.json" "'%.2f' % (d['latency_us']['p50'] / 1000)")
   p99=$(field "$tmp/half.json" "'%.2f' % (d['latency_us']['p99'] / 1000)")
   raw=$(field "$tmp/half.json" "'%.2f' % (d['baseline_latency_us']['p99'] / 1000)")
-  printf '%4d  %12d  %12d  %10s  %10s  %14s\n' "$i" "$peak" "$half" "$p50" "$p99" "$raw"
+  printf '%4d  %10d  %10d  %7s  %7s  %11s  %12s  %13s\n' "$i" "$peak" "$half" "$p50" "$p99" "$raw" \
+    "$(over "$trace" abcast)" "$(over "$trace" raw-tcp)"
+  p99s+=("$p99")
+  raws+=("$raw")
+  if [ -n "${KEEP_TRACES:-}" ]; then
+    mkdir -p "$KEEP_TRACES" && rm -rf "$KEEP_TRACES/run-$i" && cp -r "$trace" "$KEEP_TRACES/run-$i"
+  fi
   if python3 -c "import sys; sys.exit(0 if float(sys.argv[1]) < float(sys.argv[2]) else 1)" "$p99" "$target_ms"; then
     under=$((under + 1))
   fi
 done
-echo "p99 at half the peak under $target_ms ms in $under of $runs runs"
+median() { python3 -c "import statistics,sys; print('%.2f' % statistics.median(map(float, sys.argv[1:])))" "$@"; }
+echo "p99 at half the peak under $target_ms ms in $under of $runs runs; median p99 $(median "${p99s[@]}") ms, raw TCP's $(median "${raws[@]}") ms"
