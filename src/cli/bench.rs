@@ -138,6 +138,12 @@ fn spec(a: &BenchArgs) -> Result<GroupSpec, String> {
         }
     }
     if let Some(dir) = &a.latency_trace {
+        if dir.to_str().is_none() {
+            return Err(format!(
+                "--latency-trace {}: not a UTF-8 path",
+                dir.display()
+            ));
+        }
         std::fs::create_dir_all(dir)
             .map_err(|e| format!("--latency-trace {}: {e}", dir.display()))?;
     }
