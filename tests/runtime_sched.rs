@@ -6,6 +6,8 @@
 
 mod common;
 
+use std::time::{Duration, Instant};
+
 use abcast::{Config, Node};
 use common::members;
 
@@ -50,7 +52,17 @@ fn runtime_threads_run_under_sched_batch_unless_told_not_to() {
                 .with_batch_scheduling(on),
         )
         .expect("start");
-        let threads = policies("abcast-1-");
+        // `Node::start` returns once the select thread is up; a relay worker sets its
+        // policy when it first runs, which may be a moment later.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let threads = loop {
+            let threads = policies("abcast-1-");
+            let settled = threads.len() == 3 && threads.iter().all(|(_, p)| *p == want);
+            if settled || Instant::now() >= deadline {
+                break threads;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        };
         let names: Vec<&str> = threads.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(
             names,

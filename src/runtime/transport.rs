@@ -32,11 +32,12 @@ pub(crate) const SHARD_CAP: usize = 64;
 /// sent-broadcast and relay batches), or read and wrote `COALESCE_BUSY_BYTES`,
 /// leaves it busy: it coalesces its next pass when `Config::io_coalesce` is set
 /// (it is not by default). At low load a pass moves one or two messages, and nothing
-/// waits. Measured with a 75 µs interval (3 members, 64 B unless said): coalescing every pass doubled p50 at 30 k msgs/s (0.22 to
-/// 0.42 ms); 1 KiB read or written did the same at 20 k msgs/s of 256 B over 4
-/// members (0.22 to 0.42 ms; these limits: 0.22-0.28 ms); 16 messages alone, without
-/// the bytes, coalesced too little at 390 k msgs/s of 1 KiB (p99 1.7-3.4 ms against
-/// 1.3-1.9 ms); at 1.47 M msgs/s of 64 B the rules were alike (p99 1.4-2.9 ms).
+/// waits. Measured with a 75 µs interval (3 members, 64 B unless said): coalescing
+/// every pass doubled p50 at 30 k msgs/s (0.22 to 0.42 ms); 1 KiB read or written
+/// did the same at 20 k msgs/s of 256 B over 4 members (0.22 to 0.42 ms; these
+/// limits: 0.22-0.28 ms); 16 messages alone, without the bytes, coalesced too little
+/// at 390 k msgs/s of 1 KiB (p99 1.7-3.4 ms against 1.3-1.9 ms); at 1.47 M msgs/s of
+/// 64 B the rules were alike (p99 1.4-2.9 ms).
 const COALESCE_BUSY_MSGS: usize = 16;
 /// See `COALESCE_BUSY_MSGS`.
 const COALESCE_BUSY_BYTES: usize = 4096;
