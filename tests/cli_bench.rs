@@ -95,6 +95,41 @@ fn processes_with_baseline_and_relayer_kill() {
     assert!(stdout.contains("% of it"), "no ratio to the baseline");
 }
 
+/// `--pin-members`: each member process of abcast and of the baseline runs on its
+/// CPU; every member checks, when done, that each thread of its process is still
+/// pinned there (a thread left unpinned fails the run, and this test).
+#[test]
+fn pinned_member_processes_stay_on_their_cpus() {
+    let (stdout, json) = bench(
+        "pin",
+        &[
+            "--nodes",
+            "3",
+            "--duration",
+            "1",
+            "--rate",
+            "30000",
+            "--pin-members",
+        ],
+    );
+    assert_eq!(field(&json, "all_checks_passed"), "true");
+    assert_eq!(field(&json, "identical_order"), "true");
+    assert!(number(&json, "baseline_msgs_per_sec") > 0.0);
+    let cpus = field(&json, "member_cpus");
+    let cpus: Vec<usize> = cpus
+        .trim_matches(['[', ']'])
+        .split(", ")
+        .map(|c| c.parse().unwrap_or_else(|_| panic!("member_cpus {cpus}")))
+        .collect();
+    assert_eq!(cpus.len(), 3, "{cpus:?}");
+    // Round robin over the CPUs this process may use.
+    let allowed = abcast::runtime::thread_cpu_affinity().expect("this thread's CPUs");
+    for (i, c) in cpus.iter().enumerate() {
+        assert_eq!(*c, allowed[i % allowed.len()], "member {}", i + 1);
+    }
+    assert!(stdout.contains("pinned to CPU"), "{stdout}");
+}
+
 #[test]
 fn in_process_distributed_at_a_fixed_rate() {
     let trace_dir = std::env::temp_dir().join(format!("abcast-bench-trace-{}", std::process::id()));

@@ -99,6 +99,14 @@ pub struct BenchArgs {
     /// the episodes over 2 ms.
     #[arg(long, value_name = "DIR")]
     pub latency_trace: Option<PathBuf>,
+    /// Pin each member process (all its threads) to one CPU: member ID to the
+    /// (ID-1 mod N)-th of the N CPUs this process may use, and the baseline's
+    /// members the same way (its forwarder is left to the scheduler). Every
+    /// hand-off between a member's threads is then a wake-up on the same CPU. A
+    /// member checks, when it is done, that every thread of its process is still
+    /// on its CPU.
+    #[arg(long)]
+    pub pin_members: bool,
 }
 
 /// Checks the options and turns them into a group spec.
@@ -151,6 +159,19 @@ fn spec(a: &BenchArgs) -> Result<GroupSpec, String> {
     if !(0.0..a.duration).contains(&warmup) {
         return Err("--warmup must be shorter than the duration".into());
     }
+    let pin_cpus = if a.pin_members {
+        if a.in_process {
+            return Err("--pin-members pins member processes (not with --in-process)".into());
+        }
+        let cpus = abcast::runtime::thread_cpu_affinity()
+            .map_err(|e| format!("--pin-members: the CPUs this process may use: {e}"))?;
+        if cpus.is_empty() {
+            return Err("--pin-members: this process may use no CPU".into());
+        }
+        Some(cpus)
+    } else {
+        None
+    };
     Ok(GroupSpec {
         mode: Mode::Abcast,
         nodes: a.nodes,
@@ -168,6 +189,7 @@ fn spec(a: &BenchArgs) -> Result<GroupSpec, String> {
         runtime: a.runtime,
         leave_when_done: a.leave_when_done,
         latency_trace: a.latency_trace.clone(),
+        pin_cpus,
     })
 }
 
@@ -326,10 +348,17 @@ pub fn describe(s: &GroupSpec) -> String {
         "abcast bench: {} members ({}), {}-byte payloads, {who}, {load}, {:?} buffering, {:.1} s \
          (first {:.2} s left out){kill}",
         s.nodes,
-        if s.in_process {
-            "threads of one process"
-        } else {
-            "separate processes"
+        match (s.in_process, &s.pin_cpus) {
+            (true, _) => "threads of one process".to_string(),
+            (false, None) => "separate processes".to_string(),
+            (false, Some(cpus)) => format!(
+                "separate processes, member ID pinned to CPU {}",
+                if cpus.len() == 1 {
+                    cpus[0].to_string()
+                } else {
+                    format!("(ID-1) mod {} of {cpus:?}", cpus.len())
+                }
+            ),
         },
         s.size,
         s.buffering,
@@ -565,6 +594,15 @@ fn to_json(spec: &GroupSpec, a: &GroupOutcome, fa: &Figures, fb: Option<&Figures
         ("rate_msgs_per_sec", json_num(spec.rate)),
         ("pace_us", spec.pace_us.to_string()),
         ("in_process", spec.in_process.to_string()),
+        (
+            "member_cpus",
+            spec.pin_cpus.as_ref().map_or("null".into(), |cpus| {
+                let each: Vec<String> = (0..spec.nodes)
+                    .map(|i| cpus[i % cpus.len()].to_string())
+                    .collect();
+                format!("[{}]", each.join(", "))
+            }),
+        ),
         ("throughput_msgs_per_sec", n(fa.min_msgs_per_sec)),
         ("throughput_mb_per_sec", n(fa.min_mb_per_sec)),
         ("latency_us", lat_json(fa)),

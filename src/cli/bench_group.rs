@@ -65,6 +65,8 @@ pub struct GroupSpec {
     pub leave_when_done: bool,
     /// Every member writes its latency trace into this directory.
     pub latency_trace: Option<PathBuf>,
+    /// Pin member ID's process to the (ID-1 mod N)-th of these N CPUs.
+    pub pin_cpus: Option<Vec<usize>>,
 }
 
 impl GroupSpec {
@@ -87,6 +89,10 @@ impl GroupSpec {
             runtime: self.runtime,
             leave_when_done: self.leave_when_done,
             latency_trace: self.latency_trace.clone(),
+            cpu: self
+                .pin_cpus
+                .as_ref()
+                .map(|cpus| cpus[(id as usize - 1) % cpus.len()]),
         }
     }
 
@@ -133,6 +139,10 @@ impl GroupSpec {
         if let Some(dir) = &a.latency_trace {
             v.push("--latency-trace".into());
             v.push(dir.display().to_string());
+        }
+        if let Some(cpu) = a.cpu {
+            v.push("--cpu".into());
+            v.push(cpu.to_string());
         }
         v
     }

@@ -89,6 +89,10 @@ pub struct MemberArgs {
     /// `DIR/abcast-member-ID.csv` (`DIR/raw-tcp-member-ID.csv` for the baseline).
     #[arg(long, value_name = "DIR")]
     pub latency_trace: Option<PathBuf>,
+    /// Pin this process (every thread it starts) to this CPU, and check when done
+    /// that every thread of the process is still on it (process mode only).
+    #[arg(long)]
+    pub cpu: Option<usize>,
 }
 
 /// What the coordinator tells a member.
@@ -112,6 +116,18 @@ pub type Out = Arc<dyn Fn(Report) + Send + Sync>;
 
 /// Runs the member as a process: control lines on stdin, reports on stdout.
 pub fn run(args: MemberArgs) -> ExitCode {
+    let out: Out = Arc::new(|r: Report| {
+        let mut so = io::stdout().lock();
+        let _ = writeln!(so, "{}", r.to_line());
+        let _ = so.flush();
+    });
+    // Before any thread starts: they all inherit it.
+    if let Some(cpu) = args.cpu {
+        if let Err(e) = abcast::runtime::set_thread_cpu_affinity(&[cpu]) {
+            out(Report::Failed(format!("--cpu {cpu}: {e}")));
+            return ExitCode::from(1);
+        }
+    }
     let (ctrl_tx, ctrl_rx) = crossbeam_channel::unbounded();
     let spawned = std::thread::Builder::new()
         .name("bench-stdin".into())
@@ -138,11 +154,6 @@ pub fn run(args: MemberArgs) -> ExitCode {
     if spawned.is_err() {
         return ExitCode::from(1);
     }
-    let out: Out = Arc::new(|r: Report| {
-        let mut so = io::stdout().lock();
-        let _ = writeln!(so, "{}", r.to_line());
-        let _ = so.flush();
-    });
     match run_member(&args, &ctrl_rx, out.clone()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -248,6 +259,24 @@ impl Tally {
             next_progress: 0,
             sent,
             shown: Arc::default(),
+        }
+    }
+
+    /// With `--cpu`: fails the run for every thread of this process that may run
+    /// elsewhere than on that CPU (read from `/proc/self/task/*/status`).
+    fn check_pinned(&mut self, cpu: Option<usize>) {
+        let Some(cpu) = cpu else { return };
+        match threads_cpus() {
+            Ok(threads) => {
+                for (name, cpus) in threads {
+                    if cpus != [cpu] {
+                        self.fail(format!(
+                            "thread {name} may run on CPUs {cpus:?}, not only {cpu}"
+                        ));
+                    }
+                }
+            }
+            Err(e) => self.fail(format!("--cpu {cpu}: cannot read the threads' CPUs: {e}")),
         }
     }
 
@@ -542,6 +571,7 @@ fn run_abcast(args: &MemberArgs, ctrl: &Receiver<Ctrl>, out: Out) -> Result<(), 
     result?;
     sender_result.map_err(|e| format!("broadcast: {e}"))?;
     tally.write_trace(args)?;
+    tally.check_pinned(args.cpu);
     out(Report::Done(Box::new(tally.summary())));
     if !args.leave_when_done {
         // Until every member is done (or the coordinator is gone).
@@ -708,6 +738,7 @@ fn run_baseline(
         .unwrap_or_else(|_| Err("the sender panicked".into()))
         .map_err(|e| format!("send: {e}"))?;
     tally.write_trace(args)?;
+    tally.check_pinned(args.cpu);
     out(Report::Done(Box::new(tally.summary())));
     if !args.leave_when_done {
         while !matches!(ctrl.recv(), Ok(Ctrl::Leave | Ctrl::Abort) | Err(_)) {}
@@ -754,6 +785,54 @@ fn deliver_baseline(
         }
     }
     Ok(())
+}
+
+/// Every thread of this process, by name, with the CPUs it may run on.
+fn threads_cpus() -> io::Result<Vec<(String, Vec<usize>)>> {
+    let mut v = Vec::new();
+    for task in std::fs::read_dir("/proc/self/task")? {
+        let dir = task?.path();
+        let status = match std::fs::read_to_string(dir.join("status")) {
+            Ok(s) => s,
+            // A thread that ended meanwhile.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        let field = |key: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(key))
+                .map(|v| v.trim().to_string())
+        };
+        let name = field("Name:").unwrap_or_default();
+        let list = field("Cpus_allowed_list:")
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no Cpus_allowed_list"))?;
+        let cpus = parse_cpu_list(&list).ok_or_else(|| {
+            io::Error::new(io::ErrorKind::InvalidData, format!("CPU list {list:?}"))
+        })?;
+        v.push((name, cpus));
+    }
+    Ok(v)
+}
+
+/// Parses a kernel CPU list such as `0-2,5` into `[0, 1, 2, 5]`; `None` if malformed
+/// or over 1024 CPUs.
+fn parse_cpu_list(list: &str) -> Option<Vec<usize>> {
+    let mut cpus = Vec::new();
+    for part in list.split(',').filter(|p| !p.is_empty()) {
+        let (a, b) = match part.split_once('-') {
+            Some((a, b)) => (a.parse().ok()?, b.parse().ok()?),
+            None => {
+                let c: usize = part.parse().ok()?;
+                (c, c)
+            }
+        };
+        if a > b || b >= 1024 {
+            return None;
+        }
+        cpus.extend(a..=b);
+    }
+    Some(cpus)
 }
 
 #[cfg(test)]
@@ -827,5 +906,22 @@ mod tests {
             sleeps0 > 8,
             "without a pace the sender sleeps per message due ({sleeps0})"
         );
+    }
+
+    #[test]
+    fn cpu_lists_parse_as_the_kernel_writes_them() {
+        let cases: &[(&str, Option<Vec<usize>>)] = &[
+            ("0", Some(vec![0])),
+            ("0-1", Some(vec![0, 1])),
+            ("0-2,5,7-8", Some(vec![0, 1, 2, 5, 7, 8])),
+            ("", Some(vec![])),
+            ("3-1", None),
+            ("0-1024", None),
+            ("x", None),
+            ("1-", None),
+        ];
+        for (list, want) in cases {
+            assert_eq!(&parse_cpu_list(list), want, "{list:?}");
+        }
     }
 }

@@ -199,6 +199,7 @@ pub fn run(args: DemoArgs) -> ExitCode {
         runtime: RuntimeArgs::default(),
         leave_when_done: false,
         latency_trace: None,
+        pin_cpus: None,
     };
     let per_member = args.rate / args.nodes as f64;
     println!(

@@ -19,3 +19,90 @@ pub(crate) fn set_batch_scheduling() -> io::Result<()> {
     }
     Ok(())
 }
+
+/// The number of CPUs a CPU set can name (`CPU_SETSIZE`): CPU numbers are below it.
+pub(crate) const MAX_CPUS: usize = 1024;
+
+/// Restricts the calling thread to the CPUs `cpus` (`sched_setaffinity`); threads it
+/// starts afterwards inherit the restriction. An empty list, a CPU number of
+/// [`MAX_CPUS`] or more, or (from the OS) a set with no CPU this thread may use is an
+/// `InvalidInput` error, and the thread's affinity is left as it was. Elsewhere than
+/// Linux: an `Unsupported` error.
+pub(crate) fn set_cpu_affinity(cpus: &[usize]) -> io::Result<()> {
+    if cpus.is_empty() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "an empty CPU list",
+        ));
+    }
+    if let Some(&c) = cpus.iter().find(|&&c| c >= MAX_CPUS) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "CPU {c} is past the largest CPU number a CPU set holds ({})",
+                MAX_CPUS - 1
+            ),
+        ));
+    }
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: `cpu_set_t` is a plain bit array, for which all zeroes is a valid
+        // (empty) value.
+        let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        for &c in cpus {
+            // SAFETY: `c < MAX_CPUS`, the number of bits in `set` (checked above);
+            // `set` is a valid, exclusively borrowed `cpu_set_t`.
+            unsafe { libc::CPU_SET(c, &mut set) };
+        }
+        // SAFETY: pid 0 names the calling thread; the size is that of `set`, which
+        // outlives the call, which only reads it.
+        let rc =
+            unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
+        if rc != 0 {
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::EINVAL) {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("none of CPUs {cpus:?} is online and allowed to this thread"),
+                ));
+            }
+            return Err(e);
+        }
+        Ok(())
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "CPU affinity is only supported on Linux",
+        ))
+    }
+}
+
+/// The CPUs the calling thread may run on, in increasing order (`sched_getaffinity`).
+/// Elsewhere than Linux: an `Unsupported` error.
+pub(crate) fn cpu_affinity() -> io::Result<Vec<usize>> {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: all zeroes is a valid `cpu_set_t` (see `set_cpu_affinity`).
+        let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        // SAFETY: pid 0 names the calling thread; the kernel writes at most the given
+        // size into `set`, which is exclusively borrowed for the call.
+        let rc =
+            unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: every `c < MAX_CPUS` is within `set`, a valid `cpu_set_t`.
+        Ok((0..MAX_CPUS)
+            .filter(|&c| unsafe { libc::CPU_ISSET(c, &set) })
+            .collect())
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "CPU affinity is only supported on Linux",
+        ))
+    }
+}

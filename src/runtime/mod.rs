@@ -275,3 +275,23 @@ pub use node::{Event, Node, Stats};
 pub fn set_thread_batch_scheduling() -> std::io::Result<()> {
     crate::ffi::os::set_batch_scheduling()
 }
+
+/// Restricts the calling thread to the CPUs `cpus` (as the OS numbers them, each
+/// below 1024), like `taskset`; threads it starts afterwards inherit the restriction,
+/// the runtime's own among them when this thread then calls [`crate::Node::start`].
+/// On a machine that runs several members, keeping each member's threads on one
+/// CPU makes every hand-off between them (application, relay workers, select
+/// thread) a wake-up on the same CPU, which is much cheaper than one across CPUs
+/// under a hypervisor (see the README, *Performance*). An empty list, a CPU number
+/// of 1024 or more, or a set with no CPU the thread may use is an
+/// [`std::io::ErrorKind::InvalidInput`] error and changes nothing. Elsewhere than
+/// Linux: [`std::io::ErrorKind::Unsupported`].
+pub fn set_thread_cpu_affinity(cpus: &[usize]) -> std::io::Result<()> {
+    crate::ffi::os::set_cpu_affinity(cpus)
+}
+
+/// The CPUs the calling thread may run on, in increasing order. Elsewhere than
+/// Linux: [`std::io::ErrorKind::Unsupported`].
+pub fn thread_cpu_affinity() -> std::io::Result<Vec<usize>> {
+    crate::ffi::os::cpu_affinity()
+}
