@@ -2,15 +2,19 @@
  * What the host costs a latency-bound program, measured without abcast: built and
  * run by benches/host-noise.sh.
  *
- *   stalls SECS      one busy loop pinned to each CPU, for SECS seconds; prints, per
- *                    CPU, the time lost in gaps over 100 us between two clock reads
- *                    and how many gaps were over 1, 2 and 5 ms. On a quiet machine a
- *                    loop loses almost nothing; a shared VM's vCPU that the host
- *                    deschedules shows gaps of milliseconds.
+ *   stalls SECS [LOOPS]
+ *                    a busy loop pinned to each of the first LOOPS CPUs (default:
+ *                    every CPU), for SECS seconds; prints, per CPU, the time lost in
+ *                    gaps over 100 us between two clock reads and how many gaps were
+ *                    over 1, 2 and 5 ms. On a quiet machine a loop loses almost
+ *                    nothing; a shared VM's vCPU that the host deschedules shows gaps
+ *                    of milliseconds. One loop against one per CPU tells whether the
+ *                    host stalls a vCPU only when the VM keeps more than one busy.
  *   handoff CPU_A CPU_B ROUNDS
  *                    two threads, pinned to CPU_A and CPU_B (-1: not pinned), hand a
  *                    token back and forth with a futex ROUNDS times; prints the mean
- *                    time per hand-off (one wake-up and one context switch).
+ *                    time per hand-off (one wake-up and one context switch) and the
+ *                    CPU time it cost (user + system, from getrusage).
  *
  * Linux only (futex, sched_setaffinity).
  */
@@ -22,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -75,10 +80,12 @@ static void *stall_loop(void *arg) {
     return NULL;
 }
 
-static int stalls(double secs) {
+static int stalls(double secs, long loops) {
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     if (ncpu < 1 || ncpu > 256)
         ncpu = 1;
+    if (loops > 0 && loops < ncpu)
+        ncpu = loops;
     stall_secs = secs;
     pthread_t *t = calloc((size_t)ncpu, sizeof *t);
     struct stall_result *r = calloc((size_t)ncpu, sizeof *r);
@@ -101,6 +108,10 @@ static int stalls(double secs) {
 }
 
 /* ---- handoff ---- */
+
+static double tv_us(const struct timeval *t) {
+    return (double)t->tv_sec * 1e6 + (double)t->tv_usec;
+}
 
 static atomic_int turn;
 static long rounds;
@@ -128,22 +139,29 @@ static int handoff(int a, int b, long n) {
     rounds = n;
     atomic_store(&turn, 0);
     pthread_t t0, t1;
+    struct rusage r0, r1;
+    getrusage(RUSAGE_SELF, &r0);
     long long start = now_ns();
     pthread_create(&t0, NULL, handoff_loop, (void *)0L);
     pthread_create(&t1, NULL, handoff_loop, (void *)1L);
     pthread_join(t0, NULL);
     pthread_join(t1, NULL);
     double us = (now_ns() - start) / 1e3 / (2.0 * (double)n);
-    printf("futex hand-off, threads on cpu %d and cpu %d: %.2f us each (%ld round trips)\n",
-           a, b, us, n);
+    getrusage(RUSAGE_SELF, &r1);
+    double cpu_us = (tv_us(&r1.ru_utime) - tv_us(&r0.ru_utime) + tv_us(&r1.ru_stime) -
+                     tv_us(&r0.ru_stime)) /
+                    (2.0 * (double)n);
+    printf("futex hand-off, threads on cpu %d and cpu %d: %.2f us each, %.2f us of CPU "
+           "(%ld round trips)\n",
+           a, b, us, cpu_us, n);
     return 0;
 }
 
 int main(int argc, char **argv) {
-    if (argc == 3 && strcmp(argv[1], "stalls") == 0)
-        return stalls(atof(argv[2]));
+    if ((argc == 3 || argc == 4) && strcmp(argv[1], "stalls") == 0)
+        return stalls(atof(argv[2]), argc == 4 ? atol(argv[3]) : 0);
     if (argc == 5 && strcmp(argv[1], "handoff") == 0)
         return handoff(atoi(argv[2]), atoi(argv[3]), atol(argv[4]));
-    fprintf(stderr, "usage: %s stalls SECS | handoff CPU_A CPU_B ROUNDS\n", argv[0]);
+    fprintf(stderr, "usage: %s stalls SECS [LOOPS] | handoff CPU_A CPU_B ROUNDS\n", argv[0]);
     return 2;
 }

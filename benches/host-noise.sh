@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # What this host costs a latency-bound program, without abcast: how long the host
-# stalls each vCPU (a busy loop per CPU), and what one thread waking another costs
-# on the same CPU and across CPUs (a futex ping-pong). Run it beside
-# benches/half-peak.sh to tell the group's tail from the host's.
+# stalls a vCPU (a busy loop on the first CPU alone, then one on every CPU), and what
+# one thread waking another costs, in time and in CPU, on the same CPU and across
+# CPUs (a futex ping-pong). Run it beside benches/half-peak.sh to tell the group's
+# tail from the host's.
 #
 #   bash benches/host-noise.sh [SECS]     (default 5)
 #   HANDOFF_ROUNDS=N                      round trips per ping-pong (default 200,000)
@@ -15,6 +16,8 @@ rounds=${HANDOFF_ROUNDS:-200000}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 gcc -O2 -pthread -o "$tmp/host-noise" host-noise.c
+echo "== stalls: one busy loop, on cpu 0 alone, for $secs s"
+"$tmp/host-noise" stalls "$secs" 1
 echo "== stalls: one busy loop per CPU for $secs s"
 "$tmp/host-noise" stalls "$secs"
 echo "== hand-offs ($rounds round trips each)"

@@ -291,6 +291,22 @@ abcast_status abcast_set_log_level(uint32_t level);
 abcast_status abcast_thread_set_batch_scheduling(void);
 
 /**
+ * Restricts the calling thread to the `cpus_len` CPUs at `cpus` (as the OS numbers
+ * them, each below 1024), like `taskset`; threads it starts afterwards inherit the
+ * restriction, the node's own among them when this thread then calls
+ * `abcast_node_start`. On a machine that runs several members, keeping each
+ * member's threads on one CPU makes every hand-off between them a wake-up on the
+ * same CPU (see the README, *Performance*). `ABCAST_NULL_ARGUMENT` if `cpus` is
+ * `NULL` with a nonzero `cpus_len`; `ABCAST_INVALID_ARGUMENT` for an empty list, a
+ * CPU number of 1024 or more, or a set with no CPU this thread may use (the
+ * thread's CPUs are then unchanged); `ABCAST_IO` elsewhere than Linux.
+ *
+ * # Safety
+ * `cpus` must be `NULL` or point to `cpus_len` readable `uint32_t` values.
+ */
+abcast_status abcast_thread_set_cpu_affinity(const uint32_t *cpus, size_t cpus_len);
+
+/**
  * A new configuration for member `self_id`, with no members yet and default
  * settings (replicated buffering, heartbeat 200 ms, failure timeout 1000 ms, start-up
  * timeout 10 s, send window 1024 messages, leave timeout 5 s). Add every member,

@@ -66,6 +66,63 @@ static void test_version_and_log_level(void) {
     CHECK_ST(abcast_set_log_level(1), ABCAST_OK);
 }
 
+/* This thread's "Cpus_allowed_list" from /proc (e.g. "0-1"), into buf; 0 on success. */
+static int cpus_allowed(char *buf, size_t n) {
+    char line[512];
+    int found = -1;
+    FILE *f = fopen("/proc/thread-self/status", "r");
+    if (f == NULL)
+        return -1;
+    while (fgets(line, sizeof line, f) != NULL) {
+        const char *key = "Cpus_allowed_list:";
+        if (strncmp(line, key, strlen(key)) == 0) {
+            const char *v = line + strlen(key);
+            size_t len;
+            while (*v == ' ' || *v == '\t')
+                v++;
+            len = strcspn(v, "\n");
+            if (len < n) {
+                memcpy(buf, v, len);
+                buf[len] = '\0';
+                found = 0;
+            }
+            break;
+        }
+    }
+    fclose(f);
+    return found;
+}
+
+/* In a thread of its own, so that the test's other threads keep their CPUs. */
+static void *cpu_affinity_thread(void *arg) {
+    char before[256], after[256], want[32];
+    const char *p;
+    uint32_t too_big = 5000, cpu;
+    (void)arg;
+    CHECK(cpus_allowed(before, sizeof before) == 0);
+    CHECK_ST(abcast_thread_set_cpu_affinity(NULL, 1), ABCAST_NULL_ARGUMENT);
+    CHECK_LAST_ERROR("`cpus` is NULL");
+    CHECK_ST(abcast_thread_set_cpu_affinity(NULL, 0), ABCAST_INVALID_ARGUMENT);
+    CHECK_ST(abcast_thread_set_cpu_affinity(&too_big, 1), ABCAST_INVALID_ARGUMENT);
+    CHECK_LAST_ERROR("CPU 5000");
+    CHECK(cpus_allowed(after, sizeof after) == 0 && strcmp(before, after) == 0);
+    /* The last CPU of the list: its highest. */
+    p = before + strlen(before);
+    while (p > before && p[-1] >= '0' && p[-1] <= '9')
+        p--;
+    cpu = (uint32_t)strtoul(p, NULL, 10);
+    CHECK_ST(abcast_thread_set_cpu_affinity(&cpu, 1), ABCAST_OK);
+    snprintf(want, sizeof want, "%u", (unsigned)cpu);
+    CHECK(cpus_allowed(after, sizeof after) == 0 && strcmp(after, want) == 0);
+    return NULL;
+}
+
+static void test_thread_cpu_affinity(void) {
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, cpu_affinity_thread, NULL) == 0);
+    CHECK(pthread_join(t, NULL) == 0);
+}
+
 static void *last_error_other_thread(void *arg) {
     (void)arg;
     /* A fresh thread has no failure yet: "" (never NULL). */
@@ -640,6 +697,7 @@ int main(void) {
     RUN(test_status_strings);
     RUN(test_version_and_log_level);
     RUN(test_last_error_is_per_thread);
+    RUN(test_thread_cpu_affinity);
     RUN(test_config_null_arguments);
     RUN(test_config_bad_addresses);
     RUN(test_config_invalid_values);

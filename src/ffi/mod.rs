@@ -301,6 +301,54 @@ pub extern "C" fn abcast_thread_set_batch_scheduling() -> abcast_status {
     })
 }
 
+/// Restricts the calling thread to the `cpus_len` CPUs at `cpus` (as the OS numbers
+/// them, each below 1024), like `taskset`; threads it starts afterwards inherit the
+/// restriction, the node's own among them when this thread then calls
+/// `abcast_node_start`. On a machine that runs several members, keeping each
+/// member's threads on one CPU makes every hand-off between them a wake-up on the
+/// same CPU (see the README, *Performance*). `ABCAST_NULL_ARGUMENT` if `cpus` is
+/// `NULL` with a nonzero `cpus_len`; `ABCAST_INVALID_ARGUMENT` for an empty list, a
+/// CPU number of 1024 or more, or a set with no CPU this thread may use (the
+/// thread's CPUs are then unchanged); `ABCAST_IO` elsewhere than Linux.
+///
+/// # Safety
+/// `cpus` must be `NULL` or point to `cpus_len` readable `uint32_t` values.
+#[no_mangle]
+pub unsafe extern "C" fn abcast_thread_set_cpu_affinity(
+    cpus: *const u32,
+    cpus_len: usize,
+) -> abcast_status {
+    call("abcast_thread_set_cpu_affinity", || {
+        if cpus_len > 0 && cpus.is_null() {
+            return Err(Failure::null("cpus"));
+        }
+        if cpus_len > os::MAX_CPUS {
+            return Err(Failure::invalid(format!(
+                "{cpus_len} CPUs: a CPU set holds at most {}",
+                os::MAX_CPUS
+            )));
+        }
+        let list: Vec<usize> = if cpus_len == 0 {
+            Vec::new()
+        } else {
+            // SAFETY: non-NULL, at most MAX_CPUS elements, and the caller guarantees
+            // `cpus_len` readable values at `cpus`, not written during the call.
+            unsafe { std::slice::from_raw_parts(cpus, cpus_len) }
+                .iter()
+                .map(|&c| c as usize)
+                .collect()
+        };
+        os::set_cpu_affinity(&list).map_err(|e| {
+            let code = if e.kind() == std::io::ErrorKind::InvalidInput {
+                ABCAST_INVALID_ARGUMENT
+            } else {
+                ABCAST_IO
+            };
+            Failure::new(code, format!("sched_setaffinity: {e}"))
+        })
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

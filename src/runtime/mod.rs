@@ -40,6 +40,10 @@
 //! same for an application thread): one that wakes up does not preempt the thread
 //! running on its CPU. See *Batching* for why and what it measured.
 //!
+//! The runtime's threads inherit the CPUs of the thread that calls [`Node::start`];
+//! [`set_thread_cpu_affinity`] restricts that thread first (a process with several
+//! members can keep each on one CPU, so that their hand-offs wake no other CPU).
+//!
 //! Ordering: whoever drains the core (a worker, the select thread on a flush, or a
 //! broadcaster with a batch's worth) sends the encoded frames to the select thread
 //! while still holding the core lock (the channel is unbounded, so this never
