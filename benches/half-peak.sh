@@ -2,7 +2,8 @@
 # The latency target's procedure, repeated: a closed-loop run, then a run at half its
 # throughput, RUNS times; prints each run's peak and p99 at half of it, beside the
 # raw-TCP p99 at the same rate and time (the same load generator, no protocol), the
-# share of deliveries over 2 ms for both (from `--latency-trace`), how many runs were
+# share of deliveries over 2 ms for both (from `--latency-trace`, leaving out the
+# deliveries of the warm-up, as p99 does), how many runs were
 # under the target, and the medians. The host's own noise shows in the raw-TCP
 # columns; `python3 benches/latency-episodes.py DIR` on a kept trace shows the
 # episodes (KEEP_TRACES=DIR keeps each run's trace in DIR/run-N).
@@ -21,13 +22,18 @@ bin=target/release/abcast
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 field() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print($2)" "$1"; }
+# The share of deliveries over 2 ms in trace DIR ($1) for abcast or raw-tcp ($2),
+# leaving out the first $3 ms, as the JSON's latency figures leave out the warm-up.
 over() {
-  python3 - "$1" "$2" <<'PY'
+  python3 - "$1" "$2" "$3" <<'PY'
 import csv, glob, sys
 n = o = 0
+skip_ms = float(sys.argv[3])
 for f in glob.glob(f"{sys.argv[1]}/{sys.argv[2]}-member-*.csv"):
     with open(f, newline="") as fh:
         for row in list(csv.reader(fh))[1:]:
+            if int(row[0]) < skip_ms:
+                continue
             n += int(row[1]); o += int(row[3])
 print("%.2f" % (100.0 * o / n) if n else "-")
 PY
@@ -46,8 +52,9 @@ for i in $(seq 1 "$runs"); do
   p50=$(field "$tmp/half.json" "'%.2f' % (d['latency_us']['p50'] / 1000)")
   p99=$(field "$tmp/half.json" "'%.2f' % (d['latency_us']['p99'] / 1000)")
   raw=$(field "$tmp/half.json" "'%.2f' % (d['baseline_latency_us']['p99'] / 1000)")
+  warmup_ms=$(field "$tmp/half.json" "d['warmup_s'] * 1000")
   printf '%4d  %10d  %10d  %7s  %7s  %11s  %12s  %13s\n' "$i" "$peak" "$half" "$p50" "$p99" "$raw" \
-    "$(over "$trace" abcast)" "$(over "$trace" raw-tcp)"
+    "$(over "$trace" abcast "$warmup_ms")" "$(over "$trace" raw-tcp "$warmup_ms")"
   p99s+=("$p99")
   raws+=("$raw")
   if [ -n "${KEEP_TRACES:-}" ]; then

@@ -73,6 +73,8 @@ fn processes_with_baseline_and_relayer_kill() {
     assert_eq!(field(&json, "buffering"), "\"replicated\"");
     assert_eq!(field(&json, "identical_order"), "true");
     assert_eq!(field(&json, "all_checks_passed"), "true");
+    // The default warm-up: a tenth of the 2 s duration.
+    assert!((number(&json, "warmup_s") - 0.2).abs() < 1e-9);
     let tp = number(&json, "throughput_msgs_per_sec");
     assert!(tp > 0.0, "throughput {tp}");
     assert!(number(&json, "throughput_mb_per_sec") > 0.0);

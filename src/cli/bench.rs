@@ -591,6 +591,7 @@ fn to_json(spec: &GroupSpec, a: &GroupOutcome, fa: &Figures, fb: Option<&Figures
         ),
         ("senders", spec.senders.to_string()),
         ("duration_s", n(spec.duration.as_secs_f64())),
+        ("warmup_s", n(spec.warmup.as_secs_f64())),
         ("rate_msgs_per_sec", json_num(spec.rate)),
         ("pace_us", spec.pace_us.to_string()),
         ("in_process", spec.in_process.to_string()),
