@@ -597,12 +597,15 @@ fn to_json(spec: &GroupSpec, a: &GroupOutcome, fa: &Figures, fb: Option<&Figures
         ("in_process", spec.in_process.to_string()),
         (
             "member_cpus",
-            spec.pin_cpus.as_ref().map_or("null".into(), |cpus| {
-                let each: Vec<String> = (0..spec.nodes)
-                    .map(|i| cpus[i % cpus.len()].to_string())
+            if spec.pin_cpus.is_some() {
+                let each: Vec<String> = (1..=spec.nodes as u32)
+                    .filter_map(|id| spec.member_cpu(id))
+                    .map(|c| c.to_string())
                     .collect();
                 format!("[{}]", each.join(", "))
-            }),
+            } else {
+                "null".into()
+            },
         ),
         ("throughput_msgs_per_sec", n(fa.min_msgs_per_sec)),
         ("throughput_mb_per_sec", n(fa.min_mb_per_sec)),

@@ -17,7 +17,7 @@ use bytes::Bytes;
 use clap::Args;
 use crossbeam_channel::{Receiver, Sender};
 
-use super::bench_util::ReadBuf;
+use super::bench_util::{raw_frame, ReadBuf};
 
 /// Options of `abcast bench-forwarder`.
 #[derive(Debug, Args)]
@@ -106,12 +106,8 @@ fn read_loop(mut s: TcpStream, order: &Mutex<Vec<Sender<Bytes>>>) {
         }
         let data = buf.data();
         let mut pos = 0;
-        while pos + 4 <= data.len() {
-            let flen = u32::from_le_bytes(data[pos..pos + 4].try_into().expect("4 bytes")) as usize;
-            if pos + 4 + flen > data.len() {
-                break;
-            }
-            pos += 4 + flen;
+        while let Some(frame) = raw_frame(&data[pos..]) {
+            pos += 4 + frame.len();
         }
         if pos == 0 {
             continue;

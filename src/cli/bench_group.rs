@@ -70,6 +70,13 @@ pub struct GroupSpec {
 }
 
 impl GroupSpec {
+    /// The CPU member `id` is pinned to, with `pin_cpus`.
+    pub fn member_cpu(&self, id: u32) -> Option<usize> {
+        self.pin_cpus
+            .as_ref()
+            .map(|cpus| cpus[(id as usize - 1) % cpus.len()])
+    }
+
     /// The member with id `id`'s arguments.
     fn member_args(&self, id: u32, members: &str, forwarder: Option<SocketAddr>) -> MemberArgs {
         let sender = id as usize > self.nodes - self.senders;
@@ -89,10 +96,7 @@ impl GroupSpec {
             runtime: self.runtime,
             leave_when_done: self.leave_when_done,
             latency_trace: self.latency_trace.clone(),
-            cpu: self
-                .pin_cpus
-                .as_ref()
-                .map(|cpus| cpus[(id as usize - 1) % cpus.len()]),
+            cpu: self.member_cpu(id),
         }
     }
 

@@ -28,9 +28,9 @@ use crossbeam_channel::{Receiver, RecvTimeoutError};
 use abcast::{Buffering, Config, Error, Event, Node};
 
 use super::bench_util::{
-    mix, peak_rss_bytes, read_header, write_header, Clock, Histogram, LatencyTrace, ReadBuf,
-    Report, Summary, CHECKPOINT_EVERY, DEFAULT_PACE_US, HASH_SEED, HEADER_BYTES, KIND_DATA,
-    KIND_END,
+    mix, peak_rss_bytes, raw_frame, read_header, write_header, Clock, Histogram, LatencyTrace,
+    ReadBuf, Report, Summary, CHECKPOINT_EVERY, DEFAULT_PACE_US, HASH_SEED, HEADER_BYTES,
+    KIND_DATA, KIND_END,
 };
 use super::node::{BufferingArg, RuntimeArgs};
 
@@ -768,16 +768,14 @@ fn deliver_baseline(
         let now = tally.clock.now_ns();
         let data = buf.data();
         let mut pos = 0;
-        while pos + 4 <= data.len() && !tally.finished() {
-            let flen = u32::from_le_bytes(data[pos..pos + 4].try_into().expect("4 bytes")) as usize;
-            if pos + 4 + flen > data.len() {
+        while !tally.finished() {
+            let Some(p) = raw_frame(&data[pos..]) else {
                 break;
-            }
-            let p = &data[pos + 4..pos + 4 + flen];
+            };
             seq += 1;
             let origin = read_header(p).map_or(0, |h| h.1);
             tally.on_message(now, seq, origin, p);
-            pos += 4 + flen;
+            pos += 4 + p.len();
         }
         buf.consume(pos);
         if tally.tick()? && matches!(ctrl.try_recv(), Ok(Ctrl::Abort)) {

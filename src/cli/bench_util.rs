@@ -84,6 +84,13 @@ pub fn read_header(buf: &[u8]) -> Option<(u8, u32, u64, u64)> {
 // ---------------------------------------------------------------------------
 // Reading frames
 
+/// The payload of the raw-TCP baseline's frame (a 4-byte little-endian length, then
+/// that many bytes) at the start of `data`, if all of it is there.
+pub fn raw_frame(data: &[u8]) -> Option<&[u8]> {
+    let len = u32::from_le_bytes(data.get(..4)?.try_into().ok()?) as usize;
+    data.get(4..4usize.checked_add(len)?)
+}
+
 /// A read buffer that moves the unread tail of its data to the front only when the
 /// free space behind it runs short (not after every read: at 64 KiB frames, moving
 /// the partial frame after each read cost as much as forwarding it).
@@ -715,6 +722,22 @@ mod tests {
     }
 
     #[test]
+    fn raw_frames_are_taken_only_when_complete() {
+        let cases: &[(&[u8], Option<&[u8]>)] = &[
+            (b"", None),
+            (b"\x02\x00\x00", None),
+            (b"\x02\x00\x00\x00a", None),
+            (b"\x02\x00\x00\x00ab", Some(b"ab")),
+            (b"\x02\x00\x00\x00abc", Some(b"ab")),
+            (b"\x00\x00\x00\x00", Some(b"")),
+            (b"\xff\xff\xff\xffab", None),
+        ];
+        for (data, want) in cases {
+            assert_eq!(raw_frame(data), *want, "{data:?}");
+        }
+    }
+
+    #[test]
     fn read_buf_hands_back_every_byte_in_order_across_reads_and_growth() {
         // A stream of frames of growing sizes (one larger than the read-ahead), read
         // in pieces of awkward sizes, consumed a frame at a time.
@@ -741,16 +764,9 @@ mod tests {
             space[..n].copy_from_slice(&stream[fed..fed + n]);
             buf.filled(n);
             fed += n;
-            loop {
-                let data = buf.data();
-                if data.len() < 4 {
-                    break;
-                }
-                let len = u32::from_le_bytes(data[..4].try_into().unwrap()) as usize;
-                if data.len() < 4 + len {
-                    break;
-                }
-                got.push(data[4..4 + len].to_vec());
+            while let Some(frame) = raw_frame(buf.data()) {
+                let len = frame.len();
+                got.push(frame.to_vec());
                 buf.consume(4 + len);
             }
         }
