@@ -18,7 +18,15 @@
 # columns). It tells whether the host lets any system meet the target at half its
 # own peak.
 #
-# Needs a release build (it makes one) and python3 for the JSON.
+# HOST_PROBE_SECS=S (default 3; 0: off) runs benches/host-noise.c's busy loops, one
+# per vCPU, for S seconds right before and right after each half-rate run, and prints
+# the gaps over 2 ms that the host gave the worse vCPU (before + after): the host's
+# state beside each run, so runs can be compared in like spells. The summary counts
+# the runs under the target among those with at most HOST_QUIET_GAPS (default 2) such
+# gaps, and among the others. The probe keeps both vCPUs busy, so it runs between
+# the measurements, never during one.
+#
+# Needs a release build (it makes one), python3 for the JSON, and gcc for the probe.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-5}
@@ -26,10 +34,20 @@ shift || true
 half_of=${HALF_OF:-abcast}
 case "$half_of" in abcast | raw) ;; *) echo "HALF_OF must be abcast or raw" >&2; exit 2 ;; esac
 target_ms=2.0
+probe_secs=${HOST_PROBE_SECS:-3}
+quiet_gaps=${HOST_QUIET_GAPS:-2}
 cargo build --release --quiet
 bin=target/release/abcast
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+if [ "$probe_secs" != 0 ]; then
+  gcc -O2 -pthread -o "$tmp/host-noise" benches/host-noise.c
+fi
+# Gaps over 2 ms on the vCPU with the most, in one probe of $probe_secs s.
+probe() {
+  "$tmp/host-noise" stalls "$probe_secs" |
+    awk -F'over 2 ms: ' 'NF > 1 { split($2, a, ","); if (a[1] + 0 > m) m = a[1] + 0 } END { print m + 0 }'
+}
 field() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print($2)" "$1"; }
 # The share of deliveries over 2 ms in trace DIR ($1) for abcast or raw-tcp ($2),
 # leaving out the first $3 ms, as the JSON's latency figures leave out the warm-up.
@@ -48,10 +66,12 @@ print("%.2f" % (100.0 * o / n) if n else "-")
 PY
 }
 under=0
+quiet_runs=0
+quiet_under=0
 p99s=()
 raws=()
-printf '%4s  %10s  %10s  %7s  %7s  %11s  %12s  %13s\n' \
-  run peak half p50_ms p99_ms raw_p99_ms over_2ms_% raw_over_2ms_%
+printf '%4s  %10s  %10s  %7s  %7s  %11s  %12s  %13s  %10s\n' \
+  run peak half p50_ms p99_ms raw_p99_ms over_2ms_% raw_over_2ms_% host_gaps
 for i in $(seq 1 "$runs"); do
   if [ "$half_of" = raw ]; then
     "$bin" bench --json "$tmp/peak.json" "$@" >/dev/null 2>&1
@@ -62,13 +82,16 @@ for i in $(seq 1 "$runs"); do
   fi
   half=$((peak / 2))
   trace="$tmp/trace-$i"
+  gaps=-
+  [ "$probe_secs" != 0 ] && gaps=$(probe)
   "$bin" bench --rate "$half" --json "$tmp/half.json" --latency-trace "$trace" "$@" >/dev/null 2>&1
+  [ "$probe_secs" != 0 ] && gaps=$((gaps + $(probe)))
   p50=$(field "$tmp/half.json" "'%.2f' % (d['latency_us']['p50'] / 1000)")
   p99=$(field "$tmp/half.json" "'%.2f' % (d['latency_us']['p99'] / 1000)")
   raw=$(field "$tmp/half.json" "'%.2f' % (d['baseline_latency_us']['p99'] / 1000)")
   warmup_ms=$(field "$tmp/half.json" "d['warmup_s'] * 1000")
-  printf '%4d  %10d  %10d  %7s  %7s  %11s  %12s  %13s\n' "$i" "$peak" "$half" "$p50" "$p99" "$raw" \
-    "$(over "$trace" abcast "$warmup_ms")" "$(over "$trace" raw-tcp "$warmup_ms")"
+  printf '%4d  %10d  %10d  %7s  %7s  %11s  %12s  %13s  %10s\n' "$i" "$peak" "$half" "$p50" "$p99" "$raw" \
+    "$(over "$trace" abcast "$warmup_ms")" "$(over "$trace" raw-tcp "$warmup_ms")" "$gaps"
   p99s+=("$p99")
   raws+=("$raw")
   if [ -n "${KEEP_TRACES:-}" ]; then
@@ -76,8 +99,14 @@ for i in $(seq 1 "$runs"); do
   fi
   counted=$p99
   [ "$half_of" = raw ] && counted=$raw
+  quiet=0
+  if [ "$gaps" != - ] && [ "$gaps" -le "$quiet_gaps" ]; then
+    quiet=1
+    quiet_runs=$((quiet_runs + 1))
+  fi
   if python3 -c "import sys; sys.exit(0 if float(sys.argv[1]) < float(sys.argv[2]) else 1)" "$counted" "$target_ms"; then
     under=$((under + 1))
+    quiet_under=$((quiet_under + quiet))
   fi
 done
 median() { python3 -c "import statistics,sys; print('%.2f' % statistics.median(map(float, sys.argv[1:])))" "$@"; }
@@ -85,4 +114,7 @@ if [ "$half_of" = raw ]; then
   echo "raw TCP's p99 at half its own peak under $target_ms ms in $under of $runs runs; median $(median "${raws[@]}") ms (abcast's columns: overloaded, ignore)"
 else
   echo "p99 at half the peak under $target_ms ms in $under of $runs runs; median p99 $(median "${p99s[@]}") ms, raw TCP's $(median "${raws[@]}") ms"
+fi
+if [ "$probe_secs" != 0 ]; then
+  echo "host probe (2 x $probe_secs s around each run): under $target_ms ms in $quiet_under of $quiet_runs runs with at most $quiet_gaps gaps over 2 ms, in $((under - quiet_under)) of $((runs - quiet_runs)) with more"
 fi

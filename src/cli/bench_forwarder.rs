@@ -25,6 +25,10 @@ pub struct ForwarderArgs {
     /// How many members connect.
     #[arg(long)]
     pub nodes: usize,
+    /// Run every thread under SCHED_FIFO at this priority (as abcast's runtime
+    /// threads with `--realtime-priority`).
+    #[arg(long, value_name = "PRIORITY")]
+    pub realtime_priority: Option<u8>,
 }
 
 /// Chunks queued for one member's writer before readers wait.
@@ -34,6 +38,13 @@ const WRITE_BYTES: usize = 256 * 1024;
 
 /// Runs the forwarder process.
 pub fn run(args: ForwarderArgs) -> ExitCode {
+    if let Some(p) = args.realtime_priority {
+        // Before any thread starts: they inherit it.
+        if let Err(e) = abcast::runtime::set_thread_realtime_priority(p) {
+            eprintln!("abcast bench-forwarder: cannot run under SCHED_FIFO {p}: {e}");
+            return ExitCode::from(1);
+        }
+    }
     match forward(args.nodes) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -428,10 +428,16 @@ struct Forwarder {
     addr: SocketAddr,
 }
 
-fn start_forwarder(nodes: usize) -> Result<Forwarder, String> {
+/// Its threads run under SCHED_FIFO at `realtime_priority` if given: the same
+/// scheduling as abcast's runtime threads in the same run.
+fn start_forwarder(nodes: usize, realtime_priority: Option<u8>) -> Result<Forwarder, String> {
     let exe = std::env::current_exe().map_err(|e| format!("own executable: {e}"))?;
+    let mut args = vec!["bench-forwarder".to_string(), "--nodes".into(), nodes.to_string()];
+    if let Some(p) = realtime_priority {
+        args.extend(["--realtime-priority".into(), p.to_string()]);
+    }
     let mut child = Command::new(exe)
-        .args(["bench-forwarder", "--nodes", &nodes.to_string()])
+        .args(&args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -470,7 +476,12 @@ pub fn run_group(spec: &GroupSpec, ui: &mut dyn Ui) -> Result<GroupOutcome, Stri
     let mut addrs: Vec<Option<SocketAddr>> = vec![None; spec.nodes];
     let mut members_list = String::new();
     match spec.mode {
-        Mode::RawTcp => forwarder = Some(start_forwarder(spec.nodes)?),
+        Mode::RawTcp => {
+            forwarder = Some(start_forwarder(
+                spec.nodes,
+                spec.runtime.realtime_priority,
+            )?)
+        }
         Mode::Abcast => {
             let a = free_addrs(spec.nodes)?;
             members_list = a

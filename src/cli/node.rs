@@ -84,6 +84,15 @@ pub struct RuntimeArgs {
     /// too (Linux), as `abcast::runtime::set_thread_batch_scheduling` does.
     #[arg(long)]
     pub app_batch_scheduling: bool,
+    /// Run the runtime's threads under SCHED_FIFO at this real-time priority, 1 to
+    /// 99 (Linux; needs CAP_SYS_NICE or RLIMIT_RTPRIO): they then preempt other
+    /// programs' threads when they wake up. Overrides --batch-scheduling.
+    #[arg(long, value_name = "PRIORITY")]
+    pub realtime_priority: Option<u8>,
+    /// Run this program's own threads that broadcast and receive under SCHED_FIFO at
+    /// this priority too, as `abcast::runtime::set_thread_realtime_priority` does.
+    #[arg(long, value_name = "PRIORITY")]
+    pub app_realtime_priority: Option<u8>,
 }
 
 impl RuntimeArgs {
@@ -107,13 +116,19 @@ impl RuntimeArgs {
         if let Some(on) = self.batch_scheduling {
             config = config.with_batch_scheduling(on);
         }
+        if let Some(p) = self.realtime_priority {
+            config = config.with_realtime_priority(Some(p));
+        }
         config
     }
 
     /// Puts the calling thread (one of the program's own, that broadcasts or
-    /// receives) under SCHED_BATCH if `--app-batch-scheduling` was given.
+    /// receives) under SCHED_FIFO if `--app-realtime-priority` was given, else under
+    /// SCHED_BATCH if `--app-batch-scheduling` was.
     pub fn apply_to_app_thread(&self) -> std::io::Result<()> {
-        if self.app_batch_scheduling {
+        if let Some(p) = self.app_realtime_priority {
+            abcast::runtime::set_thread_realtime_priority(p)?;
+        } else if self.app_batch_scheduling {
             abcast::runtime::set_thread_batch_scheduling()?;
         }
         Ok(())
@@ -127,6 +142,11 @@ impl RuntimeArgs {
             ("--delivery-queue", self.delivery_queue.map(|q| q as u64)),
             ("--relay-workers", self.relay_workers.map(|w| w as u64)),
             ("--io-coalesce-us", self.io_coalesce_us),
+            ("--realtime-priority", self.realtime_priority.map(u64::from)),
+            (
+                "--app-realtime-priority",
+                self.app_realtime_priority.map(u64::from),
+            ),
         ];
         for (flag, value) in given {
             if let Some(value) = value {
@@ -337,6 +357,10 @@ mod tests {
             "40",
             "--batch-scheduling",
             "false",
+            "--realtime-priority",
+            "7",
+            "--app-realtime-priority",
+            "5",
         ];
         let args = parse(&given);
         let members = Config::parse_members("1=127.0.0.1:1,2=127.0.0.1:2").unwrap();
@@ -347,6 +371,8 @@ mod tests {
         assert_eq!(config.relay_workers, 3);
         assert_eq!(config.io_coalesce, Duration::from_micros(40));
         assert!(!config.batch_scheduling);
+        assert_eq!(config.realtime_priority, Some(7));
+        assert_eq!(args.app_realtime_priority, Some(5));
 
         // What `bench` passes on to its members is what it was given.
         let mut v = Vec::new();
@@ -354,6 +380,7 @@ mod tests {
         let again = parse(&v.iter().map(String::as_str).collect::<Vec<_>>());
         let config2 = again.apply(Config::new(1, members.clone()));
         assert_eq!(format!("{config:?}"), format!("{config2:?}"));
+        assert_eq!(again.app_realtime_priority, Some(5));
 
         // Absent arguments leave the runtime's defaults.
         let none = parse(&[]).apply(Config::new(1, members.clone()));

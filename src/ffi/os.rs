@@ -20,6 +20,44 @@ pub(crate) fn set_batch_scheduling() -> io::Result<()> {
     Ok(())
 }
 
+/// The highest `SCHED_FIFO` priority Linux accepts.
+pub(crate) const MAX_REALTIME_PRIORITY: u8 = 99;
+
+/// Puts the calling thread under Linux's `SCHED_FIFO` real-time policy at
+/// `priority` (1 to [`MAX_REALTIME_PRIORITY`]); threads it starts afterwards
+/// inherit it. Needs `CAP_SYS_NICE` or an `RLIMIT_RTPRIO` of at least `priority`
+/// (the OS's refusal is a `PermissionDenied` error); a priority out of range is an
+/// `InvalidInput` error. Either way the thread's policy is left as it was.
+/// Elsewhere than Linux: an `Unsupported` error.
+pub(crate) fn set_realtime_priority(priority: u8) -> io::Result<()> {
+    if priority == 0 || priority > MAX_REALTIME_PRIORITY {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("a real-time priority is 1 to {MAX_REALTIME_PRIORITY}, not {priority}"),
+        ));
+    }
+    #[cfg(target_os = "linux")]
+    {
+        let param = libc::sched_param {
+            sched_priority: i32::from(priority),
+        };
+        // SAFETY: pid 0 names the calling thread; `param` is a valid `sched_param`
+        // that outlives the call, which only reads it.
+        let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "real-time scheduling is only supported on Linux",
+        ))
+    }
+}
+
 /// The number of CPUs a CPU set can name (`CPU_SETSIZE`): CPU numbers are below it.
 pub(crate) const MAX_CPUS: usize = 1024;
 

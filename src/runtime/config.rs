@@ -80,6 +80,19 @@ pub struct Config {
     /// Linux it does nothing. Default on. Off: the threads keep the policy they
     /// inherit from the thread that calls [`crate::Node::start`].
     pub batch_scheduling: bool,
+    /// Run the runtime's threads under Linux's `SCHED_FIFO` real-time policy at this
+    /// priority (1 to 99) instead: one of them that wakes up preempts any ordinary
+    /// thread on its CPU at once (another process's, a kernel worker's), but not
+    /// another of the same priority, so they still hand batches to one another
+    /// without preempting. On a small machine whose other programs run for a few
+    /// milliseconds at a time, this is what keeps them out of the latency tail (see
+    /// the README, *Performance*). Needs `CAP_SYS_NICE` or an `RLIMIT_RTPRIO` of at
+    /// least this priority: without it [`crate::Node::start`] fails with an I/O error
+    /// (permission denied) and starts nothing; elsewhere than Linux it fails too.
+    /// The threads block whenever they have nothing to do; the kernel's real-time
+    /// throttling (by default 95% of each second) keeps a CPU for other threads
+    /// even so. When set, [`Config::batch_scheduling`] is ignored. Default `None`.
+    pub realtime_priority: Option<u8>,
     /// How many events may wait for the application's `recv`. When the queue is
     /// full, this member stops reading from its peers (backpressure).
     pub delivery_queue_msgs: usize,
@@ -117,6 +130,7 @@ impl Config {
             relay_workers: 2,
             io_coalesce: Duration::ZERO,
             batch_scheduling: true,
+            realtime_priority: None,
             delivery_queue_msgs: 4096,
             leave_timeout: Duration::from_secs(5),
             listen_addr: None,
@@ -231,6 +245,13 @@ impl Config {
         self
     }
 
+    /// Sets the real-time priority of the runtime's threads (see
+    /// [`Config::realtime_priority`]); `None` for none.
+    pub fn with_realtime_priority(mut self, priority: Option<u8>) -> Config {
+        self.realtime_priority = priority;
+        self
+    }
+
     /// Sets the bound of the delivery queue (events).
     pub fn with_delivery_queue(mut self, msgs: usize) -> Config {
         self.delivery_queue_msgs = msgs;
@@ -324,6 +345,14 @@ impl Config {
                 self.io_coalesce.as_micros(),
                 MAX_IO_COALESCE.as_micros()
             )));
+        }
+        if let Some(p) = self.realtime_priority {
+            let max = crate::ffi::os::MAX_REALTIME_PRIORITY;
+            if p == 0 || p > max {
+                return Err(Error::config(format!(
+                    "the real-time priority is 1 to {max}, not {p}"
+                )));
+            }
         }
         if self.max_frame_bytes < 4096 {
             return Err(Error::config(format!(

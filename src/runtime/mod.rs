@@ -280,6 +280,18 @@ pub fn set_thread_batch_scheduling() -> std::io::Result<()> {
     crate::ffi::os::set_batch_scheduling()
 }
 
+/// Puts the calling thread under Linux's `SCHED_FIFO` real-time policy at `priority`
+/// (1 to 99), as [`Config::realtime_priority`] does for the runtime's own threads:
+/// for an application thread that broadcasts or receives and must not wait behind
+/// other programs' threads either. Threads it starts afterwards inherit it. Needs
+/// `CAP_SYS_NICE` or an `RLIMIT_RTPRIO` of at least `priority`
+/// ([`std::io::ErrorKind::PermissionDenied`] otherwise); a priority out of range is
+/// [`std::io::ErrorKind::InvalidInput`]; either way nothing changes. Elsewhere than
+/// Linux: [`std::io::ErrorKind::Unsupported`].
+pub fn set_thread_realtime_priority(priority: u8) -> std::io::Result<()> {
+    crate::ffi::os::set_realtime_priority(priority)
+}
+
 /// Restricts the calling thread to the CPUs `cpus` (as the OS numbers them, each
 /// below 1024), like `taskset`; threads it starts afterwards inherit the restriction,
 /// the runtime's own among them when this thread then calls [`crate::Node::start`].

@@ -546,11 +546,40 @@ impl Shared {
     }
 }
 
+/// Whether a thread of this process may run under `SCHED_FIFO` at `priority`: a
+/// thread started for the purpose tries (and ends), so that `Node::start` refuses a
+/// configuration the runtime's threads could not honour before it starts any.
+fn check_realtime_priority(priority: u8) -> Result<(), Error> {
+    let probe = std::thread::Builder::new()
+        .name("abcast-rt-check".into())
+        .spawn(move || crate::ffi::os::set_realtime_priority(priority))
+        .map_err(|e| Error::io("start a thread", e))?;
+    match probe.join() {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(Error::io(
+            format!(
+                "run the runtime's threads under SCHED_FIFO at priority {priority} \
+                 (needs CAP_SYS_NICE or RLIMIT_RTPRIO >= {priority})"
+            ),
+            e,
+        )),
+        Err(_) => Err(Error::io(
+            "check the real-time priority",
+            std::io::Error::other("the checking thread panicked"),
+        )),
+    }
+}
+
 impl Shared {
     /// Called first by each of the runtime's own threads: applies
-    /// [`Config::batch_scheduling`].
+    /// [`Config::realtime_priority`] or [`Config::batch_scheduling`].
     pub(crate) fn thread_started(&self) {
-        if self.config.batch_scheduling {
+        if let Some(p) = self.config.realtime_priority {
+            // `Node::start` checked that this thread's process may.
+            if let Err(e) = crate::ffi::os::set_realtime_priority(p) {
+                rlog!(log::WARN, self.id, "cannot run under SCHED_FIFO {p}: {e}");
+            }
+        } else if self.config.batch_scheduling {
             if let Err(e) = crate::ffi::os::set_batch_scheduling() {
                 rlog!(log::WARN, self.id, "cannot run under SCHED_BATCH: {e}");
             }
@@ -886,6 +915,9 @@ impl Node {
     pub fn start(config: Config) -> Result<Node, Error> {
         log::init_from_env();
         config.validate()?;
+        if let Some(p) = config.realtime_priority {
+            check_realtime_priority(p)?;
+        }
         let listen = config
             .listen_addr
             .or_else(|| config.self_addr())
