@@ -19,12 +19,13 @@
 # own peak.
 #
 # HOST_PROBE_SECS=S (default 3; 0: off) runs benches/host-noise.c's busy loops, one
-# per vCPU, for S seconds right before and right after each half-rate run, and prints
-# the gaps over 2 ms that the host gave the worse vCPU (before + after): the host's
-# state beside each run, so runs can be compared in like spells. The summary counts
-# the runs under the target among those with at most HOST_QUIET_GAPS (default 2) such
-# gaps, and among the others. The probe keeps both vCPUs busy, so it runs between
-# the measurements, never during one.
+# per vCPU at the ordinary priority, for S seconds right before and right after each
+# half-rate run, and prints the gaps over 2 ms the worse vCPU's loop saw (before +
+# after): how much other threads (this machine's other programs and kernel workers,
+# or the host under a VM) took the CPUs around each run, so that runs can be compared
+# in like conditions. The summary counts the runs under the target among those with
+# at most HOST_QUIET_GAPS (default 2) such gaps, and among the others. The probe
+# keeps both vCPUs busy, so it runs between the measurements, never during one.
 #
 # Needs a release build (it makes one), python3 for the JSON, and gcc for the probe.
 set -euo pipefail

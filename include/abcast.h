@@ -291,6 +291,17 @@ abcast_status abcast_set_log_level(uint32_t level);
 abcast_status abcast_thread_set_batch_scheduling(void);
 
 /**
+ * Puts the calling thread under Linux's `SCHED_FIFO` real-time policy at
+ * `priority` (1 to 99), as `abcast_config_set_realtime_priority` does for the
+ * node's own threads; threads it starts afterwards inherit it. For application
+ * threads that broadcast or receive and must not wait behind other programs'
+ * threads. `ABCAST_INVALID_ARGUMENT` for a priority out of range; `ABCAST_IO` if
+ * the kernel refuses (it needs `CAP_SYS_NICE` or an `RLIMIT_RTPRIO` of at least
+ * `priority`) or elsewhere than Linux. Either way nothing changes.
+ */
+abcast_status abcast_thread_set_realtime_priority(int32_t priority);
+
+/**
  * Restricts the calling thread to the `cpus_len` CPUs at `cpus` (as the OS numbers
  * them, each below 1024), like `taskset`; threads it starts afterwards inherit the
  * restriction, the node's own among them when this thread then calls
@@ -429,6 +440,21 @@ abcast_status abcast_config_set_io_coalesce(struct abcast_config *cfg, uint32_t 
  * `cfg`: `NULL` or a live configuration used by no other thread.
  */
 abcast_status abcast_config_set_batch_scheduling(struct abcast_config *cfg, int32_t on);
+
+/**
+ * Runs the node's own threads (the select thread and the relay workers) under
+ * Linux's `SCHED_FIFO` real-time policy at `priority`, 1 to 99; 0 (the default):
+ * not, and `abcast_config_set_batch_scheduling` applies. Under it a thread of the
+ * node that wakes up preempts other programs' threads at once (see the README's
+ * *Performance* section). `abcast_node_start` fails with `ABCAST_IO` if this
+ * process may not use the priority (it needs `CAP_SYS_NICE` or an `RLIMIT_RTPRIO`
+ * of at least `priority`), and starts nothing. `ABCAST_INVALID_ARGUMENT` for a
+ * priority over 99 or below 0.
+ *
+ * # Safety
+ * `cfg`: `NULL` or a live configuration used by no other thread.
+ */
+abcast_status abcast_config_set_realtime_priority(struct abcast_config *cfg, int32_t priority);
 
 /**
  * Checks the configuration as `abcast_node_start` would, without starting:

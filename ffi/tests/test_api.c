@@ -123,6 +123,55 @@ static void test_thread_cpu_affinity(void) {
     CHECK(pthread_join(t, NULL) == 0);
 }
 
+/* This thread's scheduling policy (field 41 of /proc/thread-self/stat), or -1. */
+static int thread_policy(void) {
+    char buf[1024];
+    FILE *f = fopen("/proc/thread-self/stat", "r");
+    if (f == NULL)
+        return -1;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    char *p = strrchr(buf, ')');
+    if (p == NULL)
+        return -1;
+    p += 2; /* field 3 on */
+    for (int field = 3; field < 41; field++) {
+        p = strchr(p, ' ');
+        if (p == NULL)
+            return -1;
+        p++;
+    }
+    return atoi(p);
+}
+
+static void *realtime_thread(void *arg) {
+    (void)arg;
+    /* Inherited from the main thread (SCHED_BATCH after an earlier test): not FIFO. */
+    int before = thread_policy();
+    CHECK(before >= 0 && before != 1);
+    CHECK_ST(abcast_thread_set_realtime_priority(0), ABCAST_INVALID_ARGUMENT);
+    CHECK_ST(abcast_thread_set_realtime_priority(100), ABCAST_INVALID_ARGUMENT);
+    CHECK_LAST_ERROR("not 100");
+    CHECK(thread_policy() == before); /* unchanged */
+    abcast_status st = abcast_thread_set_realtime_priority(1);
+    if (st == ABCAST_OK) {
+        CHECK(thread_policy() == 1); /* SCHED_FIFO */
+    } else {
+        /* Without CAP_SYS_NICE or RLIMIT_RTPRIO: a clear error, policy kept. */
+        CHECK_ST(st, ABCAST_IO);
+        CHECK_LAST_ERROR("sched_setscheduler");
+        CHECK(thread_policy() == before);
+    }
+    return NULL;
+}
+
+static void test_thread_realtime_priority(void) {
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, realtime_thread, NULL) == 0);
+    CHECK(pthread_join(t, NULL) == 0);
+}
+
 static void *last_error_other_thread(void *arg) {
     (void)arg;
     /* A fresh thread has no failure yet: "" (never NULL). */
@@ -157,6 +206,7 @@ static void test_config_null_arguments(void) {
     CHECK_ST(abcast_config_set_delivery_queue(NULL, 10), ABCAST_NULL_ARGUMENT);
     CHECK_ST(abcast_config_set_io_coalesce(NULL, 10), ABCAST_NULL_ARGUMENT);
     CHECK_ST(abcast_config_set_batch_scheduling(NULL, 1), ABCAST_NULL_ARGUMENT);
+    CHECK_ST(abcast_config_set_realtime_priority(NULL, 1), ABCAST_NULL_ARGUMENT);
     CHECK_ST(abcast_config_validate(NULL), ABCAST_NULL_ARGUMENT);
     abcast_config_free(NULL); /* a no-op */
     abcast_config_free(cfg);
@@ -208,6 +258,11 @@ static void test_config_invalid_values(void) {
     CHECK_ST(abcast_config_set_batch_scheduling(cfg, -1), ABCAST_INVALID_ARGUMENT);
     CHECK_ST(abcast_config_set_batch_scheduling(cfg, 0), ABCAST_OK);
     CHECK_ST(abcast_config_set_batch_scheduling(cfg, 1), ABCAST_OK);
+    CHECK_ST(abcast_config_set_realtime_priority(cfg, 100), ABCAST_INVALID_ARGUMENT);
+    CHECK_LAST_ERROR("not 100");
+    CHECK_ST(abcast_config_set_realtime_priority(cfg, -1), ABCAST_INVALID_ARGUMENT);
+    CHECK_ST(abcast_config_set_realtime_priority(cfg, 5), ABCAST_OK);
+    CHECK_ST(abcast_config_set_realtime_priority(cfg, 0), ABCAST_OK);
     CHECK_ST(abcast_config_set_leave_timeout(cfg, 0), ABCAST_OK);
     CHECK_ST(abcast_config_set_leave_timeout(cfg, 2000), ABCAST_OK);
     abcast_config_free(cfg);
@@ -698,6 +753,7 @@ int main(void) {
     RUN(test_version_and_log_level);
     RUN(test_last_error_is_per_thread);
     RUN(test_thread_cpu_affinity);
+    RUN(test_thread_realtime_priority);
     RUN(test_config_null_arguments);
     RUN(test_config_bad_addresses);
     RUN(test_config_invalid_values);

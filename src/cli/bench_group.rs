@@ -432,7 +432,11 @@ struct Forwarder {
 /// scheduling as abcast's runtime threads in the same run.
 fn start_forwarder(nodes: usize, realtime_priority: Option<u8>) -> Result<Forwarder, String> {
     let exe = std::env::current_exe().map_err(|e| format!("own executable: {e}"))?;
-    let mut args = vec!["bench-forwarder".to_string(), "--nodes".into(), nodes.to_string()];
+    let mut args = vec![
+        "bench-forwarder".to_string(),
+        "--nodes".into(),
+        nodes.to_string(),
+    ];
     if let Some(p) = realtime_priority {
         args.extend(["--realtime-priority".into(), p.to_string()]);
     }
@@ -477,10 +481,7 @@ pub fn run_group(spec: &GroupSpec, ui: &mut dyn Ui) -> Result<GroupOutcome, Stri
     let mut members_list = String::new();
     match spec.mode {
         Mode::RawTcp => {
-            forwarder = Some(start_forwarder(
-                spec.nodes,
-                spec.runtime.realtime_priority,
-            )?)
+            forwarder = Some(start_forwarder(spec.nodes, spec.runtime.realtime_priority)?)
         }
         Mode::Abcast => {
             let a = free_addrs(spec.nodes)?;

@@ -5,7 +5,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::ptr;
 use std::time::Duration;
 
-use super::{abcast_status, call, call_void, Failure};
+use super::{abcast_status, call, call_void, os, Failure};
 use crate::{Buffering, Config};
 
 /// Where clients keep what they need to survive a relayer crash. In C the type
@@ -335,6 +335,39 @@ pub unsafe extern "C" fn abcast_config_set_batch_scheduling(
             _ => {
                 return Err(Failure::invalid(format!(
                     "batch scheduling is 0 or 1, not {on}"
+                )))
+            }
+        };
+        Ok(())
+    })
+}
+
+/// Runs the node's own threads (the select thread and the relay workers) under
+/// Linux's `SCHED_FIFO` real-time policy at `priority`, 1 to 99; 0 (the default):
+/// not, and `abcast_config_set_batch_scheduling` applies. Under it a thread of the
+/// node that wakes up preempts other programs' threads at once (see the README's
+/// *Performance* section). `abcast_node_start` fails with `ABCAST_IO` if this
+/// process may not use the priority (it needs `CAP_SYS_NICE` or an `RLIMIT_RTPRIO`
+/// of at least `priority`), and starts nothing. `ABCAST_INVALID_ARGUMENT` for a
+/// priority over 99 or below 0.
+///
+/// # Safety
+/// `cfg`: `NULL` or a live configuration used by no other thread.
+#[no_mangle]
+pub unsafe extern "C" fn abcast_config_set_realtime_priority(
+    cfg: *mut abcast_config,
+    priority: i32,
+) -> abcast_status {
+    call("abcast_config_set_realtime_priority", || {
+        // SAFETY: forwarded caller's contract for cfg.
+        let cfg = unsafe { config_mut(cfg) }?;
+        let max = i32::from(os::MAX_REALTIME_PRIORITY);
+        cfg.inner.realtime_priority = match priority {
+            0 => None,
+            p if (1..=max).contains(&p) => Some(p as u8),
+            _ => {
+                return Err(Failure::invalid(format!(
+                    "a real-time priority is 0 (none) or 1 to {max}, not {priority}"
                 )))
             }
         };

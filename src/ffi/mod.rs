@@ -301,6 +301,27 @@ pub extern "C" fn abcast_thread_set_batch_scheduling() -> abcast_status {
     })
 }
 
+/// Puts the calling thread under Linux's `SCHED_FIFO` real-time policy at
+/// `priority` (1 to 99), as `abcast_config_set_realtime_priority` does for the
+/// node's own threads; threads it starts afterwards inherit it. For application
+/// threads that broadcast or receive and must not wait behind other programs'
+/// threads. `ABCAST_INVALID_ARGUMENT` for a priority out of range; `ABCAST_IO` if
+/// the kernel refuses (it needs `CAP_SYS_NICE` or an `RLIMIT_RTPRIO` of at least
+/// `priority`) or elsewhere than Linux. Either way nothing changes.
+#[no_mangle]
+pub extern "C" fn abcast_thread_set_realtime_priority(priority: i32) -> abcast_status {
+    call("abcast_thread_set_realtime_priority", || {
+        let max = i32::from(os::MAX_REALTIME_PRIORITY);
+        if !(1..=max).contains(&priority) {
+            return Err(Failure::invalid(format!(
+                "a real-time priority is 1 to {max}, not {priority}"
+            )));
+        }
+        os::set_realtime_priority(priority as u8)
+            .map_err(|e| Failure::new(ABCAST_IO, format!("sched_setscheduler: {e}")))
+    })
+}
+
 /// Restricts the calling thread to the `cpus_len` CPUs at `cpus` (as the OS numbers
 /// them, each below 1024), like `taskset`; threads it starts afterwards inherit the
 /// restriction, the node's own among them when this thread then calls
