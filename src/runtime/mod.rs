@@ -40,6 +40,16 @@
 //! same for an application thread): one that wakes up does not preempt the thread
 //! running on its CPU. See *Batching* for why and what it measured.
 //!
+//! With `Config::realtime_priority` they run under `SCHED_FIFO` instead (and
+//! [`set_thread_realtime_priority`] puts an application thread there): a runtime
+//! thread that wakes up then preempts any ordinary thread on its CPU — another
+//! program's, a kernel worker's — but not one of the same priority, so the runtime's
+//! threads still hand batches to one another without preempting. Give the
+//! application's sending and receiving threads the same priority: ordinary threads
+//! are preempted by the runtime's, which on a busy machine makes them, and the
+//! latency they see, worse. `Node::start` checks the priority is allowed (it needs
+//! `CAP_SYS_NICE` or an `RLIMIT_RTPRIO` of at least it) and fails if not.
+//!
 //! The runtime's threads inherit the CPUs of the thread that calls [`Node::start`];
 //! [`set_thread_cpu_affinity`] restricts that thread first (a process with several
 //! members can keep each on one CPU, so that their hand-offs wake no other CPU).
