@@ -89,9 +89,15 @@ pub struct Config {
     /// the README, *Performance*). Needs `CAP_SYS_NICE` or an `RLIMIT_RTPRIO` of at
     /// least this priority: without it [`crate::Node::start`] fails with an I/O error
     /// (permission denied) and starts nothing; elsewhere than Linux it fails too.
-    /// The threads block whenever they have nothing to do; the kernel's real-time
-    /// throttling (by default 95% of each second) keeps a CPU for other threads
-    /// even so. When set, [`Config::batch_scheduling`] is ignored. Default `None`.
+    /// The threads block whenever they have nothing to do. The kernel keeps 5% of
+    /// each second of a CPU for ordinary threads (real-time throttling, or its fair
+    /// server): threads of this priority that keep a CPU busy all the time are
+    /// stopped for about 50 ms once a second, so use it where the group leaves a
+    /// CPU's worth of slack (three members on two cores at half their peak do; five
+    /// do not). Give the application's sending and receiving threads the same
+    /// priority ([`crate::runtime::set_thread_realtime_priority`]): ordinary threads
+    /// are preempted by these. When set, [`Config::batch_scheduling`] is ignored.
+    /// Default `None`.
     pub realtime_priority: Option<u8>,
     /// How many events may wait for the application's `recv`. When the queue is
     /// full, this member stops reading from its peers (backpressure).
