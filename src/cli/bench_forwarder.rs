@@ -27,7 +27,7 @@ pub struct ForwarderArgs {
     pub nodes: usize,
     /// Run every thread under SCHED_FIFO at this priority (as abcast's runtime
     /// threads with `--realtime-priority`).
-    #[arg(long, value_name = "PRIORITY")]
+    #[arg(long, value_name = "PRIORITY", value_parser = clap::value_parser!(u8).range(1..=99))]
     pub realtime_priority: Option<u8>,
 }
 

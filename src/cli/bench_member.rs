@@ -457,7 +457,7 @@ fn load(
 ) -> Result<(), String> {
     args.runtime
         .apply_to_app_thread()
-        .map_err(|e| format!("--app-batch-scheduling: {e}"))?;
+        .map_err(|e| format!("{}: {e}", args.runtime.app_scheduling_option()))?;
     let mut buf = vec![0x5a; args.size];
     let mut k = 0u64;
     clock.sleep_until(t_go);
@@ -556,7 +556,7 @@ fn run_abcast(args: &MemberArgs, ctrl: &Receiver<Ctrl>, out: Out) -> Result<(), 
     let mut tally = Tally::new(clock, args, ids, window, sent, out.clone());
     args.runtime
         .apply_to_app_thread()
-        .map_err(|e| format!("--app-batch-scheduling: {e}"))?;
+        .map_err(|e| format!("{}: {e}", args.runtime.app_scheduling_option()))?;
     let result = deliver_abcast(&node, &mut tally, ctrl, &out);
     let sender_result = if result.is_ok() {
         sender
@@ -729,7 +729,7 @@ fn run_baseline(
     let mut tally = Tally::new(clock, args, 1..=args.nodes, window, sent, out.clone());
     args.runtime
         .apply_to_app_thread()
-        .map_err(|e| format!("--app-batch-scheduling: {e}"))?;
+        .map_err(|e| format!("{}: {e}", args.runtime.app_scheduling_option()))?;
     // On an error, the sender cannot be woken from a blocked write: the process
     // exit ends it.
     deliver_baseline(stream, &mut tally, ctrl)?;

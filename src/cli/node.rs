@@ -87,11 +87,11 @@ pub struct RuntimeArgs {
     /// Run the runtime's threads under SCHED_FIFO at this real-time priority, 1 to
     /// 99 (Linux; needs CAP_SYS_NICE or RLIMIT_RTPRIO): they then preempt other
     /// programs' threads when they wake up. Overrides --batch-scheduling.
-    #[arg(long, value_name = "PRIORITY")]
+    #[arg(long, value_name = "PRIORITY", value_parser = clap::value_parser!(u8).range(1..=99))]
     pub realtime_priority: Option<u8>,
     /// Run this program's own threads that broadcast and receive under SCHED_FIFO at
     /// this priority too, as `abcast::runtime::set_thread_realtime_priority` does.
-    #[arg(long, value_name = "PRIORITY")]
+    #[arg(long, value_name = "PRIORITY", value_parser = clap::value_parser!(u8).range(1..=99))]
     pub app_realtime_priority: Option<u8>,
 }
 
@@ -132,6 +132,16 @@ impl RuntimeArgs {
             abcast::runtime::set_thread_batch_scheduling()?;
         }
         Ok(())
+    }
+
+    /// The option [`RuntimeArgs::apply_to_app_thread`] applies, to name it in an
+    /// error.
+    pub fn app_scheduling_option(&self) -> &'static str {
+        if self.app_realtime_priority.is_some() {
+            "--app-realtime-priority"
+        } else {
+            "--app-batch-scheduling"
+        }
     }
 
     /// The settings given, as command-line arguments.
@@ -200,7 +210,7 @@ fn run_inner(args: NodeArgs) -> Result<ExitCode, Error> {
     let node = Arc::new(Node::start(config)?);
     // This thread receives; the threads it starts from here on inherit the policy.
     args.runtime.apply_to_app_thread().map_err(|e| Error::Io {
-        context: "--app-batch-scheduling".into(),
+        context: args.runtime.app_scheduling_option().into(),
         source: e,
     })?;
     if !node.failed_at_start().is_empty() {
@@ -340,6 +350,23 @@ mod tests {
         Wrap::try_parse_from(std::iter::once("x").chain(args.iter().copied()))
             .expect("parses")
             .runtime
+    }
+
+    #[test]
+    fn realtime_priorities_out_of_range_are_refused_by_the_parser() {
+        for flag in ["--realtime-priority", "--app-realtime-priority"] {
+            for bad in ["0", "100", "-1", "x"] {
+                let r = Wrap::try_parse_from(["x", flag, bad]);
+                assert!(r.is_err(), "{flag} {bad} accepted");
+            }
+            assert!(Wrap::try_parse_from(["x", flag, "99"]).is_ok());
+        }
+        // An error applying the application threads' policy names the option in use.
+        assert_eq!(parse(&[]).app_scheduling_option(), "--app-batch-scheduling");
+        assert_eq!(
+            parse(&["--app-realtime-priority", "1"]).app_scheduling_option(),
+            "--app-realtime-priority"
+        );
     }
 
     #[test]
