@@ -7,9 +7,11 @@
  *                    every CPU), for SECS seconds; prints, per CPU, the time lost in
  *                    gaps over 100 us between two clock reads and how many gaps were
  *                    over 1, 2 and 5 ms. On a quiet machine a loop loses almost
- *                    nothing; a shared VM's vCPU that the host deschedules shows gaps
- *                    of milliseconds. One loop against one per CPU tells whether the
- *                    host stalls a vCPU only when the VM keeps more than one busy.
+ *                    nothing; gaps of milliseconds come from other threads of the
+ *                    machine that take the CPU (the loops run at the ordinary
+ *                    priority; benches/sched-intruders.sh names them) or from a host
+ *                    that deschedules the vCPU. With one loop alone such threads run
+ *                    on another CPU; with one per CPU they must take one of them.
  *   handoff CPU_A CPU_B ROUNDS
  *                    two threads, pinned to CPU_A and CPU_B (-1: not pinned), hand a
  *                    token back and forth with a futex ROUNDS times; prints the mean

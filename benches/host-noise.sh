@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# What this host costs a latency-bound program, without abcast: how long the host
-# stalls a vCPU (a busy loop on the first CPU alone, then one on every CPU), and what
+# What this machine costs a latency-bound program, without abcast: how long a busy
+# loop at the ordinary priority is kept off its CPU, by other threads of the machine
+# or by the host (a loop on the first CPU alone, then one on every CPU), and what
 # one thread waking another costs, in time and in CPU, on the same CPU and across
 # CPUs (a futex ping-pong). Run it beside benches/half-peak.sh to tell the group's
-# tail from the host's.
+# tail from what the machine does to it.
 #
 #   bash benches/host-noise.sh [SECS]     (default 5)
 #   HANDOFF_ROUNDS=N                      round trips per ping-pong (default 200,000)

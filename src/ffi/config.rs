@@ -361,15 +361,12 @@ pub unsafe extern "C" fn abcast_config_set_realtime_priority(
     call("abcast_config_set_realtime_priority", || {
         // SAFETY: forwarded caller's contract for cfg.
         let cfg = unsafe { config_mut(cfg) }?;
-        let max = i32::from(os::MAX_REALTIME_PRIORITY);
         cfg.inner.realtime_priority = match priority {
             0 => None,
-            p if (1..=max).contains(&p) => Some(p as u8),
-            _ => {
-                return Err(Failure::invalid(format!(
-                    "a real-time priority is 0 (none) or 1 to {max}, not {priority}"
-                )))
-            }
+            p => Some(
+                os::realtime_priority(i64::from(p))
+                    .map_err(|why| Failure::invalid(format!("{why} (or 0: none)")))?,
+            ),
         };
         Ok(())
     })

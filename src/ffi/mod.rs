@@ -311,13 +311,8 @@ pub extern "C" fn abcast_thread_set_batch_scheduling() -> abcast_status {
 #[no_mangle]
 pub extern "C" fn abcast_thread_set_realtime_priority(priority: i32) -> abcast_status {
     call("abcast_thread_set_realtime_priority", || {
-        let max = i32::from(os::MAX_REALTIME_PRIORITY);
-        if !(1..=max).contains(&priority) {
-            return Err(Failure::invalid(format!(
-                "a real-time priority is 1 to {max}, not {priority}"
-            )));
-        }
-        os::set_realtime_priority(priority as u8)
+        let priority = os::realtime_priority(i64::from(priority)).map_err(Failure::invalid)?;
+        os::set_realtime_priority(priority)
             .map_err(|e| Failure::new(ABCAST_IO, format!("sched_setscheduler: {e}")))
     })
 }

@@ -23,6 +23,18 @@ pub(crate) fn set_batch_scheduling() -> io::Result<()> {
 /// The highest `SCHED_FIFO` priority Linux accepts.
 pub(crate) const MAX_REALTIME_PRIORITY: u8 = 99;
 
+/// `priority` as a `SCHED_FIFO` priority (1 to [`MAX_REALTIME_PRIORITY`]), or why it
+/// is not one: the one range check behind the runtime's configuration, the C API
+/// and [`set_realtime_priority`].
+pub(crate) fn realtime_priority(priority: i64) -> Result<u8, String> {
+    u8::try_from(priority)
+        .ok()
+        .filter(|p| (1..=MAX_REALTIME_PRIORITY).contains(p))
+        .ok_or_else(|| {
+            format!("a real-time priority is 1 to {MAX_REALTIME_PRIORITY}, not {priority}")
+        })
+}
+
 /// Puts the calling thread under Linux's `SCHED_FIFO` real-time policy at
 /// `priority` (1 to [`MAX_REALTIME_PRIORITY`]); threads it starts afterwards
 /// inherit it. Needs `CAP_SYS_NICE` or an `RLIMIT_RTPRIO` of at least `priority`
@@ -30,12 +42,8 @@ pub(crate) const MAX_REALTIME_PRIORITY: u8 = 99;
 /// `InvalidInput` error. Either way the thread's policy is left as it was.
 /// Elsewhere than Linux: an `Unsupported` error.
 pub(crate) fn set_realtime_priority(priority: u8) -> io::Result<()> {
-    if priority == 0 || priority > MAX_REALTIME_PRIORITY {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("a real-time priority is 1 to {MAX_REALTIME_PRIORITY}, not {priority}"),
-        ));
-    }
+    realtime_priority(i64::from(priority))
+        .map_err(|why| io::Error::new(io::ErrorKind::InvalidInput, why))?;
     #[cfg(target_os = "linux")]
     {
         let param = libc::sched_param {
@@ -142,5 +150,21 @@ pub(crate) fn cpu_affinity() -> io::Result<Vec<usize>> {
             io::ErrorKind::Unsupported,
             "CPU affinity is only supported on Linux",
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn realtime_priorities_are_one_to_ninety_nine() {
+        for (given, want) in [(1, Some(1)), (99, Some(99)), (50, Some(50))] {
+            assert_eq!(realtime_priority(given).ok(), want);
+        }
+        for bad in [0, 100, 255, 256, 300, -1, i64::MAX] {
+            let why = realtime_priority(bad).expect_err("out of range");
+            assert!(why.contains(&format!("not {bad}")), "{why}");
+        }
     }
 }

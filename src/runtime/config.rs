@@ -353,12 +353,7 @@ impl Config {
             )));
         }
         if let Some(p) = self.realtime_priority {
-            let max = crate::ffi::os::MAX_REALTIME_PRIORITY;
-            if p == 0 || p > max {
-                return Err(Error::config(format!(
-                    "the real-time priority is 1 to {max}, not {p}"
-                )));
-            }
+            crate::ffi::os::realtime_priority(i64::from(p)).map_err(Error::config)?;
         }
         if self.max_frame_bytes < 4096 {
             return Err(Error::config(format!(
