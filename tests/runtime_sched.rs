@@ -122,16 +122,18 @@ fn a_realtime_priority_puts_the_runtime_threads_under_sched_fifo_or_start_refuse
             "priority {p}: {err}"
         );
         let (kind, after) = std::thread::Builder::new()
-            .name("rt-range".into())
+            // A name of its own per value: a joined thread can linger in /proc for a
+            // moment, and must not be counted with the next.
+            .name(format!("rt-range-{p}"))
             .spawn(move || {
                 let e = abcast::runtime::set_thread_realtime_priority(p).expect_err("out of range");
-                (e.kind(), policies("rt-range"))
+                (e.kind(), policies(&format!("rt-range-{p}")))
             })
             .expect("spawn")
             .join()
             .expect("thread");
         assert_eq!(kind, std::io::ErrorKind::InvalidInput);
-        assert_eq!(after, [("rt-range".to_string(), 0)]);
+        assert_eq!(after, [(format!("rt-range-{p}"), 0)]);
     }
 
     // May this process use SCHED_FIFO at all? (As root, or with RLIMIT_RTPRIO, yes.)
