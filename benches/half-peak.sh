@@ -5,7 +5,7 @@
 # share of deliveries over 2 ms for both (from `--latency-trace`, leaving out the
 # deliveries of the warm-up, as p99 does), how many runs were
 # under the target, and the medians. The host's own noise shows in the raw-TCP
-# columns; `python3 benches/latency-episodes.py DIR` on a kept trace shows the
+# columns; `python3 tools/host-investigation/latency-episodes.py DIR` on a kept trace shows the
 # episodes (KEEP_TRACES=DIR keeps each run's trace in DIR/run-N).
 #
 #   bash benches/half-peak.sh [RUNS] [extra `abcast bench` options...]
@@ -18,7 +18,7 @@
 # columns). It tells whether the host lets any system meet the target at half its
 # own peak.
 #
-# HOST_PROBE_SECS=S (default 3; 0: off) runs benches/host-noise.c's busy loops, one
+# HOST_PROBE_SECS=S (default 3; 0: off) runs tools/host-investigation/host-noise.c's busy loops, one
 # per vCPU at the ordinary priority, for S seconds right before and right after each
 # half-rate run, and prints the gaps over 2 ms the worse vCPU's loop saw (before +
 # after): how much other threads (this machine's other programs and kernel workers,
@@ -42,7 +42,7 @@ bin=target/release/abcast
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 if [ "$probe_secs" != 0 ]; then
-  gcc -O2 -pthread -o "$tmp/host-noise" benches/host-noise.c
+  gcc -O2 -pthread -o "$tmp/host-noise" tools/host-investigation/host-noise.c
 fi
 # Gaps over 2 ms on the vCPU with the most, in one probe of $probe_secs s.
 probe() {

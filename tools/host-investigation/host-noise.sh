@@ -6,10 +6,10 @@
 # CPUs (a futex ping-pong). Run it beside benches/half-peak.sh to tell the group's
 # tail from what the machine does to it.
 #
-#   bash benches/host-noise.sh [SECS]     (default 5)
+#   bash tools/host-investigation/host-noise.sh [SECS]     (default 5)
 #   HANDOFF_ROUNDS=N                      round trips per ping-pong (default 200,000)
 #
-# Needs gcc (it builds benches/host-noise.c into a temporary directory).
+# Needs gcc (it builds tools/host-investigation/host-noise.c into a temporary directory).
 set -euo pipefail
 cd "$(dirname "$0")"
 secs=${1:-5}

@@ -10,9 +10,9 @@
 # the group's threads preempt them instead. A host that stalls a whole vCPU shows
 # here as a long run of whatever thread was on it.
 #
-#   bash benches/sched-intruders.sh [abcast bench options]
-#   bash benches/sched-intruders.sh --rate 1400000
-#   bash benches/sched-intruders.sh --rate 1400000 --realtime-priority 1 --app-realtime-priority 1
+#   bash tools/host-investigation/sched-intruders.sh [abcast bench options]
+#   bash tools/host-investigation/sched-intruders.sh --rate 1400000
+#   bash tools/host-investigation/sched-intruders.sh --rate 1400000 --realtime-priority 1 --app-realtime-priority 1
 #
 # Needs perf (Debian: linux-perf) and root, or a perf_event_paranoid that allows
 # tracing; a release build (it makes one); python3. Runs `--no-baseline`, 5 s.

@@ -7,7 +7,7 @@ message later than the threshold, joined across gaps of up to --join-ms), the wo
 first, each with its length, its worst latency, and the worst latency per sender
 (which stage was held up: at the relayer's own messages, or every sender's).
 
-    python3 benches/latency-episodes.py DIR [--over-ms 2] [--join-ms 3] [--top 10]
+    python3 tools/host-investigation/latency-episodes.py DIR [--over-ms 2] [--join-ms 3] [--top 10]
 """
 
 import argparse
