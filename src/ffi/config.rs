@@ -5,7 +5,8 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::ptr;
 use std::time::Duration;
 
-use super::{abcast_status, call, call_void, os, Failure};
+use super::{abcast_status, call, call_void, Failure};
+use crate::runtime::os;
 use crate::{Buffering, Config};
 
 /// Where clients keep what they need to survive a relayer crash. In C the type

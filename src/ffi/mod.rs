@@ -35,11 +35,12 @@
 mod config;
 mod event;
 mod node;
-pub(crate) mod os;
 
 use std::cell::RefCell;
 use std::ffi::{c_char, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use crate::runtime::os;
 
 pub use config::*;
 pub use event::*;

@@ -353,7 +353,7 @@ impl Config {
             )));
         }
         if let Some(p) = self.realtime_priority {
-            crate::ffi::os::realtime_priority(i64::from(p)).map_err(Error::config)?;
+            super::os::realtime_priority(i64::from(p)).map_err(Error::config)?;
         }
         if self.max_frame_bytes < 4096 {
             return Err(Error::config(format!(

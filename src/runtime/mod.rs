@@ -268,17 +268,26 @@
 //! - Membership is not authenticated: anyone who can reach the port can claim a
 //!   member id that has not connected yet, or whose incarnation failed.
 
+mod broadcast;
 mod config;
+mod delivery;
 mod error;
+mod event;
+mod io_cmd;
 pub mod log;
 mod node;
+pub(crate) mod os;
+mod outbox;
+mod shared;
+mod trace;
 mod transport;
 mod worker;
 
 pub use config::{Config, MAX_IO_COALESCE};
 pub use error::Error;
+pub use event::{Event, Stats};
 pub use log::set_verbosity;
-pub use node::{Event, Node, Stats};
+pub use node::Node;
 
 /// Puts the calling thread under Linux's `SCHED_BATCH` policy, as the runtime's own
 /// threads are by default ([`Config::batch_scheduling`]): when it wakes up it does
@@ -287,7 +296,7 @@ pub use node::{Event, Node, Stats};
 /// wake-ups do not preempt the runtime's threads halfway through a batch either.
 /// Does nothing elsewhere than Linux.
 pub fn set_thread_batch_scheduling() -> std::io::Result<()> {
-    crate::ffi::os::set_batch_scheduling()
+    os::set_batch_scheduling()
 }
 
 /// Puts the calling thread under Linux's `SCHED_FIFO` real-time policy at `priority`
@@ -299,7 +308,7 @@ pub fn set_thread_batch_scheduling() -> std::io::Result<()> {
 /// [`std::io::ErrorKind::InvalidInput`]; either way nothing changes. Elsewhere than
 /// Linux: [`std::io::ErrorKind::Unsupported`].
 pub fn set_thread_realtime_priority(priority: u8) -> std::io::Result<()> {
-    crate::ffi::os::set_realtime_priority(priority)
+    os::set_realtime_priority(priority)
 }
 
 /// Restricts the calling thread to the CPUs `cpus` (as the OS numbers them, each
@@ -313,11 +322,11 @@ pub fn set_thread_realtime_priority(priority: u8) -> std::io::Result<()> {
 /// [`std::io::ErrorKind::InvalidInput`] error and changes nothing. Elsewhere than
 /// Linux: [`std::io::ErrorKind::Unsupported`].
 pub fn set_thread_cpu_affinity(cpus: &[usize]) -> std::io::Result<()> {
-    crate::ffi::os::set_cpu_affinity(cpus)
+    os::set_cpu_affinity(cpus)
 }
 
 /// The CPUs the calling thread may run on, in increasing order. Elsewhere than
 /// Linux: [`std::io::ErrorKind::Unsupported`].
 pub fn thread_cpu_affinity() -> std::io::Result<Vec<usize>> {
-    crate::ffi::os::cpu_affinity()
+    os::cpu_affinity()
 }

@@ -14,8 +14,9 @@ use crossbeam_channel::{Receiver, Sender};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 
+use super::io_cmd::{IoCmd, StartupReport};
 use super::log::{rlog, DEBUG, INFO, WARN};
-use super::node::{Shared, RUNNING};
+use super::shared::{Shared, RUNNING, SHARD_CAP_ITEMS};
 use super::worker::{ShardTx, WorkItem};
 use crate::protocol::{Buffering, MemberId, Message, Seq};
 use crate::wire::{self, Frame, WireError};
@@ -23,10 +24,6 @@ use crate::wire::{self, Frame, WireError};
 pub(crate) const LISTENER: Token = Token(0);
 pub(crate) const WAKER: Token = Token(1);
 const FIRST_CONN: usize = 2;
-
-/// Inbound items handed to one worker shard and not yet handled, beyond which the
-/// select thread stops reading from that shard's peers.
-pub(crate) const SHARD_CAP: usize = 64;
 
 /// A pass of the select thread that read this many application messages (in
 /// sent-broadcast and relay batches), or read and wrote `COALESCE_BUSY_BYTES`,
@@ -49,44 +46,6 @@ const MAX_UNIDENTIFIED: usize = 64;
 const DIAL_RETRY: Duration = Duration::from_millis(50);
 /// The most frames written in one `writev`.
 const MAX_IOVECS: usize = 64;
-
-/// Work for the select thread, from the workers and the application threads.
-pub(crate) enum IoCmd {
-    /// Write `frame` (one encoded frame) to each member of `to`.
-    Send {
-        to: Vec<MemberId>,
-        frame: Bytes,
-        /// For a relay batch, the sequence number of its last relay (else 0).
-        relay_upto: Seq,
-    },
-    /// Distributed buffering: a relay batch, not yet encoded. The select thread
-    /// merges the batches that wait for the current round into one round (one
-    /// `Relay` message, encoded once) when the round is acknowledged.
-    Relay {
-        to: Vec<MemberId>,
-        msg: Message,
-        /// Its encoded length (the merged frame is at most the sum).
-        len: usize,
-        /// The sequence number of its last relay.
-        relay_upto: Seq,
-    },
-    /// The member left the view: close its connection.
-    Disconnect(MemberId),
-    /// This member was excluded: close every connection.
-    CloseAll,
-    /// Leave gracefully: write what is queued and a Leave frame to every peer, close,
-    /// then signal `done` and stop.
-    Leave { done: Sender<()> },
-    /// Stop now.
-    Shutdown,
-}
-
-/// Who was connected when start-up ended.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct StartupReport {
-    pub(crate) connected: Vec<MemberId>,
-    pub(crate) failed: Vec<MemberId>,
-}
 
 struct Chunk {
     data: Bytes,
@@ -429,7 +388,7 @@ impl Transport {
                 c.paused
                     && c.peer.is_some_and(|p| {
                         let shard = p as usize % self.shards.len();
-                        self.shared.inflight[shard].load(Ordering::SeqCst) < SHARD_CAP
+                        self.shared.inflight[shard].load(Ordering::SeqCst) < SHARD_CAP_ITEMS
                     })
             })
     }
@@ -950,7 +909,7 @@ impl Transport {
     fn dispatch(&mut self, peer: MemberId, msg: Message, force: bool) -> Result<(), Message> {
         let shard = peer as usize % self.shards.len();
         let inflight = &self.shared.inflight[shard];
-        if !force && inflight.load(Ordering::SeqCst) >= SHARD_CAP {
+        if !force && inflight.load(Ordering::SeqCst) >= SHARD_CAP_ITEMS {
             return Err(msg);
         }
         inflight.fetch_add(1, Ordering::SeqCst);

@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use parking_lot::{Condvar, Mutex};
 
-use super::node::{log_received, Shared};
-use super::transport::SHARD_CAP;
+use super::shared::{Shared, SHARD_CAP_ITEMS};
+use super::trace::log_received;
 use crate::protocol::{Buffering, MemberId, Message};
 
 /// The most inbound items one worker hands the core before draining its outputs:
@@ -34,7 +34,7 @@ pub(crate) enum WorkItem {
 /// the CPU from the threads it is waiting for (measured: ~10,000 yields a second per
 /// worker at 1.15 M messages/s on 2 cores). Signalling a condition variable nobody
 /// waits on costs an atomic load. Its length is bounded by the select thread, which stops reading a shard's peers
-/// at `SHARD_CAP` items in flight.
+/// at `SHARD_CAP_ITEMS` items in flight.
 pub(crate) struct Shard {
     state: Mutex<ShardState>,
     ready: Condvar,
@@ -103,7 +103,7 @@ pub(crate) fn run(shared: Arc<Shared>, rx: Arc<Shard>, shard: usize) {
     while rx.take(&mut batch, BATCH_ITEMS) {
         // Backpressure: no inbound work while the application's delivery queue (or
         // the relay backlog) is full. The select thread then stops reading.
-        shared.flow.wait_room(&shared, true, false);
+        shared.flow.wait_room(&shared.stopping, None, true);
         if shared.stopping.load(Ordering::SeqCst) {
             return;
         }
@@ -150,7 +150,7 @@ pub(crate) fn run(shared: Arc<Shared>, rx: Arc<Shard>, shard: usize) {
             shared.window_cv.notify_all();
             (wake, prev)
         };
-        if wake || (prev >= SHARD_CAP && prev - n < SHARD_CAP) {
+        if wake || (prev >= SHARD_CAP_ITEMS && prev - n < SHARD_CAP_ITEMS) {
             shared.wake_io();
         }
     }

@@ -1,5 +1,5 @@
 //! Calls into the operating system that the standard library does not wrap, for the
-//! runtime. Kept here so that `unsafe` stays in this module.
+//! runtime (and the C API's thread setters). `unsafe` stays in this module.
 
 use std::io;
 

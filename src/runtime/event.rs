@@ -1,0 +1,92 @@
+//! What a [`Node`](super::Node) tells its application, and a snapshot of its queues.
+
+use bytes::Bytes;
+
+use crate::protocol::{self, MemberId, Seq};
+
+/// What a [`Node`] tells its application, in the total order (the same at every
+/// member).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// An application message, at position `seq` of the total order, broadcast by
+    /// `origin`.
+    Deliver {
+        /// Position in the total order (from 1).
+        seq: Seq,
+        /// The member that broadcast it.
+        origin: MemberId,
+        /// The message.
+        payload: Bytes,
+    },
+    /// *Process left*: `member` is no longer in the view from position `seq` on
+    /// (it crashed, was suspected, or left).
+    MemberLeft {
+        /// Position in the total order.
+        seq: Seq,
+        /// The member that left.
+        member: MemberId,
+    },
+    /// *Process joined*: `member` is in the view from position `seq` on.
+    MemberJoined {
+        /// Position in the total order.
+        seq: Seq,
+        /// The member that joined.
+        member: MemberId,
+    },
+    /// From position `seq` on, `relayer` orders messages, in epoch `epoch` (the end
+    /// of a synchronization phase).
+    RelayerChanged {
+        /// Position in the total order.
+        seq: Seq,
+        /// The new epoch's number.
+        epoch: u64,
+        /// The new relayer.
+        relayer: MemberId,
+    },
+    /// The group excluded this member: no more events follow, and `broadcast` and
+    /// `recv` return [`Error::Excluded`] from now on.
+    Excluded,
+}
+
+impl From<protocol::Event> for Event {
+    fn from(e: protocol::Event) -> Event {
+        match e {
+            protocol::Event::Deliver { seq, id, payload } => Event::Deliver {
+                seq,
+                origin: id.origin,
+                payload,
+            },
+            protocol::Event::MemberLeft { seq, member } => Event::MemberLeft { seq, member },
+            protocol::Event::MemberJoined { seq, member } => Event::MemberJoined { seq, member },
+            protocol::Event::RelayerChanged { seq, epoch } => Event::RelayerChanged {
+                seq,
+                epoch: epoch.number,
+                relayer: epoch.relayer,
+            },
+            protocol::Event::Excluded => Event::Excluded,
+        }
+    }
+}
+
+/// A snapshot of a node's queues, for monitoring and tests.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Events waiting for `recv`.
+    pub delivery_queue: usize,
+    /// This member's broadcasts not yet delivered (its send window in use).
+    pub unrelayed: usize,
+    /// Relays kept for fail-over.
+    pub buffered_relays: usize,
+    /// Messages the relayer holds waiting for room in its relay window.
+    pub pending_msgs: usize,
+    /// Bytes waiting in the transport's write queues (all peers).
+    pub write_queue_bytes: usize,
+    /// Relay frame bytes not yet written (all peers), the relayer's backlog.
+    pub relay_backlog_bytes: usize,
+    /// Highest sequence number delivered by the core.
+    pub delivered: Seq,
+    /// The current relayer, as this member sees it.
+    pub relayer: MemberId,
+    /// The current epoch number.
+    pub epoch: u64,
+}
