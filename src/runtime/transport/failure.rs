@@ -1,0 +1,231 @@
+//! Failure detection and closing: heartbeats on idle links, suspicion after the
+//! failure timeout without traffic (or at once on end of stream, a reset, a write
+//! error or a bad frame), and crash-stop: a failed peer is never taken back.
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use mio::Token;
+
+use crate::protocol::{MemberId, Seq};
+use crate::runtime::log::{rlog, DEBUG, INFO, WARN};
+use crate::runtime::shared::RUNNING;
+use crate::runtime::worker::WorkItem;
+use crate::wire::{self, Frame};
+
+use super::{Chunk, PeerState, Role, Transport, DIAL_RETRY};
+
+impl Transport {
+    pub(super) fn notify_failed(&mut self, peer: MemberId) {
+        let shard = peer as usize % self.shards.len();
+        self.shared.inflight[shard].fetch_add(1, Ordering::SeqCst);
+        self.shards[shard].push(WorkItem::Failed(peer));
+    }
+
+    /// Closes a connection. An identified member is suspected (after its last
+    /// message); a connection that never said a valid Hello affects no one.
+    pub(super) fn close(&mut self, token: Token, reason: String) {
+        let Some(mut conn) = self.conns.remove(&token) else {
+            return;
+        };
+        let _ = self.poll.registry().deregister(&mut conn.stream);
+        if let Some(peer) = conn.peer {
+            if let Some(msg) = conn.pending.take() {
+                let _ = self.dispatch(peer, msg, true);
+            }
+            self.fail_peer_now(peer, &reason);
+            return;
+        }
+        match conn.role {
+            Role::Dialed(m) => {
+                rlog!(
+                    DEBUG,
+                    self.id,
+                    "connection to member {m} at {}: {reason}",
+                    conn.addr
+                );
+                if let Some(p) = self.peers.get_mut(&m) {
+                    if p.dialing == Some(token) {
+                        p.dialing = None;
+                        p.next_dial = Instant::now() + DIAL_RETRY;
+                    }
+                }
+            }
+            Role::Accepted => {
+                rlog!(
+                    WARN,
+                    self.id,
+                    "closed connection from {}: {reason}",
+                    conn.addr
+                );
+            }
+        }
+    }
+
+    /// Suspects `m` (crash-stop): closes its connection, drops its queue and tells
+    /// its worker shard after every message read from it.
+    pub(super) fn fail_peer(&mut self, m: MemberId, reason: &str) {
+        let token = match self.peers.get(&m).map(|p| p.state) {
+            Some(PeerState::Ready(t)) => Some(t),
+            Some(PeerState::Waiting) => None,
+            _ => return,
+        };
+        if let Some(t) = token {
+            // Hand over what was decoded already, then close.
+            if let Some(mut conn) = self.conns.remove(&t) {
+                let _ = self.poll.registry().deregister(&mut conn.stream);
+                if let Some(msg) = conn.pending.take() {
+                    let _ = self.dispatch(m, msg, true);
+                }
+            }
+        }
+        self.fail_peer_now(m, reason);
+    }
+
+    pub(super) fn fail_peer_now(&mut self, m: MemberId, reason: &str) {
+        let Some(p) = self.peers.get_mut(&m) else {
+            return;
+        };
+        if p.state == PeerState::Failed {
+            return;
+        }
+        if let Some(t) = p.dialing.take() {
+            if let Some(mut c) = self.conns.remove(&t) {
+                let _ = self.poll.registry().deregister(&mut c.stream);
+            }
+        }
+        p.state = PeerState::Failed;
+        p.wq.clear();
+        p.wq_bytes = 0;
+        p.relay_bytes = 0;
+        if self.shared.state.load(Ordering::SeqCst) == RUNNING && !self.closed_all {
+            rlog!(INFO, self.id, "member {m} failed or left: {reason}");
+        }
+        self.notify_failed(m);
+        self.note_acked(m, Seq::MAX);
+        self.check_startup(Instant::now());
+    }
+
+    pub(super) fn close_all(&mut self, reason: &str) {
+        self.closed_all = true;
+        let ids: Vec<MemberId> = self.peers.keys().copied().collect();
+        for m in ids {
+            self.fail_peer(m, reason);
+        }
+        let tokens: Vec<Token> = self.conns.keys().copied().collect();
+        for t in tokens {
+            if let Some(mut c) = self.conns.remove(&t) {
+                let _ = self.poll.registry().deregister(&mut c.stream);
+            }
+        }
+        if let Some(mut l) = self.listener.take() {
+            let _ = self.poll.registry().deregister(&mut l);
+        }
+    }
+
+    pub(super) fn on_tick(&mut self, now: Instant) {
+        let cfg = &self.shared.config;
+        let heartbeat = cfg.heartbeat_interval;
+        let timeout = cfg.failure_timeout;
+        let hello_timeout = timeout.max(Duration::from_secs(1));
+        // Failure detection and handshake timeouts.
+        let mut silent = Vec::new();
+        let mut stale = Vec::new();
+        for (t, c) in &self.conns {
+            let quiet = now.saturating_duration_since(c.last_heard);
+            match c.peer {
+                Some(m) if !c.paused && quiet > timeout => silent.push((m, quiet)),
+                None if now.saturating_duration_since(c.opened) > hello_timeout => stale.push(*t),
+                _ => {}
+            }
+        }
+        for (m, quiet) in silent {
+            self.fail_peer(m, &format!("no traffic for {} ms", quiet.as_millis()));
+        }
+        for t in stale {
+            self.close(
+                t,
+                format!("no valid Hello within {} ms", hello_timeout.as_millis()),
+            );
+        }
+        if let Some(r) = self.round.as_mut() {
+            if !r.warned && now.saturating_duration_since(r.since) > timeout * 4 {
+                r.warned = true;
+                rlog!(
+                    WARN,
+                    self.id,
+                    "relay round up to seq {} not yet acknowledged by {:?} after {} ms",
+                    r.upto,
+                    r.waiting,
+                    now.saturating_duration_since(r.since).as_millis()
+                );
+            }
+        }
+        // What the core held back to ride with other traffic (an acknowledgement, a
+        // stable-watermark announcement) goes out now: see `Member::handle_tick`.
+        {
+            let mut core = self.shared.core.lock();
+            if core.wants_tick() {
+                core.handle_tick();
+                self.shared.drain_locked(&mut core);
+            }
+        }
+        // Heartbeats on idle links.
+        let mut beat = Vec::new();
+        for p in self.peers.values() {
+            if let PeerState::Ready(_) = p.state {
+                if p.wq.is_empty() && now.saturating_duration_since(p.last_sent) >= heartbeat {
+                    beat.push(p.id);
+                }
+            }
+        }
+        if !beat.is_empty() {
+            let mut hb = Vec::new();
+            wire::encode(&Frame::Heartbeat, &mut hb);
+            let hb = Bytes::from(hb);
+            for m in beat {
+                let p = self.peers.get_mut(&m).expect("peer");
+                p.wq.push_back(Chunk {
+                    data: hb.clone(),
+                    off: 0,
+                    relay: false,
+                });
+                p.wq_bytes += hb.len();
+                self.flush_peer(m);
+            }
+        }
+        // Start-up: dial the members with lower ids until the deadline.
+        if self.ready.is_some() && !self.closed_all {
+            let dial: Vec<MemberId> = self
+                .peers
+                .values()
+                .filter(|p| {
+                    (p.id < self.id || self.joining)
+                        && p.state == PeerState::Waiting
+                        && p.dialing.is_none()
+                        && p.next_dial <= now
+                })
+                .map(|p| p.id)
+                .collect();
+            for m in dial {
+                self.dial(m);
+            }
+            // A dial that neither connects nor fails: try again.
+            let stuck: Vec<Token> = self
+                .conns
+                .iter()
+                .filter(|(_, c)| {
+                    matches!(c.role, Role::Dialed(_))
+                        && c.peer.is_none()
+                        && now.saturating_duration_since(c.opened) > Duration::from_secs(1)
+                })
+                .map(|(t, _)| *t)
+                .collect();
+            for t in stuck {
+                self.close(t, "no answer".into());
+            }
+        }
+        self.check_startup(now);
+    }
+}

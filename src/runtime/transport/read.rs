@@ -1,0 +1,210 @@
+//! Reading: bytes from a connection into frames, frames into protocol messages for
+//! the relay workers (each peer's to its shard, in order), with backpressure when a
+//! shard is full.
+
+use std::io::{self, Read};
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use mio::Token;
+
+use crate::protocol::{MemberId, Message};
+use crate::runtime::log::{rlog, INFO};
+use crate::runtime::shared::SHARD_CAP_ITEMS;
+use crate::runtime::worker::WorkItem;
+use crate::wire::{self, Frame, WireError};
+
+use super::{Flow, Transport, HELLO_MAX_BODY};
+
+impl Transport {
+    pub(super) fn on_conn_event(&mut self, token: Token) {
+        let Some(conn) = self.conns.get_mut(&token) else {
+            return;
+        };
+        if !conn.connected {
+            match conn.stream.take_error() {
+                Ok(Some(e)) | Err(e) => {
+                    self.close(token, format!("connect: {e}"));
+                    return;
+                }
+                Ok(None) => {}
+            }
+            match conn.stream.peer_addr() {
+                Ok(_) => {
+                    conn.connected = true;
+                    let _ = conn.stream.set_nodelay(true);
+                    let hello = self.our_hello();
+                    let conn = self.conns.get_mut(&token).expect("conn");
+                    conn.hello = hello;
+                    conn.last_heard = Instant::now();
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotConnected => return,
+                Err(e) => {
+                    self.close(token, format!("connect: {e}"));
+                    return;
+                }
+            }
+        }
+        self.flush_conn(token);
+        if self.conns.contains_key(&token) {
+            self.pump_read(token);
+        }
+    }
+
+    /// Reads and decodes until the socket would block, the worker shard is full, or
+    /// the connection closes.
+    pub(super) fn pump_read(&mut self, token: Token) {
+        loop {
+            let Some(conn) = self.conns.get_mut(&token) else {
+                return;
+            };
+            if !conn.connected {
+                return;
+            }
+            if let Some(msg) = conn.pending.take() {
+                let peer = conn.peer.expect("pending only on identified connections");
+                let force = conn.broken.is_some();
+                if let Err(msg) = self.dispatch(peer, msg, force) {
+                    let conn = self.conns.get_mut(&token).expect("conn");
+                    conn.pending = Some(msg);
+                    conn.paused = true;
+                    return;
+                }
+                continue;
+            }
+            let conn = self.conns.get_mut(&token).expect("conn");
+            if conn.paused {
+                conn.paused = false;
+                conn.last_heard = Instant::now();
+            }
+            let max = if conn.peer.is_some() {
+                self.shared.config.max_sync_frame_bytes
+            } else {
+                HELLO_MAX_BODY
+            };
+            match wire::decode(&mut conn.rbuf, max) {
+                Ok(Some(frame)) => {
+                    if let Flow::Closed = self.on_frame(token, frame) {
+                        return;
+                    }
+                }
+                Ok(None) => {
+                    if conn.eof {
+                        let reason = if conn.rbuf.is_empty() {
+                            conn.broken
+                                .clone()
+                                .unwrap_or_else(|| "connection closed by the peer".to_string())
+                        } else {
+                            format!(
+                                "truncated frame at end of stream ({} bytes left)",
+                                conn.rbuf.len()
+                            )
+                        };
+                        self.close(token, reason);
+                        return;
+                    }
+                    match conn.stream.read(&mut self.read_buf) {
+                        Ok(0) => conn.eof = true,
+                        Ok(n) => {
+                            conn.rbuf.extend_from_slice(&self.read_buf[..n]);
+                            self.pass_bytes += n;
+                            conn.last_heard = Instant::now();
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                            if let Some(reason) = conn.broken.clone() {
+                                self.close(token, reason);
+                            }
+                            return;
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => {
+                            // A reset still lets us read what arrived before it; the
+                            // read error means there is nothing more.
+                            conn.eof = true;
+                            if conn.broken.is_none() {
+                                conn.broken = Some(format!("connection error: {e}"));
+                            }
+                        }
+                    }
+                }
+                Err(e) => {
+                    let reason = describe_wire_error(&e);
+                    self.close(token, reason);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Hands a peer's message to its worker shard; gives it back when the shard is
+    /// full (unless `force`).
+    pub(super) fn dispatch(
+        &mut self,
+        peer: MemberId,
+        msg: Message,
+        force: bool,
+    ) -> Result<(), Message> {
+        let shard = peer as usize % self.shards.len();
+        let inflight = &self.shared.inflight[shard];
+        if !force && inflight.load(Ordering::SeqCst) >= SHARD_CAP_ITEMS {
+            return Err(msg);
+        }
+        inflight.fetch_add(1, Ordering::SeqCst);
+        self.pass_msgs += match &msg {
+            Message::Broadcast { msgs, .. } => msgs.len(),
+            Message::Relay { relays, .. } => relays.len(),
+            _ => 1,
+        };
+        self.shards[shard].push(WorkItem::Msg(peer, msg));
+        Ok(())
+    }
+
+    pub(super) fn on_frame(&mut self, token: Token, frame: Frame) -> Flow {
+        let conn = self.conns.get_mut(&token).expect("conn");
+        let Some(peer) = conn.peer else {
+            return self.on_hello(token, frame);
+        };
+        match frame {
+            Frame::Protocol(msg) => {
+                let watermark = match &msg {
+                    Message::Broadcast { delivered, .. } | Message::Ack { delivered, .. } => {
+                        Some(*delivered)
+                    }
+                    Message::SyncReport { received, .. } => Some(*received),
+                    _ => None,
+                };
+                conn.pending = Some(msg);
+                if let (true, Some(seq)) = (self.distributed, watermark) {
+                    self.note_acked(peer, seq);
+                }
+            }
+            Frame::Heartbeat => {}
+            Frame::Hello { member, .. } => {
+                self.close(
+                    token,
+                    format!("second Hello on the connection of member {peer} (it says {member})"),
+                );
+                return Flow::Closed;
+            }
+            Frame::Leave => {
+                rlog!(
+                    INFO,
+                    self.id,
+                    "member {peer} leaves the group (Leave frame)"
+                );
+                self.close(token, "it left the group (Leave frame)".to_string());
+                return Flow::Closed;
+            }
+        }
+        Flow::Continue
+    }
+}
+
+fn describe_wire_error(e: &WireError) -> String {
+    match e {
+        WireError::FrameTooLarge { len, max } => {
+            format!("oversized frame: length {len} exceeds the maximum of {max} bytes")
+        }
+        other => format!("bad frame: {other}"),
+    }
+}

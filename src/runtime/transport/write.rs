@@ -1,0 +1,138 @@
+//! Writing: each peer's bounded queue of encoded frames, written with `writev`
+//! until the socket would block.
+
+use std::io::{self, IoSlice, Write};
+use std::time::Instant;
+
+use mio::Token;
+
+use crate::protocol::MemberId;
+
+use super::{Chunk, Out, PeerState, Transport, MAX_IOVECS};
+
+impl Transport {
+    /// Queues `out` on each destination's write queue; returns the destinations
+    /// that are still members.
+    pub(super) fn enqueue(&mut self, out: Out, dirty: &mut Vec<MemberId>) -> Vec<MemberId> {
+        let len = out.frame.len();
+        let mut overflow = Vec::new();
+        let mut queued = Vec::new();
+        for m in &out.to {
+            let Some(p) = self.peers.get_mut(m) else {
+                continue;
+            };
+            if p.state == PeerState::Failed {
+                continue;
+            }
+            p.wq.push_back(Chunk {
+                data: out.frame.clone(),
+                off: 0,
+                relay: out.relay,
+            });
+            p.wq_bytes += len;
+            if out.relay {
+                p.relay_bytes += len;
+            }
+            queued.push(*m);
+            if p.wq_bytes > self.shared.config.max_sync_frame_bytes.saturating_mul(4) {
+                overflow.push(*m);
+            }
+            dirty.push(*m);
+        }
+        for m in overflow {
+            self.fail_peer(m, "its write queue overflowed: it is not reading");
+        }
+        queued
+    }
+
+    // ------------------------------------------------------------ writing
+
+    pub(super) fn flush_peer(&mut self, m: MemberId) {
+        if let Some(PeerState::Ready(t)) = self.peers.get(&m).map(|p| p.state) {
+            self.flush_conn(t);
+        }
+    }
+
+    /// Writes the connection's Hello, then its peer's queue, until it would block.
+    pub(super) fn flush_conn(&mut self, token: Token) {
+        let Some(conn) = self.conns.get_mut(&token) else {
+            return;
+        };
+        if !conn.connected || conn.broken.is_some() || conn.fin_sent {
+            return;
+        }
+        while conn.hello_off < conn.hello.len() {
+            match conn.stream.write(&conn.hello[conn.hello_off..]) {
+                Ok(0) => return self.write_failed(token, "write returned zero".into()),
+                Ok(n) => conn.hello_off += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return self.write_failed(token, format!("write: {e}")),
+            }
+        }
+        let Some(m) = conn.peer else {
+            return;
+        };
+        let p = self.peers.get_mut(&m).expect("peer");
+        let mut wrote = false;
+        let mut failure = None;
+        while !p.wq.is_empty() {
+            let slices: Vec<IoSlice<'_>> =
+                p.wq.iter()
+                    .take(MAX_IOVECS)
+                    .map(|c| IoSlice::new(&c.data[c.off..]))
+                    .collect();
+            match conn.stream.write_vectored(&slices) {
+                Ok(0) => {
+                    failure = Some("write returned zero".to_string());
+                    break;
+                }
+                Ok(mut n) => {
+                    wrote = true;
+                    self.pass_bytes += n;
+                    while n > 0 {
+                        let c = p.wq.front_mut().expect("written bytes belong to a chunk");
+                        let left = c.data.len() - c.off;
+                        if n >= left {
+                            n -= left;
+                            let c = p.wq.pop_front().expect("front");
+                            p.wq_bytes -= c.data.len();
+                            if c.relay {
+                                p.relay_bytes -= c.data.len();
+                            }
+                        } else {
+                            c.off += n;
+                            n = 0;
+                        }
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    failure = Some(format!("write: {e}"));
+                    break;
+                }
+            }
+        }
+        if wrote {
+            p.last_sent = Instant::now();
+        }
+        if let Some(reason) = failure {
+            self.write_failed(token, reason);
+        }
+    }
+
+    /// Writing failed: the peer is gone. Read what it wrote before it went (a crashed
+    /// process's last frames still count), then close.
+    pub(super) fn write_failed(&mut self, token: Token, reason: String) {
+        let Some(conn) = self.conns.get_mut(&token) else {
+            return;
+        };
+        conn.broken = Some(format!("connection broken ({reason})"));
+        self.pump_read(token);
+        if let Some(conn) = self.conns.get(&token) {
+            let reason = conn.broken.clone().unwrap_or(reason);
+            self.close(token, reason);
+        }
+    }
+}
