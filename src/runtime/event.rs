@@ -4,7 +4,7 @@ use bytes::Bytes;
 
 use crate::protocol::{self, MemberId, Seq};
 
-/// What a [`Node`] tells its application, in the total order (the same at every
+/// What a [`Node`](super::Node) tells its application, in the total order (the same at every
 /// member).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
@@ -44,7 +44,7 @@ pub enum Event {
         relayer: MemberId,
     },
     /// The group excluded this member: no more events follow, and `broadcast` and
-    /// `recv` return [`Error::Excluded`] from now on.
+    /// `recv` return [`Error::Excluded`](super::Error::Excluded) from now on.
     Excluded,
 }
 
