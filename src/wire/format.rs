@@ -1,0 +1,109 @@
+//! The wire format's constants (header fields, frame kinds, body sizes) and its
+//! types: [`Frame`] and [`WireError`].
+
+use std::fmt;
+
+use crate::protocol::{MemberId, Message};
+
+/// The first two bytes of every frame.
+pub const MAGIC: u16 = 0xABCA;
+/// The wire format's version; a frame of another version is rejected.
+pub const VERSION: u8 = 1;
+/// Header size: magic `u16`, version `u8`, kind `u8`, body length `u32`.
+pub const HEADER_BYTES: usize = 8;
+/// The default maximum body length: 1 MiB (so a frame takes at most 1 MiB + header).
+pub const DEFAULT_MAX_FRAME_BYTES: usize = 1 << 20;
+
+pub(super) const KIND_HELLO: u8 = 0x01;
+pub(super) const KIND_HEARTBEAT: u8 = 0x02;
+pub(super) const KIND_LEAVE: u8 = 0x03;
+pub(super) const KIND_BROADCAST: u8 = 0x10;
+pub(super) const KIND_RELAY: u8 = 0x11;
+pub(super) const KIND_ACK: u8 = 0x12;
+pub(super) const KIND_SYNC_START: u8 = 0x13;
+pub(super) const KIND_SYNC_REPORT: u8 = 0x14;
+pub(super) const KIND_FINISH_SYNC: u8 = 0x15;
+pub(super) const KIND_JOIN_REQUEST: u8 = 0x16;
+pub(super) const KIND_WELCOME: u8 = 0x17;
+
+pub(super) const TAG_APP: u8 = 0;
+pub(super) const TAG_MEMBER_LEFT: u8 = 1;
+pub(super) const TAG_MEMBER_JOINED: u8 = 2;
+pub(super) const TAG_RELAYER_CHANGED: u8 = 3;
+
+pub(super) const EPOCH_BYTES: usize = 12;
+pub(super) const COUNT_BYTES: usize = 4;
+/// `origin_seq` and payload length.
+pub(super) const MSG_MIN_BYTES: usize = 8 + 4;
+/// `seq`, `origin`, `origin_seq`, tag.
+pub(super) const RELAY_FIXED_BYTES: usize = 8 + 4 + 8 + 1;
+/// The smallest relay: an empty payload or a member id (4 bytes either way).
+pub(super) const RELAY_MIN_BYTES: usize = RELAY_FIXED_BYTES + 4;
+
+/// One unit of the wire protocol.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Frame {
+    /// First frame on every connection, both directions: who is speaking.
+    Hello {
+        /// The speaker's id.
+        member: MemberId,
+        /// Distinguishes successive runs of the same member id.
+        incarnation: u64,
+    },
+    /// Keeps an idle link alive.
+    Heartbeat,
+    /// Graceful departure: the sender leaves the group; peers treat it as failed at once.
+    Leave,
+    /// A protocol message (crate::protocol::Message).
+    Protocol(Message),
+}
+
+/// Why bytes could not be decoded. Every error means the stream cannot be trusted any
+/// further: close the connection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WireError {
+    /// The frame does not start with [`MAGIC`] (the value found).
+    BadMagic(u16),
+    /// The frame's version is not [`VERSION`] (the value found).
+    UnsupportedVersion(u8),
+    /// The header names no known frame kind (the value found).
+    UnknownKind(u8),
+    /// The header's body length exceeds the maximum.
+    FrameTooLarge {
+        /// The body length the header claims.
+        len: usize,
+        /// The receiver's maximum body length.
+        max: usize,
+    },
+    /// The body does not match its kind's layout (what is wrong).
+    Malformed(&'static str),
+}
+
+impl fmt::Display for WireError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WireError::BadMagic(m) => {
+                write!(
+                    f,
+                    "bad magic 0x{m:04X} (expected 0x{MAGIC:04X}): not an abcast peer"
+                )
+            }
+            WireError::UnsupportedVersion(v) => {
+                write!(
+                    f,
+                    "unsupported wire version {v} (this build speaks {VERSION})"
+                )
+            }
+            WireError::UnknownKind(k) => write!(f, "unknown frame kind 0x{k:02X}"),
+            WireError::FrameTooLarge { len, max } => {
+                write!(
+                    f,
+                    "frame body of {len} bytes exceeds the maximum of {max} bytes"
+                )
+            }
+            WireError::Malformed(what) => write!(f, "malformed frame: {what}"),
+        }
+    }
+}
+
+impl std::error::Error for WireError {}
