@@ -26,177 +26,22 @@
 //! After the run is quiet, [`checker::check`] verifies every property.
 
 pub mod checker;
+mod config;
+mod faults;
 pub mod harness;
 mod rng;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::fmt;
-use std::str::FromStr;
 
 use bytes::Bytes;
 
-use crate::protocol::{Buffering, CoreConfig, Member, MemberId, Message, PlantedBug};
+use crate::protocol::{CoreConfig, Member, MemberId, Message};
 pub use checker::{check, check_all, Property, Record, Violation};
+pub use config::{FaultProfile, SimConfig};
+use faults::{Plan, Target, Trigger};
 pub use rng::Rng;
-
-/// Which failures a run injects.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FaultProfile {
-    /// No failures: ordering and delivery under random interleavings only.
-    NoFaults,
-    /// The relayer crashes (process crash) in the middle of a fan-out.
-    RelayerCrash,
-    /// The relayer crashes mid fan-out, then the new relayer crashes during the
-    /// synchronization phase it leads.
-    CrashDuringSync,
-    /// Up to N-1 crashes in a row, of relayers and clients, process crashes and hosts
-    /// vanishing, at random moments (synchronization phases included).
-    Cascade,
-    /// The relayer's host vanishes while several relay rounds are in flight: outside
-    /// distributed buffering's assumptions.
-    RelayerHostVanishes,
-    /// Up to N-1 crashes; once the group is quiet, every crashed member comes back as
-    /// a new incarnation and joins, while everyone broadcasts again — and, in half the
-    /// runs, the relayer crashes while the joins are under way.
-    Rejoin,
-}
-
-impl FaultProfile {
-    /// Every profile, in order.
-    pub const ALL: [FaultProfile; 6] = [
-        FaultProfile::NoFaults,
-        FaultProfile::RelayerCrash,
-        FaultProfile::CrashDuringSync,
-        FaultProfile::Cascade,
-        FaultProfile::RelayerHostVanishes,
-        FaultProfile::Rejoin,
-    ];
-
-    fn name(self) -> &'static str {
-        match self {
-            FaultProfile::NoFaults => "none",
-            FaultProfile::RelayerCrash => "relayer-crash",
-            FaultProfile::CrashDuringSync => "crash-during-sync",
-            FaultProfile::Cascade => "cascade",
-            FaultProfile::RelayerHostVanishes => "relayer-host-vanishes",
-            FaultProfile::Rejoin => "rejoin",
-        }
-    }
-}
-
-fn bug_name(b: PlantedBug) -> &'static str {
-    match b {
-        PlantedBug::SkipRepair => "skip-repair",
-        PlantedBug::NoDuplicateDetection => "no-duplicate-detection",
-        PlantedBug::DeliverStaleEpoch => "deliver-stale-epoch",
-        PlantedBug::NoHoldDuringSync => "no-hold-during-sync",
-    }
-}
-
-/// Everything that determines a run.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SimConfig {
-    /// The seed of every random choice.
-    pub seed: u64,
-    /// Group size (2 to 7 in the test suite; any size from 1 works).
-    pub members: usize,
-    /// Buffering mode of every member.
-    pub buffering: Buffering,
-    /// Failures to inject.
-    pub profile: FaultProfile,
-    /// How many messages each member broadcasts.
-    pub msgs_per_member: usize,
-    /// A bug to plant in every member (tests of the checker only).
-    pub planted_bug: Option<PlantedBug>,
-}
-
-impl SimConfig {
-    /// A run of `members` members with `profile`, 12 messages per member.
-    pub fn new(seed: u64, members: usize, buffering: Buffering, profile: FaultProfile) -> Self {
-        SimConfig {
-            seed,
-            members,
-            buffering,
-            profile,
-            msgs_per_member: 12,
-            planted_bug: None,
-        }
-    }
-}
-
-impl fmt::Display for SimConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let b = match self.buffering {
-            Buffering::Replicated => "replicated",
-            Buffering::Distributed => "distributed",
-        };
-        write!(
-            f,
-            "seed={},members={},buffering={},profile={},msgs={}",
-            self.seed,
-            self.members,
-            b,
-            self.profile.name(),
-            self.msgs_per_member
-        )?;
-        if let Some(bug) = self.planted_bug {
-            write!(f, ",bug={}", bug_name(bug))?;
-        }
-        Ok(())
-    }
-}
-
-impl FromStr for SimConfig {
-    type Err = String;
-
-    /// Parses the form [`SimConfig`]'s `Display` prints.
-    fn from_str(s: &str) -> Result<Self, String> {
-        let mut c = SimConfig::new(0, 3, Buffering::Replicated, FaultProfile::NoFaults);
-        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let (k, v) = part
-                .split_once('=')
-                .ok_or_else(|| format!("expected key=value, got {part:?}"))?;
-            let bad = |what: &str| format!("bad {what}: {v:?}");
-            match k {
-                "seed" => c.seed = v.parse().map_err(|_| bad("seed"))?,
-                "members" => c.members = v.parse().map_err(|_| bad("members"))?,
-                "msgs" => c.msgs_per_member = v.parse().map_err(|_| bad("msgs"))?,
-                "buffering" => {
-                    c.buffering = match v {
-                        "replicated" => Buffering::Replicated,
-                        "distributed" => Buffering::Distributed,
-                        _ => return Err(bad("buffering")),
-                    }
-                }
-                "profile" => {
-                    c.profile = FaultProfile::ALL
-                        .into_iter()
-                        .find(|p| p.name() == v)
-                        .ok_or_else(|| bad("profile"))?
-                }
-                "bug" => {
-                    c.planted_bug = Some(
-                        [
-                            PlantedBug::SkipRepair,
-                            PlantedBug::NoDuplicateDetection,
-                            PlantedBug::DeliverStaleEpoch,
-                            PlantedBug::NoHoldDuringSync,
-                        ]
-                        .into_iter()
-                        .find(|b| bug_name(*b) == v)
-                        .ok_or_else(|| bad("bug"))?,
-                    )
-                }
-                _ => return Err(format!("unknown key {k:?}")),
-            }
-        }
-        if c.members == 0 {
-            return Err("members must be at least 1".into());
-        }
-        Ok(c)
-    }
-}
 
 /// Simulated time, in microseconds.
 pub type Micros = u64;
@@ -207,38 +52,6 @@ const FAILURE_TIMEOUT_US: Micros = 2_000;
 const MAX_STEPS: u64 = 3_000_000;
 /// A member that finds its window full this many times in a row stops broadcasting.
 const MAX_BLOCKED_RETRIES: u32 = 400;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum CrashKind {
-    Process,
-    HostVanishes,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Target {
-    CurrentRelayer,
-    Member(usize),
-    SyncLeader,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Trigger {
-    /// At the target's next step that sends a relay batch (cut mid fan-out).
-    RelayFanout,
-    /// At the target's next step of any kind (cut anywhere in its output).
-    AnyStep,
-    /// Between steps.
-    Now,
-}
-
-#[derive(Clone, Copy, Debug)]
-struct Plan {
-    target: Target,
-    trigger: Trigger,
-    kind: CrashKind,
-    armed: bool,
-    done: bool,
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Ev {
@@ -370,95 +183,9 @@ impl Sim {
         self
     }
 
-    fn plan_faults(&mut self) {
-        let n = self.cfg.members;
-        let horizon = 300 + 250 * self.cfg.msgs_per_member as u64;
-        let add = |sim: &mut Sim, at, target, trigger, kind| {
-            sim.plans.push(Plan {
-                target,
-                trigger,
-                kind,
-                armed: false,
-                done: false,
-            });
-            let plan = sim.plans.len() - 1;
-            sim.schedule(at, Ev::Arm { plan });
-        };
-        match self.cfg.profile {
-            FaultProfile::NoFaults => {}
-            FaultProfile::RelayerCrash => {
-                let at = self.rng.range(0, horizon);
-                add(
-                    self,
-                    at,
-                    Target::CurrentRelayer,
-                    Trigger::RelayFanout,
-                    CrashKind::Process,
-                );
-            }
-            FaultProfile::CrashDuringSync => {
-                let at = self.rng.range(0, horizon);
-                add(
-                    self,
-                    at,
-                    Target::CurrentRelayer,
-                    Trigger::RelayFanout,
-                    CrashKind::Process,
-                );
-                if n >= 3 {
-                    let kind = if self.rng.chance(50) {
-                        CrashKind::Process
-                    } else {
-                        CrashKind::HostVanishes
-                    };
-                    add(self, at, Target::SyncLeader, Trigger::AnyStep, kind);
-                }
-            }
-            FaultProfile::Cascade | FaultProfile::Rejoin => {
-                let k = self.rng.range(1, n.saturating_sub(1).max(1) as u64) as usize;
-                for _ in 0..k.min(n - 1) {
-                    let at = self.rng.range(0, horizon);
-                    let target = match self.rng.range(0, 9) {
-                        0..=4 => Target::CurrentRelayer,
-                        5..=6 => Target::SyncLeader,
-                        _ => Target::Member(self.rng.index(n)),
-                    };
-                    let trigger = match self.rng.range(0, 2) {
-                        0 => Trigger::RelayFanout,
-                        1 => Trigger::AnyStep,
-                        _ => Trigger::Now,
-                    };
-                    let kind = if self.rng.chance(70) {
-                        CrashKind::Process
-                    } else {
-                        CrashKind::HostVanishes
-                    };
-                    add(self, at, target, trigger, kind);
-                }
-            }
-            FaultProfile::RelayerHostVanishes => {
-                let at = self.rng.range(horizon / 4, horizon);
-                add(
-                    self,
-                    at,
-                    Target::CurrentRelayer,
-                    Trigger::Now,
-                    CrashKind::HostVanishes,
-                );
-            }
-        }
-    }
-
     fn schedule(&mut self, at: Micros, ev: Ev) {
         self.tie += 1;
         self.heap.push(Reverse((at, self.tie, ev)));
-    }
-
-    /// Whether member `i` may crash and leave a group behind: some other live member
-    /// is in it for good.
-    fn may_crash(&self, i: usize) -> bool {
-        (0..self.members.len())
-            .any(|j| j != i && !self.crashed[j] && self.members[j].is_confirmed_member())
     }
 
     fn current_relayer(&self) -> Option<usize> {
@@ -550,62 +277,6 @@ impl Sim {
                     self.fire_now(plan);
                 }
             }
-        }
-    }
-
-    fn fire_now(&mut self, plan: usize) {
-        let target = match self.plans[plan].target {
-            Target::Member(m) => Some(m),
-            Target::CurrentRelayer | Target::SyncLeader => self.current_relayer(),
-        };
-        self.plans[plan].done = true;
-        if let Some(m) = target {
-            if !self.crashed[m] && self.may_crash(m) {
-                let kind = self.plans[plan].kind;
-                self.crash(m, kind);
-            }
-        }
-    }
-
-    /// Every crashed member comes back as a new incarnation and asks to join; every
-    /// live member gets more to broadcast.
-    fn rejoin_crashed(&mut self) {
-        let n = self.members.len();
-        let joiners: Vec<usize> = (0..n).filter(|i| self.crashed[*i]).collect();
-        for &i in &joiners {
-            for j in 0..n {
-                self.links[i * n + j].clear();
-                self.links[j * n + i].clear();
-            }
-            self.record.gave_up[i] += self.members[i].join_attempt().saturating_sub(1);
-            self.members[i] = Member::new_joining(self.ids[i], &self.ids, self.core.clone());
-            self.crashed[i] = false;
-            self.record.rejoin(i);
-            if self.tracing {
-                self.trace
-                    .push(format!("t={} REJOIN {}", self.now, self.ids[i]));
-            }
-        }
-        for i in 0..n {
-            self.blocked[i] = 0;
-            self.remaining[i] = (self.cfg.msgs_per_member / 2).max(1);
-            let t = self.now + self.rng.range(0, 500);
-            self.schedule(t, Ev::Broadcast { member: i });
-        }
-        for &i in &joiners {
-            self.step(i, Input::Nothing);
-        }
-        if self.rng.chance(50) {
-            let at = self.now + self.rng.range(0, 600);
-            self.plans.push(Plan {
-                target: Target::CurrentRelayer,
-                trigger: Trigger::AnyStep,
-                kind: CrashKind::Process,
-                armed: false,
-                done: false,
-            });
-            let plan = self.plans.len() - 1;
-            self.schedule(at, Ev::Arm { plan });
         }
     }
 
@@ -744,39 +415,6 @@ impl Sim {
             }
             self.links[l].push_back((at, msg));
             self.schedule(at, Ev::Arrive { from, to });
-        }
-    }
-
-    fn crash(&mut self, i: usize, kind: CrashKind) {
-        self.crashed[i] = true;
-        self.crashes += 1;
-        let n = self.members.len();
-        if self.tracing {
-            self.trace
-                .push(format!("t={} CRASH {} ({:?})", self.now, self.ids[i], kind));
-        }
-        for j in 0..n {
-            let l = i * n + j;
-            match kind {
-                CrashKind::Process => {
-                    if self.cfg.buffering == Buffering::Replicated {
-                        let keep = self.rng.range(0, self.links[l].len() as u64) as usize;
-                        self.links[l].truncate(keep);
-                    }
-                }
-                CrashKind::HostVanishes => self.links[l].clear(),
-            }
-            if j == i || self.crashed[j] {
-                continue;
-            }
-            let at = match kind {
-                CrashKind::Process => {
-                    let last = self.links[l].back().map_or(self.now, |(t, _)| *t);
-                    last.max(self.now) + self.rng.range(1, 100)
-                }
-                CrashKind::HostVanishes => self.now + FAILURE_TIMEOUT_US + self.rng.range(0, 1_000),
-            };
-            self.schedule(at, Ev::Notice { at: j, of: i });
         }
     }
 }

@@ -1,0 +1,165 @@
+//! A run's configuration: its seed, group size, buffering and fault profile, with
+//! the text form a failing run prints and `replay` parses.
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::protocol::{Buffering, PlantedBug};
+
+/// Which failures a run injects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FaultProfile {
+    /// No failures: ordering and delivery under random interleavings only.
+    NoFaults,
+    /// The relayer crashes (process crash) in the middle of a fan-out.
+    RelayerCrash,
+    /// The relayer crashes mid fan-out, then the new relayer crashes during the
+    /// synchronization phase it leads.
+    CrashDuringSync,
+    /// Up to N-1 crashes in a row, of relayers and clients, process crashes and hosts
+    /// vanishing, at random moments (synchronization phases included).
+    Cascade,
+    /// The relayer's host vanishes while several relay rounds are in flight: outside
+    /// distributed buffering's assumptions.
+    RelayerHostVanishes,
+    /// Up to N-1 crashes; once the group is quiet, every crashed member comes back as
+    /// a new incarnation and joins, while everyone broadcasts again — and, in half the
+    /// runs, the relayer crashes while the joins are under way.
+    Rejoin,
+}
+
+impl FaultProfile {
+    /// Every profile, in order.
+    pub const ALL: [FaultProfile; 6] = [
+        FaultProfile::NoFaults,
+        FaultProfile::RelayerCrash,
+        FaultProfile::CrashDuringSync,
+        FaultProfile::Cascade,
+        FaultProfile::RelayerHostVanishes,
+        FaultProfile::Rejoin,
+    ];
+
+    pub(super) fn name(self) -> &'static str {
+        match self {
+            FaultProfile::NoFaults => "none",
+            FaultProfile::RelayerCrash => "relayer-crash",
+            FaultProfile::CrashDuringSync => "crash-during-sync",
+            FaultProfile::Cascade => "cascade",
+            FaultProfile::RelayerHostVanishes => "relayer-host-vanishes",
+            FaultProfile::Rejoin => "rejoin",
+        }
+    }
+}
+
+fn bug_name(b: PlantedBug) -> &'static str {
+    match b {
+        PlantedBug::SkipRepair => "skip-repair",
+        PlantedBug::NoDuplicateDetection => "no-duplicate-detection",
+        PlantedBug::DeliverStaleEpoch => "deliver-stale-epoch",
+        PlantedBug::NoHoldDuringSync => "no-hold-during-sync",
+    }
+}
+
+/// Everything that determines a run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SimConfig {
+    /// The seed of every random choice.
+    pub seed: u64,
+    /// Group size (2 to 7 in the test suite; any size from 1 works).
+    pub members: usize,
+    /// Buffering mode of every member.
+    pub buffering: Buffering,
+    /// Failures to inject.
+    pub profile: FaultProfile,
+    /// How many messages each member broadcasts.
+    pub msgs_per_member: usize,
+    /// A bug to plant in every member (tests of the checker only).
+    pub planted_bug: Option<PlantedBug>,
+}
+
+impl SimConfig {
+    /// A run of `members` members with `profile`, 12 messages per member.
+    pub fn new(seed: u64, members: usize, buffering: Buffering, profile: FaultProfile) -> Self {
+        SimConfig {
+            seed,
+            members,
+            buffering,
+            profile,
+            msgs_per_member: 12,
+            planted_bug: None,
+        }
+    }
+}
+
+impl fmt::Display for SimConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let b = match self.buffering {
+            Buffering::Replicated => "replicated",
+            Buffering::Distributed => "distributed",
+        };
+        write!(
+            f,
+            "seed={},members={},buffering={},profile={},msgs={}",
+            self.seed,
+            self.members,
+            b,
+            self.profile.name(),
+            self.msgs_per_member
+        )?;
+        if let Some(bug) = self.planted_bug {
+            write!(f, ",bug={}", bug_name(bug))?;
+        }
+        Ok(())
+    }
+}
+
+impl FromStr for SimConfig {
+    type Err = String;
+
+    /// Parses the form [`SimConfig`]'s `Display` prints.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let mut c = SimConfig::new(0, 3, Buffering::Replicated, FaultProfile::NoFaults);
+        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (k, v) = part
+                .split_once('=')
+                .ok_or_else(|| format!("expected key=value, got {part:?}"))?;
+            let bad = |what: &str| format!("bad {what}: {v:?}");
+            match k {
+                "seed" => c.seed = v.parse().map_err(|_| bad("seed"))?,
+                "members" => c.members = v.parse().map_err(|_| bad("members"))?,
+                "msgs" => c.msgs_per_member = v.parse().map_err(|_| bad("msgs"))?,
+                "buffering" => {
+                    c.buffering = match v {
+                        "replicated" => Buffering::Replicated,
+                        "distributed" => Buffering::Distributed,
+                        _ => return Err(bad("buffering")),
+                    }
+                }
+                "profile" => {
+                    c.profile = FaultProfile::ALL
+                        .into_iter()
+                        .find(|p| p.name() == v)
+                        .ok_or_else(|| bad("profile"))?
+                }
+                "bug" => {
+                    c.planted_bug = Some(
+                        [
+                            PlantedBug::SkipRepair,
+                            PlantedBug::NoDuplicateDetection,
+                            PlantedBug::DeliverStaleEpoch,
+                            PlantedBug::NoHoldDuringSync,
+                        ]
+                        .into_iter()
+                        .find(|b| bug_name(*b) == v)
+                        .ok_or_else(|| bad("bug"))?,
+                    )
+                }
+                _ => return Err(format!("unknown key {k:?}")),
+            }
+        }
+        if c.members == 0 {
+            return Err("members must be at least 1".into());
+        }
+        Ok(c)
+    }
+}
