@@ -1,12 +1,15 @@
 //! One member of the group: relayer-client always, relayer when it ranks first.
 
 mod client;
+mod held_back;
 mod join;
 mod relayer;
 
 use std::collections::{BTreeSet, VecDeque};
 
 use bytes::Bytes;
+
+use held_back::HeldBack;
 
 use super::{
     CoreConfig, Epoch, MemberId, MemberMap, Message, MsgId, PlantedBug, Relay, RelayBody, Seq,
@@ -107,57 +110,6 @@ struct RelayerState {
     /// of the relay window or a tick came, so that a joiner learns its join is
     /// confirmed and a leaving member that what it delivered is safe with the others.
     announcement: HeldBack,
-}
-
-/// Something a member holds back so that it rides with other traffic: a client's
-/// acknowledgement of what it delivered (in its next sent-broadcast batch), the
-/// relayer's announcement of the stable watermark (in its next relay batch).
-#[derive(Clone, Copy, Debug, Default)]
-struct HeldBack {
-    /// There is something to tell.
-    due: bool,
-    /// Relays and payload bytes it lags by.
-    msgs: u64,
-    bytes: usize,
-    /// Send it on its own at the next drain, without waiting for traffic.
-    now: bool,
-}
-
-impl HeldBack {
-    /// Due at once (nothing to wait for).
-    fn now() -> HeldBack {
-        HeldBack {
-            due: true,
-            now: true,
-            ..HeldBack::default()
-        }
-    }
-
-    /// It lags by `msgs` relays and `bytes` payload bytes more; past `every` (in
-    /// relays, in bytes) it goes out on its own.
-    fn add(&mut self, msgs: u64, bytes: usize, every: (u64, usize)) {
-        self.due = true;
-        self.msgs += msgs;
-        self.bytes += bytes;
-        if self.msgs >= every.0 || self.bytes >= every.1 {
-            self.now = true;
-        }
-    }
-
-    /// A tick came: whatever is due goes out on its own.
-    fn tick(&mut self) {
-        self.now |= self.due;
-    }
-
-    /// Whether a tick would send it.
-    fn wants_tick(&self) -> bool {
-        self.due && !self.now
-    }
-
-    /// Whether it goes out on its own at the next drain.
-    fn send_now(&self) -> bool {
-        self.due && self.now
-    }
 }
 
 /// One member of an atomic-broadcast group, as a deterministic state machine.

@@ -1,0 +1,168 @@
+//! The checker's own tests: a valid record passes, and each planted defect is named.
+
+use super::*;
+
+fn app(seq: Seq, origin: MemberId, origin_seq: u64) -> Delivery {
+    Delivery::App {
+        seq,
+        id: MsgId { origin, origin_seq },
+        payload: Bytes::from(format!("{origin}:{origin_seq}")),
+    }
+}
+
+/// Three members; member 3 crashed after broadcasting 3:1. Members 1 and 2 each
+/// broadcast twice; member 2 broadcast 2:2 after delivering 1:1.
+fn valid() -> Record {
+    let mut r = Record::new(&[1, 2, 3]);
+    for (origin, k, before) in [(1, 1, 0), (2, 1, 0), (3, 1, 0), (1, 2, 2), (2, 2, 2)] {
+        r.broadcasts.push(BroadcastRecord {
+            id: MsgId {
+                origin,
+                origin_seq: k,
+            },
+            payload: Bytes::from(format!("{origin}:{k}")),
+            delivered_before: before,
+            incarnation: 0,
+        });
+    }
+    let log = vec![
+        app(1, 1, 1),
+        app(2, 2, 1),
+        app(3, 3, 1),
+        Delivery::Left { seq: 4, member: 3 },
+        app(5, 1, 2),
+        app(6, 2, 2),
+    ];
+    r.logs = vec![log.clone(), log, vec![app(1, 1, 1)]];
+    r.crashed = vec![false, false, true];
+    r
+}
+
+#[test]
+fn a_valid_record_passes() {
+    assert_eq!(check(&valid()), Ok(()));
+    assert!(check_all(&valid()).is_empty());
+}
+
+#[test]
+fn each_planted_defect_is_named() {
+    type Mutation = fn(&mut Record);
+    let table: &[(&str, Mutation, Property)] = &[
+        (
+            "duplicate delivery",
+            |r| r.logs[0].push(app(7, 1, 1)),
+            Property::Integrity,
+        ),
+        (
+            "altered payload",
+            |r| {
+                r.logs[1][0] = Delivery::App {
+                    seq: 1,
+                    id: MsgId {
+                        origin: 1,
+                        origin_seq: 1,
+                    },
+                    payload: Bytes::from_static(b"forged"),
+                }
+            },
+            Property::Integrity,
+        ),
+        (
+            "never broadcast",
+            |r| r.logs[2].push(app(2, 3, 9)),
+            Property::Integrity,
+        ),
+        (
+            "sender order swapped",
+            |r| {
+                for log in &mut r.logs[..2] {
+                    log[0] = app(1, 1, 2);
+                    log[4] = app(5, 1, 1);
+                }
+            },
+            Property::Fifo,
+        ),
+        (
+            "survivors disagree on order",
+            |r| {
+                r.logs[1].swap(1, 2);
+                r.logs[1][1] = app(2, 3, 1);
+                r.logs[1][2] = app(3, 2, 1);
+            },
+            Property::TotalOrder,
+        ),
+        (
+            "one survivor misses the tail",
+            |r| {
+                r.logs[1].pop();
+            },
+            Property::Agreement,
+        ),
+        (
+            "a survivor's message lost everywhere",
+            |r| {
+                r.logs[0].pop();
+                r.logs[1].pop();
+            },
+            Property::Validity,
+        ),
+        (
+            "effect before cause",
+            |r| {
+                for log in &mut r.logs[..2] {
+                    log[0] = app(1, 2, 1);
+                    log[1] = app(2, 1, 1);
+                }
+                r.broadcasts[1].delivered_before = 0;
+                r.broadcasts[4].delivered_before = 1;
+                r.logs[1] = r.logs[0].clone();
+                // 2:2 broadcast after member 2 delivered 2:1 only: fine. Now make
+                // 1:2 depend on 2:2, which comes after it.
+                r.broadcasts[3].delivered_before = 6;
+            },
+            Property::Causal,
+        ),
+        (
+            "a live member left",
+            |r| {
+                for log in &mut r.logs[..2] {
+                    log[3] = Delivery::Left { seq: 4, member: 2 };
+                }
+            },
+            Property::ViewsInOrder,
+        ),
+        (
+            "crash never announced",
+            |r| {
+                for log in &mut r.logs[..2] {
+                    log.remove(3);
+                    for (k, d) in log.iter_mut().enumerate() {
+                        if let Delivery::App { seq, .. } = d {
+                            *seq = k as Seq + 1;
+                        }
+                    }
+                }
+            },
+            Property::ViewsInOrder,
+        ),
+        (
+            "live member excluded",
+            |r| r.excluded[1] = true,
+            Property::Liveness,
+        ),
+        (
+            "stuck in synchronization",
+            |r| r.synchronizing[0] = true,
+            Property::Liveness,
+        ),
+    ];
+    for (name, mutate, expected) in table {
+        let mut r = valid();
+        mutate(&mut r);
+        let found: Vec<Property> = check_all(&r).into_iter().map(|v| v.property).collect();
+        assert!(
+            found.contains(expected),
+            "{name}: expected {expected}, found {found:?}"
+        );
+    }
+}
