@@ -20,7 +20,7 @@ pub enum abcast_buffering {
     ABCAST_BUFFERING_REPLICATED = 0,
     /// A member keeps only its own un-relayed broadcasts and the last round of
     /// relays: cheaper, but safe only for relayer *process* crashes, one at a time
-    /// (see the README's buffering section).
+    /// (see `docs/buffering.md`).
     ABCAST_BUFFERING_DISTRIBUTED = 1,
 }
 
@@ -315,8 +315,8 @@ pub unsafe extern "C" fn abcast_config_set_io_coalesce(
 
 /// Whether the node's own threads (the select thread and the relay workers) run
 /// under Linux's `SCHED_BATCH` policy: 1 (the default) or 0. Under it, a thread of
-/// the node that wakes up does not preempt the thread running on its CPU (see the
-/// README's *Performance* section); with 0 they keep the policy of the thread that
+/// the node that wakes up does not preempt the thread running on its CPU (see
+/// `docs/performance.md`); with 0 they keep the policy of the thread that
 /// calls `abcast_node_start`. Nothing changes elsewhere than Linux.
 /// `ABCAST_INVALID_ARGUMENT` for any other value.
 ///
@@ -346,8 +346,8 @@ pub unsafe extern "C" fn abcast_config_set_batch_scheduling(
 /// Runs the node's own threads (the select thread and the relay workers) under
 /// Linux's `SCHED_FIFO` real-time policy at `priority`, 1 to 99; 0 (the default):
 /// not, and `abcast_config_set_batch_scheduling` applies. Under it a thread of the
-/// node that wakes up preempts other programs' threads at once (see the README's
-/// *Performance* section). `abcast_node_start` fails with `ABCAST_IO` if this
+/// node that wakes up preempts other programs' threads at once (see
+/// `docs/performance.md`). `abcast_node_start` fails with `ABCAST_IO` if this
 /// process may not use the priority (it needs `CAP_SYS_NICE` or an `RLIMIT_RTPRIO`
 /// of at least `priority`), and starts nothing. `ABCAST_INVALID_ARGUMENT` for a
 /// priority over 99 or below 0.

@@ -1,9 +1,8 @@
 //! The C API: a thin layer over [`crate::Config`] and [`crate::Node`] for C and C++
 //! programs. The header `include/abcast.h` is generated from this module by
-//! `cbindgen` (see `cbindgen.toml` and `ffi/Makefile`); the README's *C API* section
-//! is the user's guide. This module is the only place in the library with `unsafe`:
-//! the C API, and (in `os`) the one call into the C library the runtime makes that
-//! the standard library does not wrap.
+//! `cbindgen` (see `cbindgen.toml` and `ffi/Makefile`); `docs/c-api.md` is the
+//! user's guide. Its `unsafe` is the C boundary's (pointers from C); the runtime's
+//! calls into the C library are in `runtime::os`.
 //!
 //! # Conventions
 //!
@@ -323,7 +322,7 @@ pub extern "C" fn abcast_thread_set_realtime_priority(priority: i32) -> abcast_s
 /// restriction, the node's own among them when this thread then calls
 /// `abcast_node_start`. On a machine that runs several members, keeping each
 /// member's threads on one CPU makes every hand-off between them a wake-up on the
-/// same CPU (see the README, *Performance*). `ABCAST_NULL_ARGUMENT` if `cpus` is
+/// same CPU (see `docs/performance.md`). `ABCAST_NULL_ARGUMENT` if `cpus` is
 /// `NULL` with a nonzero `cpus_len`; `ABCAST_INVALID_ARGUMENT` for an empty list, a
 /// CPU number of 1024 or more, or a set with no CPU this thread may use (the
 /// thread's CPUs are then unchanged); `ABCAST_IO` elsewhere than Linux.

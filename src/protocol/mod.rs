@@ -12,7 +12,9 @@
 //! rank order becomes relayer and runs the *synchronization phase* (its master FT
 //! manager) with every client's slave FT manager, so that a message any survivor
 //! delivered is delivered by all survivors, in the same order, before anything new.
-//! See `DESIGN.md` and the crate's README for the whole argument.
+//! See `docs/design.md` for the whole argument.
+
+#![forbid(unsafe_code)]
 
 mod member;
 mod member_map;

@@ -86,7 +86,7 @@ pub struct Config {
     /// another of the same priority, so they still hand batches to one another
     /// without preempting. On a small machine whose other programs run for a few
     /// milliseconds at a time, this is what keeps them out of the latency tail (see
-    /// the README, *Performance*). Needs `CAP_SYS_NICE` or an `RLIMIT_RTPRIO` of at
+    /// `docs/performance.md`). Needs `CAP_SYS_NICE` or an `RLIMIT_RTPRIO` of at
     /// least this priority: without it [`crate::Node::start`] fails with an I/O error
     /// (permission denied) and starts nothing; elsewhere than Linux it fails too.
     /// The threads block whenever they have nothing to do. The kernel keeps 5% of

@@ -25,6 +25,8 @@
 //!
 //! After the run is quiet, [`checker::check`] verifies every property.
 
+#![forbid(unsafe_code)]
+
 pub mod checker;
 mod config;
 mod faults;

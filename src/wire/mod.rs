@@ -78,6 +78,8 @@
 //! a `(u64, Bytes)` 40 for at least 12), so a body of `n` bytes decodes into at most
 //! about `3.4 * n` bytes of vectors, reached only by a frame full of empty messages.
 
+#![forbid(unsafe_code)]
+
 use byteorder::{BigEndian, ByteOrder};
 use bytes::BytesMut;
 

@@ -145,7 +145,7 @@ fn parse_payload(p: &str) -> Option<(u32, u64)> {
     Some((o.parse().ok()?, k.parse().ok()?))
 }
 
-/// Checks the properties of DESIGN.md section 1 on the delivery logs of members
+/// Checks the guarantees (`docs/design.md`) on the delivery logs of members
 /// that all survived from the start: identical sequences (one a prefix of the
 /// other when `allow_prefix`), no duplicates, payload origin matches, FIFO per sender,
 /// and for each `complete` sender every message 1..=n delivered.

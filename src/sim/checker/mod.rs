@@ -12,7 +12,7 @@ use bytes::Bytes;
 
 use crate::protocol::{Epoch, Event, MemberId, MsgId, Seq};
 
-/// A guarantee of the design (DESIGN.md, section 1), plus liveness.
+/// A guarantee of the design (`docs/design.md`, *Guarantees*), plus liveness.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Property {
     /// A message broadcast by a surviving member is delivered by every survivor.
