@@ -3,7 +3,7 @@
  *
  * A group of peer processes over TCP; every member can broadcast, and every surviving
  * member delivers every message in one total order, even when the member that orders
- * them (the relayer) crashes. See the README's "C API" section for building, linking
+ * them (the relayer) crashes. See docs/c-api.md for building, linking
  * and the conventions (ownership, blocking calls, threads, payload lifetime, status
  * codes). C99 and C++11 compatible.
  */
@@ -111,7 +111,7 @@ enum abcast_buffering
     /**
      * A member keeps only its own un-relayed broadcasts and the last round of
      * relays: cheaper, but safe only for relayer *process* crashes, one at a time
-     * (see the README's buffering section).
+     * (see `docs/buffering.md`).
      */
     ABCAST_BUFFERING_DISTRIBUTED = 1,
 };
@@ -307,7 +307,7 @@ abcast_status abcast_thread_set_realtime_priority(int32_t priority);
  * restriction, the node's own among them when this thread then calls
  * `abcast_node_start`. On a machine that runs several members, keeping each
  * member's threads on one CPU makes every hand-off between them a wake-up on the
- * same CPU (see the README, *Performance*). `ABCAST_NULL_ARGUMENT` if `cpus` is
+ * same CPU (see `docs/performance.md`). `ABCAST_NULL_ARGUMENT` if `cpus` is
  * `NULL` with a nonzero `cpus_len`; `ABCAST_INVALID_ARGUMENT` for an empty list, a
  * CPU number of 1024 or more, or a set with no CPU this thread may use (the
  * thread's CPUs are then unchanged); `ABCAST_IO` elsewhere than Linux.
@@ -431,8 +431,8 @@ abcast_status abcast_config_set_io_coalesce(struct abcast_config *cfg, uint32_t 
 /**
  * Whether the node's own threads (the select thread and the relay workers) run
  * under Linux's `SCHED_BATCH` policy: 1 (the default) or 0. Under it, a thread of
- * the node that wakes up does not preempt the thread running on its CPU (see the
- * README's *Performance* section); with 0 they keep the policy of the thread that
+ * the node that wakes up does not preempt the thread running on its CPU (see
+ * `docs/performance.md`); with 0 they keep the policy of the thread that
  * calls `abcast_node_start`. Nothing changes elsewhere than Linux.
  * `ABCAST_INVALID_ARGUMENT` for any other value.
  *
@@ -445,8 +445,8 @@ abcast_status abcast_config_set_batch_scheduling(struct abcast_config *cfg, int3
  * Runs the node's own threads (the select thread and the relay workers) under
  * Linux's `SCHED_FIFO` real-time policy at `priority`, 1 to 99; 0 (the default):
  * not, and `abcast_config_set_batch_scheduling` applies. Under it a thread of the
- * node that wakes up preempts other programs' threads at once (see the README's
- * *Performance* section). `abcast_node_start` fails with `ABCAST_IO` if this
+ * node that wakes up preempts other programs' threads at once (see
+ * `docs/performance.md`). `abcast_node_start` fails with `ABCAST_IO` if this
  * process may not use the priority (it needs `CAP_SYS_NICE` or an `RLIMIT_RTPRIO`
  * of at least `priority`), and starts nothing. `ABCAST_INVALID_ARGUMENT` for a
  * priority over 99 or below 0.
