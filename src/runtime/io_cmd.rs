@@ -26,8 +26,13 @@ pub(super) enum IoCmd {
         /// The sequence number of its last relay.
         relay_upto: Seq,
     },
-    /// The member left the view: close its connection.
+    /// The member left the view (*process left*): close its connection, unless it is
+    /// a new incarnation's that connected after the select thread counted the old
+    /// one failed and that has not been in the view yet (the old one is what left).
     Disconnect(MemberId),
+    /// The member joined the view (*process joined*): a later *process left* of it
+    /// is its own.
+    Joined(MemberId),
     /// This member was excluded: close every connection.
     CloseAll,
     /// Leave gracefully: write what is queued and a Leave frame to every peer, close,

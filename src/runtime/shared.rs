@@ -354,6 +354,8 @@ impl Shared {
                 }
                 protocol::Event::MemberJoined { seq, member } => {
                     rlog!(INFO, self.id, "process joined: member {member} (seq {seq})");
+                    let _ = self.io_tx.send(IoCmd::Joined(*member));
+                    sent = true;
                 }
                 protocol::Event::RelayerChanged { seq, epoch } => {
                     rlog!(

@@ -40,6 +40,9 @@ pub(super) struct Peer {
     pub(super) last_sent: Instant,
     /// The incarnation its last accepted Hello named.
     pub(super) incarnation: Option<u64>,
+    /// This incarnation connected after the peer counted as failed, and has not
+    /// joined the view yet: a *process left* until then is its predecessor's.
+    pub(super) awaiting_join: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -171,6 +171,7 @@ impl Transport {
         let p = self.peers.get_mut(&member).expect("peer");
         p.state = PeerState::Ready(token);
         p.incarnation = Some(incarnation);
+        p.awaiting_join = rejoin;
         p.last_sent = Instant::now();
         if rejoin {
             // Its old incarnation was reported failed to its worker shard before

@@ -146,6 +146,7 @@ impl Transport {
                         next_dial: now,
                         last_sent: now,
                         incarnation: None,
+                        awaiting_join: false,
                     },
                 )
             })
@@ -322,7 +323,22 @@ impl Transport {
                     });
                     self.release_held(&mut dirty);
                 }
-                IoCmd::Disconnect(m) => self.fail_peer(m, "left the view (process left)"),
+                IoCmd::Disconnect(m) => {
+                    if self.peers.get(&m).is_some_and(|p| p.awaiting_join) {
+                        rlog!(
+                            INFO,
+                            self.id,
+                            "process left of member {m}'s previous incarnation: its new one stays connected"
+                        );
+                    } else {
+                        self.fail_peer(m, "left the view (process left)");
+                    }
+                }
+                IoCmd::Joined(m) => {
+                    if let Some(p) = self.peers.get_mut(&m) {
+                        p.awaiting_join = false;
+                    }
+                }
                 IoCmd::CloseAll => self.close_all("this member was excluded"),
                 IoCmd::Leave { done } => {
                     let mut leave = Vec::new();
