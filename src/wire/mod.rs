@@ -36,7 +36,7 @@
 //! | `0x16` | `JoinRequest` | `answering: epoch, attempt: u32` (16 bytes) |
 //! | `0x17` | `Welcome` | `epoch: epoch, next_seq: u64, synchronizing: u8 (0 or 1), view: (member: u32, attempt: u32)[count], origin_delivered: (origin: u32, origin_seq: u64)[count]` |
 //!
-//! Kinds `0x10` to `0x17` carry a [`Message`], as [`Frame::Protocol`]. Where `Broadcast`
+//! Kinds `0x10` to `0x17` carry a [`Message`](crate::protocol::Message), as [`Frame::Protocol`]. Where `Broadcast`
 //! and `Ack` name an epoch they carry only its number, as the message does.
 //!
 //! A `msg` (an application message not yet sequenced) is `origin_seq: u64, payload:
@@ -67,7 +67,7 @@
 //! The encoding is canonical: a decoded frame encodes back to the very same bytes.
 //!
 //! Payloads are not copied: the frame is split off the input buffer and each decoded
-//! payload is a [`Bytes`] slice of it, so a batch of a thousand relays costs the
+//! payload is a [`Bytes`](bytes::Bytes) slice of it, so a batch of a thousand relays costs the
 //! vector of relays and no allocation per message (the frame's memory is freed when
 //! the last payload sliced from it is dropped).
 //!
