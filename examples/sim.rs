@@ -8,7 +8,40 @@
 
 use std::process::ExitCode;
 
-use abcast::sim::{run_and_check, Sim, SimConfig};
+use std::collections::BTreeMap;
+use std::fmt;
+
+use abcast::sim::{run_and_check, LiveFaultCounts, Sim, SimConfig};
+
+/// How many runs of a sweep reached each kind of fault.
+#[derive(Default)]
+struct FaultsReached {
+    crash: u64,
+    false_suspicion: u64,
+    partition: u64,
+    heal: u64,
+    pause: u64,
+}
+
+impl FaultsReached {
+    fn add(&mut self, crashes: usize, live: LiveFaultCounts) {
+        self.crash += u64::from(crashes > 0);
+        self.false_suspicion += u64::from(live.false_suspicions > 0);
+        self.partition += u64::from(live.partitions > 0);
+        self.heal += u64::from(live.heals > 0);
+        self.pause += u64::from(live.pauses > 0);
+    }
+}
+
+impl fmt::Display for FaultsReached {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "crash {}, suspicion of a live member {}, partition {}, heal {}, pause {}",
+            self.crash, self.false_suspicion, self.partition, self.heal, self.pause
+        )
+    }
+}
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -52,19 +85,29 @@ fn main() -> ExitCode {
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(0);
             let mut failed = 0;
+            let mut by_property: BTreeMap<String, u64> = BTreeMap::new();
+            let mut reached = FaultsReached::default();
             for seed in first..first + runs {
                 let c = SimConfig {
                     seed,
                     ..cfg.clone()
                 };
-                if let Err(f) = run_and_check(&c) {
-                    failed += 1;
-                    if failed <= 10 {
-                        println!("{f}");
+                match run_and_check(&c) {
+                    Ok(o) => reached.add(o.crashes, o.live_faults),
+                    Err(f) => {
+                        reached.add(f.crashes, f.live_faults);
+                        failed += 1;
+                        *by_property
+                            .entry(f.violation.property.to_string())
+                            .or_default() += 1;
+                        if failed <= 10 {
+                            println!("{f}");
+                        }
                     }
                 }
             }
-            println!("{runs} runs of {cfg} (seeds {first}..): {failed} failed");
+            println!("{runs} runs of {cfg} (seeds {first}..): {failed} failed {by_property:?}");
+            println!("runs that reached each fault: {reached}");
             if failed == 0 {
                 ExitCode::SUCCESS
             } else {

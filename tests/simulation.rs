@@ -107,3 +107,41 @@ fn a_run_replays_exactly() {
     assert_eq!(a.trace, b.trace);
     assert!(a.crashes >= 1);
 }
+
+/// The profiles whose faults leave processes alive inject what they name, and a run
+/// of each replays exactly. (Their properties are not asserted here: the protocol's
+/// failure handling is crash-stop, and these faults split it; see
+/// `docs/simulator.md`.)
+#[test]
+fn live_fault_profiles_inject_their_faults() {
+    use abcast::sim::Sim;
+    for profile in [
+        FaultProfile::FalseSuspicion,
+        FaultProfile::Partition,
+        FaultProfile::Pause,
+    ] {
+        assert!(profile.has_live_faults());
+        let mut seen = abcast::sim::LiveFaultCounts::default();
+        for seed in 0..50 {
+            let cfg = SimConfig::new(seed, 4, Buffering::Replicated, profile);
+            let text = cfg.to_string();
+            assert_eq!(text.parse::<SimConfig>().expect("parses"), cfg, "{text}");
+            let a = Sim::new(cfg.clone()).with_trace().run();
+            let b = Sim::new(cfg).with_trace().run();
+            assert_eq!(a.trace, b.trace, "{text} does not replay");
+            assert_eq!(a.crashes, 0, "{text}: {profile:?} crashed a member");
+            seen.false_suspicions += a.live_faults.false_suspicions;
+            seen.partitions += a.live_faults.partitions;
+            seen.heals += a.live_faults.heals;
+            seen.pauses += a.live_faults.pauses;
+        }
+        assert!(seen.false_suspicions >= 50, "{profile:?}: {seen:?}");
+        match profile {
+            FaultProfile::Partition => {
+                assert_eq!((seen.partitions, seen.heals), (50, 50), "{seen:?}")
+            }
+            FaultProfile::Pause => assert_eq!(seen.pauses, 50, "{seen:?}"),
+            _ => assert_eq!(seen.partitions + seen.pauses, 0, "{seen:?}"),
+        }
+    }
+}

@@ -26,18 +26,38 @@ pub enum FaultProfile {
     /// a new incarnation and joins, while everyone broadcasts again — and, in half the
     /// runs, the relayer crashes while the joins are under way.
     Rejoin,
+    /// One or two failure detectors suspect a live member (which closes the
+    /// connection, so the suspected member sees the suspecter fail too).
+    FalseSuspicion,
+    /// The group splits into two sides that lose every link between them for a few
+    /// failure timeouts, then heal.
+    Partition,
+    /// One member is paused for two to four failure timeouts, then carries on.
+    Pause,
 }
 
 impl FaultProfile {
     /// Every profile, in order.
-    pub const ALL: [FaultProfile; 6] = [
+    pub const ALL: [FaultProfile; 9] = [
         FaultProfile::NoFaults,
         FaultProfile::RelayerCrash,
         FaultProfile::CrashDuringSync,
         FaultProfile::Cascade,
         FaultProfile::RelayerHostVanishes,
         FaultProfile::Rejoin,
+        FaultProfile::FalseSuspicion,
+        FaultProfile::Partition,
+        FaultProfile::Pause,
     ];
+
+    /// Whether the profile injects faults that leave processes alive (so that a
+    /// live member may be excluded, and must then be told).
+    pub fn has_live_faults(self) -> bool {
+        matches!(
+            self,
+            FaultProfile::FalseSuspicion | FaultProfile::Partition | FaultProfile::Pause
+        )
+    }
 
     pub(super) fn name(self) -> &'static str {
         match self {
@@ -47,6 +67,9 @@ impl FaultProfile {
             FaultProfile::Cascade => "cascade",
             FaultProfile::RelayerHostVanishes => "relayer-host-vanishes",
             FaultProfile::Rejoin => "rejoin",
+            FaultProfile::FalseSuspicion => "false-suspicion",
+            FaultProfile::Partition => "partition",
+            FaultProfile::Pause => "pause",
         }
     }
 }

@@ -104,6 +104,7 @@ impl Sim {
                     add(self, at, target, trigger, kind);
                 }
             }
+            FaultProfile::FalseSuspicion | FaultProfile::Partition | FaultProfile::Pause => {}
             FaultProfile::RelayerHostVanishes => {
                 let at = self.rng.range(horizon / 4, horizon);
                 add(
@@ -145,8 +146,10 @@ impl Sim {
         let joiners: Vec<usize> = (0..n).filter(|i| self.crashed[*i]).collect();
         for &i in &joiners {
             for j in 0..n {
-                self.links[i * n + j].clear();
-                self.links[j * n + i].clear();
+                for l in [i * n + j, j * n + i] {
+                    self.links[l].clear();
+                    self.closed[l] = false;
+                }
             }
             self.record.gave_up[i] += self.members[i].join_attempt().saturating_sub(1);
             self.members[i] = Member::new_joining(self.ids[i], &self.ids, self.core.clone());

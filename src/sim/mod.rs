@@ -23,6 +23,15 @@
 //! * a **host vanishing** loses everything in flight, and each peer notices only after
 //!   the failure timeout, each at its own moment.
 //!
+//! The profiles `false-suspicion`, `partition` and `pause` inject faults that leave
+//! every process alive (see [`live_faults`]): a failure detector suspecting a live
+//! member, a partition that heals, a member paused for longer than the failure
+//! timeout. Under them a live member may be excluded, and the checker then requires
+//! that it was told, that the members not told form one group, and that nobody binds
+//! a position of the order to two different messages. The protocol's failure
+//! handling is crash-stop, and these profiles split it today: sweeps of them report
+//! the failures (`docs/simulator.md`); the test suite sweeps the crash profiles only.
+//!
 //! After the run is quiet, [`checker::check`] verifies every property.
 
 #![forbid(unsafe_code)]
@@ -31,6 +40,7 @@ pub mod checker;
 mod config;
 mod faults;
 pub mod harness;
+pub mod live_faults;
 mod rng;
 
 use std::cmp::Reverse;
@@ -43,6 +53,7 @@ use crate::protocol::{CoreConfig, Member, MemberId, Message};
 pub use checker::{check, check_all, Property, Record, Violation};
 pub use config::{FaultProfile, SimConfig};
 use faults::{Plan, Target, Trigger};
+pub use live_faults::LiveFaultCounts;
 pub use rng::Rng;
 
 /// Simulated time, in microseconds.
@@ -75,6 +86,17 @@ enum Ev {
     Tick {
         member: usize,
     },
+    /// The members in the bit mask lose every link to the others.
+    Partition {
+        side_a: u64,
+    },
+    /// Every partitioned link carries traffic again.
+    Heal,
+    /// The member handles nothing until `until`.
+    Pause {
+        member: usize,
+        until: Micros,
+    },
 }
 
 enum Input {
@@ -96,6 +118,8 @@ pub struct Outcome {
     pub steps: u64,
     /// How many crashes were injected.
     pub crashes: usize,
+    /// What the faults that leave processes alive did.
+    pub live_faults: LiveFaultCounts,
     /// The run's trace, when asked for.
     pub trace: Vec<String>,
 }
@@ -109,6 +133,14 @@ pub struct Sim {
     members: Vec<Member>,
     crashed: Vec<bool>,
     links: Vec<VecDeque<(Micros, Message)>>,
+    /// Per link: one end closed the connection (it suspected the other); nothing
+    /// more is carried, for good.
+    closed: Vec<bool>,
+    /// Per link: cut by a partition until it heals.
+    partitioned: Vec<bool>,
+    /// Per member: paused until then (inputs wait).
+    paused_until: Vec<Micros>,
+    live_faults: LiveFaultCounts,
     last_arrival: Vec<Micros>,
     heap: BinaryHeap<Reverse<(Micros, u64, Ev)>>,
     tie: u64,
@@ -156,6 +188,10 @@ impl Sim {
             members,
             crashed: vec![false; n],
             links: (0..n * n).map(|_| VecDeque::new()).collect(),
+            closed: vec![false; n * n],
+            partitioned: vec![false; n * n],
+            paused_until: vec![0; n],
+            live_faults: LiveFaultCounts::default(),
             last_arrival: vec![0; n * n],
             heap: BinaryHeap::new(),
             tie: 0,
@@ -176,6 +212,7 @@ impl Sim {
             sim.schedule(t, Ev::Broadcast { member: m });
         }
         sim.plan_faults();
+        sim.plan_live_faults();
         sim
     }
 
@@ -233,15 +270,29 @@ impl Sim {
             self.record.gave_up[i] += self.members[i].join_attempt().saturating_sub(1);
         }
         self.record.crashed = self.crashed.clone();
+        self.record.views = self.members.iter().map(|m| m.view().to_vec()).collect();
+        self.record.live_faults = self.live_faults.false_suspicions > 0;
         Outcome {
             record: self.record,
             steps: self.steps,
             crashes: self.crashes,
+            live_faults: self.live_faults,
             trace: self.trace,
         }
     }
 
     fn dispatch(&mut self, ev: Ev) {
+        // A paused member's inputs wait until it wakes.
+        let input_of = match ev {
+            Ev::Arrive { to, .. } => Some(to),
+            Ev::Broadcast { member } | Ev::Tick { member } => Some(member),
+            Ev::Notice { at, .. } => Some(at),
+            _ => None,
+        };
+        if let Some(wake) = input_of.and_then(|i| self.paused(i)) {
+            self.schedule(wake, ev);
+            return;
+        }
         match ev {
             Ev::Arrive { from, to } => {
                 let l = from * self.members.len() + to;
@@ -258,10 +309,13 @@ impl Sim {
                 }
             }
             Ev::Notice { at, of } => {
-                if !self.crashed[at] {
+                if !self.crashed[at] && (self.crashed[of] || self.close_connection(at, of)) {
                     self.step(at, Input::Failed(of));
                 }
             }
+            Ev::Partition { side_a } => self.partition(side_a),
+            Ev::Heal => self.heal(),
+            Ev::Pause { member, until } => self.pause(member, until),
             Ev::Tick { member } => {
                 self.tick_pending[member] = false;
                 if !self.crashed[member] {
@@ -404,6 +458,9 @@ impl Sim {
         let n = self.members.len();
         for (to, msg) in out {
             let l = from * n + to;
+            if self.closed[l] || self.partitioned[l] {
+                continue;
+            }
             let at = (self.now + self.rng.range(10, 300)).max(self.last_arrival[l]);
             self.last_arrival[l] = at;
             if self.tracing {
@@ -473,6 +530,10 @@ pub struct Failure {
     pub config: SimConfig,
     /// What went wrong.
     pub violation: Violation,
+    /// How many crashes the run injected.
+    pub crashes: usize,
+    /// What its faults that leave processes alive did.
+    pub live_faults: LiveFaultCounts,
 }
 
 impl fmt::Display for Failure {
@@ -501,6 +562,8 @@ pub fn run_and_check(cfg: &SimConfig) -> Result<Outcome, Failure> {
         Err(violation) => Err(Failure {
             config: cfg.clone(),
             violation,
+            crashes: outcome.crashes,
+            live_faults: outcome.live_faults,
         }),
     }
 }

@@ -153,6 +153,11 @@ pub struct Record {
     /// Per slot, how many times a joiner gave up an unconfirmed place in the view and
     /// asked again (each is a legitimate *process left*).
     pub gave_up: Vec<u32>,
+    /// Per slot, the view its current incarnation ended with (empty: not recorded).
+    pub views: Vec<Vec<MemberId>>,
+    /// A live member was suspected during the run (a false suspicion, a partition or
+    /// a pause): live members may then be excluded, and must be told.
+    pub live_faults: bool,
 }
 
 impl Record {
@@ -169,6 +174,8 @@ impl Record {
             joining: vec![false; n],
             incarnation: vec![0; n],
             gave_up: vec![0; n],
+            views: Vec::new(),
+            live_faults: false,
         }
     }
 
@@ -210,6 +217,19 @@ impl Record {
         (0..self.ids.len()).filter(|i| !self.crashed[*i]).collect()
     }
 
+    /// The survivors that must end in the group: with live faults, those not told
+    /// they were excluded; else every survivor (an excluded survivor is a liveness
+    /// violation, and is held to agreement and validity too).
+    fn group(&self) -> Vec<usize> {
+        (0..self.ids.len()).filter(|i| self.in_group(*i)).collect()
+    }
+
+    /// Whether slot `i` must end in the group (see [`Record::group`]).
+    fn in_group(&self, i: usize) -> bool {
+        let told_excluded = self.live_faults && self.excluded[i];
+        !self.crashed[i] && !told_excluded
+    }
+
     fn index_of(&self, id: MemberId) -> Option<usize> {
         self.ids.iter().position(|m| *m == id)
     }
@@ -233,10 +253,11 @@ impl Record {
         self.logs[i].get((seq - start) as usize)
     }
 
-    /// Whether `b` was made by an incarnation that is still alive.
+    /// Whether `b` was made by an incarnation that is still alive and in the group
+    /// (see [`Record::group`]).
     fn made_by_survivor(&self, b: &BroadcastRecord) -> bool {
         self.index_of(b.id.origin)
-            .is_some_and(|i| !self.crashed[i] && self.incarnation[i] == b.incarnation)
+            .is_some_and(|i| self.in_group(i) && self.incarnation[i] == b.incarnation)
     }
 
     /// How many incarnations of `id` failed.
@@ -381,7 +402,7 @@ fn check_total_order(r: &Record) -> Result<(), Violation> {
 
 fn check_liveness(r: &Record) -> Result<(), Violation> {
     for i in r.survivors() {
-        if r.excluded[i] {
+        if r.excluded[i] && !r.live_faults {
             return violation(
                 Property::Liveness,
                 format!("member {} was excluded though it never failed", r.ids[i]),
@@ -406,11 +427,46 @@ fn check_liveness(r: &Record) -> Result<(), Violation> {
             );
         }
     }
+    check_one_group(r)
+}
+
+/// Once the run is quiet, the members not told they were excluded form one group:
+/// each ends with the same view, and that view holds each of them. A member the
+/// others left behind without telling it fails this.
+fn check_one_group(r: &Record) -> Result<(), Violation> {
+    if r.views.is_empty() {
+        return Ok(());
+    }
+    let group = r.group();
+    let Some(&first) = group.first() else {
+        return Ok(());
+    };
+    for &i in &group {
+        if r.views[i] != r.views[first] {
+            return violation(
+                Property::Liveness,
+                format!(
+                    "members {} and {} end in different views, {:?} and {:?}, and neither \
+                     was told it was excluded",
+                    r.ids[first], r.ids[i], r.views[first], r.views[i]
+                ),
+            );
+        }
+        if !r.views[first].contains(&r.ids[i]) {
+            return violation(
+                Property::Liveness,
+                format!(
+                    "member {} is not in the group's view {:?} and was not told it was excluded",
+                    r.ids[i], r.views[first]
+                ),
+            );
+        }
+    }
     Ok(())
 }
 
 fn check_agreement(r: &Record) -> Result<(), Violation> {
-    let s = r.survivors();
+    let s = r.group();
     for w in s.windows(2) {
         let (a, b) = (w[0], w[1]);
         if r.end(a) != r.end(b) {
@@ -433,7 +489,7 @@ fn check_agreement(r: &Record) -> Result<(), Violation> {
 
 fn check_validity(r: &Record) -> Result<(), Violation> {
     let delivered: HashSet<MsgId> = r
-        .survivors()
+        .group()
         .into_iter()
         .flat_map(|i| r.logs[i].iter())
         .filter_map(|d| match d {
@@ -441,7 +497,7 @@ fn check_validity(r: &Record) -> Result<(), Violation> {
             _ => None,
         })
         .collect();
-    if r.survivors().is_empty() {
+    if r.group().is_empty() {
         return Ok(());
     }
     for b in &r.broadcasts {
@@ -523,7 +579,8 @@ fn check_views(r: &Record) -> Result<(), Violation> {
                 Delivery::Left { seq, member } => {
                     let n = lefts.entry(*member).or_insert(0);
                     *n += 1;
-                    if !gone.insert(*member) || *n > r.failures(*member) {
+                    let failed = r.live_faults || *n <= r.failures(*member);
+                    if !gone.insert(*member) || !failed {
                         return violation(
                             Property::ViewsInOrder,
                             format!(

@@ -166,3 +166,62 @@ fn each_planted_defect_is_named() {
         );
     }
 }
+
+/// [`valid`] with live faults: member 3 did not crash but was suspected by both
+/// others, and the record says whether it was told.
+fn live_member_left_behind(told: bool) -> Record {
+    let mut r = valid();
+    r.live_faults = true;
+    r.crashed = vec![false; 3];
+    r.excluded = vec![false, false, told];
+    r.broadcasts.retain(|b| b.id.origin != 3);
+    let group_log = vec![
+        app(1, 1, 1),
+        app(2, 2, 1),
+        Delivery::Left { seq: 3, member: 3 },
+        app(4, 1, 2),
+        app(5, 2, 2),
+    ];
+    r.logs = vec![
+        group_log.clone(),
+        group_log,
+        vec![app(1, 1, 1), app(2, 2, 1)],
+    ];
+    r.views = vec![vec![1, 2], vec![1, 2], vec![1, 2, 3]];
+    r
+}
+
+#[test]
+fn a_live_member_excluded_and_told_passes() {
+    let r = live_member_left_behind(true);
+    assert_eq!(check(&r), Ok(()));
+}
+
+#[test]
+fn a_live_member_left_behind_untold_is_a_liveness_violation() {
+    let r = live_member_left_behind(false);
+    let v = check(&r).expect_err("member 3 thinks it is still in the group");
+    assert_eq!(v.property, Property::Liveness, "{v}");
+    assert!(v.detail.contains("different views"), "{v}");
+}
+
+#[test]
+fn a_planted_split_brain_is_a_total_order_violation() {
+    // Both sides of a partition went on: members 1 and 2 bound seq 3 to member 3's
+    // leaving, while member 3, which nobody told it was excluded, bound it to its
+    // own 3:2.
+    let mut r = live_member_left_behind(false);
+    r.broadcasts.push(BroadcastRecord {
+        id: MsgId {
+            origin: 3,
+            origin_seq: 2,
+        },
+        payload: Bytes::from_static(b"3:2"),
+        delivered_before: 2,
+        incarnation: 0,
+    });
+    r.logs[2] = vec![app(1, 1, 1), app(2, 2, 1), app(3, 3, 2)];
+    let all: Vec<Property> = check_all(&r).into_iter().map(|v| v.property).collect();
+    assert!(all.contains(&Property::TotalOrder), "{all:?}");
+    assert!(all.contains(&Property::Liveness), "{all:?}");
+}

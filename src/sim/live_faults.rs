@@ -1,0 +1,165 @@
+//! Faults that leave every process alive: a failure detector that suspects a live
+//! member, a partition that heals, a member paused for longer than the failure
+//! timeout.
+//!
+//! They are modelled as the runtime's TCP connections show them. A member that
+//! suspects a live peer closes its connection: what it had written still reaches the
+//! peer, which then sees the connection break (and so suspects it back); what the
+//! peer had in flight towards it is lost. A partition loses what was in flight
+//! across it, and each side notices the other only after the failure timeout; a
+//! healed partition carries new traffic again, but not over a connection either side
+//! closed. A paused member handles nothing until it wakes (its inputs wait), while
+//! its peers time it out.
+
+use super::{Ev, FaultProfile, Micros, Sim, FAILURE_TIMEOUT_US};
+
+/// What the live faults did in a run, for sweeps to report.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LiveFaultCounts {
+    /// Suspicions of a member that was alive (false suspicions, partitions, pauses).
+    pub false_suspicions: u32,
+    /// Partitions injected.
+    pub partitions: u32,
+    /// Partitions healed.
+    pub heals: u32,
+    /// Members paused.
+    pub pauses: u32,
+}
+
+impl Sim {
+    /// Schedules the live faults of the run's profile.
+    pub(super) fn plan_live_faults(&mut self) {
+        let n = self.members.len();
+        if n < 2 {
+            return;
+        }
+        let horizon = 300 + 250 * self.cfg.msgs_per_member as u64;
+        match self.cfg.profile {
+            FaultProfile::FalseSuspicion => {
+                for _ in 0..self.rng.range(1, 2) {
+                    let at = self.rng.range(0, horizon);
+                    let suspecter = self.rng.index(n);
+                    let suspected = (suspecter + 1 + self.rng.index(n - 1)) % n;
+                    self.schedule(
+                        at,
+                        Ev::Notice {
+                            at: suspecter,
+                            of: suspected,
+                        },
+                    );
+                }
+            }
+            FaultProfile::Partition => {
+                let at = self.rng.range(0, horizon);
+                // A random split into two non-empty sides, as a bit mask of side A.
+                let all = (1u64 << n) - 1;
+                let side_a = self.rng.range(1, all - 1);
+                self.schedule(at, Ev::Partition { side_a });
+                let heal = at + FAILURE_TIMEOUT_US * self.rng.range(2, 8);
+                self.schedule(heal, Ev::Heal);
+            }
+            FaultProfile::Pause => {
+                let at = self.rng.range(0, horizon);
+                let member = self.rng.index(n);
+                let until = at + FAILURE_TIMEOUT_US * self.rng.range(2, 4);
+                self.schedule(at, Ev::Pause { member, until });
+            }
+            _ => {}
+        }
+    }
+
+    /// Member `at`'s failure detector suspects `of`, which has not crashed: it
+    /// closes the connection (see the module docs). Returns whether `at` should now
+    /// handle the failure (false when the connection was closed already).
+    pub(super) fn close_connection(&mut self, at: usize, of: usize) -> bool {
+        let n = self.members.len();
+        let (out, back) = (at * n + of, of * n + at);
+        if self.closed[out] {
+            return true; // the peer closed it first: this is the break it sees
+        }
+        self.live_faults.false_suspicions += 1;
+        if self.tracing {
+            self.trace.push(format!(
+                "t={} {} suspects live member {} and closes the connection",
+                self.now, self.ids[at], self.ids[of]
+            ));
+        }
+        self.closed[out] = true;
+        self.closed[back] = true;
+        self.links[back].clear();
+        if !self.partitioned[out] {
+            // The peer reads what was written, then sees the connection break.
+            let last = self.links[out].back().map_or(self.now, |(t, _)| *t);
+            let when = last.max(self.now) + self.rng.range(1, 100);
+            self.schedule(when, Ev::Notice { at: of, of: at });
+        }
+        true
+    }
+
+    /// The members of `side_a` lose every link to the others.
+    pub(super) fn partition(&mut self, side_a: u64) {
+        let n = self.members.len();
+        self.live_faults.partitions += 1;
+        if self.tracing {
+            let side: Vec<_> = (0..n)
+                .filter(|i| side_a & (1 << i) != 0)
+                .map(|i| self.ids[i])
+                .collect();
+            self.trace
+                .push(format!("t={} PARTITION {side:?} from the rest", self.now));
+        }
+        for i in 0..n {
+            for j in 0..n {
+                let across = (side_a & (1 << i) != 0) != (side_a & (1 << j) != 0);
+                if !across {
+                    continue;
+                }
+                let l = i * n + j;
+                self.partitioned[l] = true;
+                self.links[l].clear();
+                if !self.crashed[i] && !self.crashed[j] {
+                    let when = self.now + FAILURE_TIMEOUT_US + self.rng.range(0, 1_000);
+                    self.schedule(when, Ev::Notice { at: i, of: j });
+                }
+            }
+        }
+    }
+
+    /// Every partitioned link carries traffic again (connections closed meanwhile
+    /// stay closed).
+    pub(super) fn heal(&mut self) {
+        if self.partitioned.iter().any(|p| *p) {
+            self.live_faults.heals += 1;
+            if self.tracing {
+                self.trace.push(format!("t={} HEAL", self.now));
+            }
+        }
+        self.partitioned.iter_mut().for_each(|p| *p = false);
+    }
+
+    /// Member `member` stops handling anything until `until`; its peers time it out.
+    pub(super) fn pause(&mut self, member: usize, until: Micros) {
+        if self.crashed[member] {
+            return;
+        }
+        self.live_faults.pauses += 1;
+        if self.tracing {
+            self.trace.push(format!(
+                "t={} PAUSE {} until t={until}",
+                self.now, self.ids[member]
+            ));
+        }
+        self.paused_until[member] = until;
+        for j in 0..self.members.len() {
+            if j != member && !self.crashed[j] {
+                let when = self.now + FAILURE_TIMEOUT_US + self.rng.range(0, 1_000);
+                self.schedule(when, Ev::Notice { at: j, of: member });
+            }
+        }
+    }
+
+    /// When member `i` is paused, the moment it wakes.
+    pub(super) fn paused(&self, i: usize) -> Option<Micros> {
+        (self.paused_until[i] > self.now).then_some(self.paused_until[i])
+    }
+}
