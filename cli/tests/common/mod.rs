@@ -109,24 +109,29 @@ impl NodeProc {
         let _ = self.child.wait();
     }
 
-    /// SIGSTOP, by PID: the process stays, silent (Drop still kills it).
-    pub fn freeze(&self) {
+    /// Sends `signal` (a name for `kill`, such as `STOP`) to the process, by PID.
+    fn signal(&self, signal: &str) {
         let status = Command::new("kill")
-            .arg("-STOP")
+            .arg(format!("-{signal}"))
             .arg(self.pid().to_string())
             .status()
             .expect("run kill");
-        assert!(status.success(), "kill -STOP {} failed", self.pid());
+        assert!(status.success(), "kill -{signal} {} failed", self.pid());
+    }
+
+    /// SIGSTOP, by PID: the process stays, silent (Drop still kills it).
+    pub fn freeze(&self) {
+        self.signal("STOP");
+    }
+
+    /// SIGCONT, by PID: a frozen process carries on.
+    pub fn thaw(&self) {
+        self.signal("CONT");
     }
 
     /// SIGTERM, by PID.
     pub fn terminate(&self) {
-        let status = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.pid().to_string())
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill -TERM {} failed", self.pid());
+        self.signal("TERM");
     }
 
     /// Waits for the process to exit; returns its exit code (None if it did not).

@@ -229,3 +229,65 @@ impl Transport {
         self.check_startup(now);
     }
 }
+
+/// How much of the time since the select loop last ran (`gap`) it was stalled —
+/// its process paused, or its thread kept off the CPU — rather than waiting in
+/// `poll` (at most `tick`): `None` while the gap is within what the loop's own
+/// rhythm explains (four ticks, or a quarter of the failure timeout, whichever is
+/// longer).
+///
+/// Silence during a stall says nothing about the peers: what they sent meanwhile
+/// waits, unread, in this member's sockets. So the stalled time is not counted
+/// against them (see [`Transport::discount_stall`]), and a member that wakes from a
+/// stall reads its sockets before it can time anyone out.
+pub(super) fn stalled_for(gap: Duration, tick: Duration, timeout: Duration) -> Option<Duration> {
+    let rhythm = (tick * 4).max(timeout / 4);
+    (gap > rhythm).then(|| gap.saturating_sub(tick))
+}
+
+impl Transport {
+    /// The select loop was stalled for `stalled`: peers' silence during it does not
+    /// count (nor a connection's wait for its Hello).
+    pub(super) fn discount_stall(&mut self, stalled: Duration, now: Instant) {
+        rlog!(
+            INFO,
+            self.id,
+            "the select thread did not run for {} ms: that silence is not held against peers",
+            stalled.as_millis()
+        );
+        for c in self.conns.values_mut() {
+            c.last_heard = (c.last_heard + stalled).min(now);
+            c.opened = (c.opened + stalled).min(now);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::stalled_for;
+    use std::time::Duration;
+
+    #[test]
+    fn a_stall_is_a_gap_beyond_the_loops_rhythm() {
+        let ms = Duration::from_millis;
+        // (gap, tick, failure timeout) -> stalled time
+        let table = [
+            (ms(0), ms(50), ms(1000), None),
+            (ms(50), ms(50), ms(1000), None),
+            (ms(250), ms(50), ms(1000), None),
+            (ms(251), ms(50), ms(1000), Some(ms(201))),
+            (ms(850), ms(50), ms(1000), Some(ms(800))),
+            (ms(3000), ms(50), ms(1000), Some(ms(2950))),
+            // Short timeouts: four ticks bound the rhythm.
+            (ms(20), ms(5), ms(20), None),
+            (ms(21), ms(5), ms(20), Some(ms(16))),
+        ];
+        for (gap, tick, timeout, want) in table {
+            assert_eq!(
+                stalled_for(gap, tick, timeout),
+                want,
+                "{gap:?} {tick:?} {timeout:?}"
+            );
+        }
+    }
+}

@@ -201,8 +201,17 @@ impl Transport {
         let mut next_tick = Instant::now();
         let coalesce = self.shared.config.io_coalesce;
         let mut last_wake = Instant::now();
+        let mut last_ran = Instant::now();
+        let failure_timeout = self.shared.config.failure_timeout;
         loop {
             let now = Instant::now();
+            let gap = now.saturating_duration_since(last_ran);
+            last_ran = now;
+            if let Some(stalled) = failure::stalled_for(gap, self.tick, failure_timeout) {
+                self.discount_stall(stalled, now);
+                // Read what arrived meanwhile before timing anyone out.
+                next_tick = next_tick.max(now + self.tick);
+            }
             if now >= next_tick {
                 self.on_tick(now);
                 next_tick = now + self.tick;
