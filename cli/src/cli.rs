@@ -5,12 +5,9 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub mod bench;
-mod bench_forwarder;
-mod bench_group;
-mod bench_member;
-mod bench_util;
 pub mod demo;
 pub mod node;
+mod options;
 mod signal;
 
 /// Fault-tolerant atomic broadcast over TCP.
@@ -36,10 +33,10 @@ pub enum Command {
     Bench(bench::BenchArgs),
     /// One member of a `bench` or `demo` group (started by them).
     #[command(hide = true)]
-    BenchMember(bench_member::MemberArgs),
+    BenchMember(bench::member::MemberArgs),
     /// The raw-TCP baseline's forwarding process (started by `bench`).
     #[command(hide = true)]
-    BenchForwarder(bench_forwarder::ForwarderArgs),
+    BenchForwarder(bench::forwarder::ForwarderArgs),
 }
 
 /// Runs the parsed command line.
@@ -48,7 +45,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Node(args) => node::run(args),
         Command::Demo(args) => demo::run(args),
         Command::Bench(args) => bench::run(args),
-        Command::BenchMember(args) => bench_member::run(args),
-        Command::BenchForwarder(args) => bench_forwarder::run(args),
+        Command::BenchMember(args) => bench::member::run(args),
+        Command::BenchForwarder(args) => bench::forwarder::run(args),
     }
 }

@@ -12,9 +12,12 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 
-use super::bench_group::{run_group, GroupSpec, Mode, Progress, Ui};
-use super::bench_util::{mib, ms, thousands, Report, DEFAULT_PACE_US};
-use super::node::{BufferingArg, RuntimeArgs};
+use super::bench::coordinator::run_group;
+use super::bench::format::{mib, ms, thousands};
+use super::bench::group::{GroupSpec, Mode, Progress, Ui};
+use super::bench::member::DEFAULT_PACE_US;
+use super::bench::protocol::Report;
+use super::options::{BufferingArg, RuntimeArgs};
 
 /// Options of `abcast demo`.
 #[derive(Debug, Args)]
@@ -206,10 +209,7 @@ pub fn run(args: DemoArgs) -> ExitCode {
         "abcast demo: {} members on 127.0.0.1, each a separate process (`abcast bench-member`, \
          children of this one), {} buffering.",
         args.nodes,
-        match args.buffering {
-            BufferingArg::Replicated => "replicated",
-            BufferingArg::Distributed => "distributed",
-        }
+        args.buffering.name()
     );
     println!(
         "Every member broadcasts {} messages/s of {} bytes (each carries its sender, its number \
