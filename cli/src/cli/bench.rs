@@ -35,8 +35,8 @@ use report::{describe, print_report};
 mod args;
 pub mod format;
 mod json;
-mod progress;
-mod report;
+pub mod progress;
+pub mod report;
 
 // The coordinator, which `abcast demo` uses too.
 pub mod coordinator;

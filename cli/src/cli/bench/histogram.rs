@@ -90,6 +90,16 @@ impl Histogram {
         self.max
     }
 
+    /// The figures a report shows: p50, p90, p99 and the maximum, by name.
+    pub fn headline(&self) -> [(&'static str, u64); 4] {
+        [
+            ("p50", self.quantile(0.5)),
+            ("p90", self.quantile(0.9)),
+            ("p99", self.quantile(0.99)),
+            ("max", self.max),
+        ]
+    }
+
     /// `max;idx:count,idx:count,...` (non-empty buckets only).
     pub fn encode(&self) -> String {
         let mut s = format!("{};", self.max);

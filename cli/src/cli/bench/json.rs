@@ -5,15 +5,15 @@ use std::fmt::Write as _;
 use super::figures::Figures;
 use super::group::{GroupOutcome, GroupSpec};
 
+/// The headline latency figures of `f`, in µs.
 fn lat_json(f: &Figures) -> String {
-    let us = |ns: u64| json_num(Some(ns as f64 / 1e3));
-    format!(
-        "{{\"p50\": {}, \"p90\": {}, \"p99\": {}, \"max\": {}}}",
-        us(f.latency.quantile(0.5)),
-        us(f.latency.quantile(0.9)),
-        us(f.latency.quantile(0.99)),
-        us(f.latency.max())
-    )
+    let each: Vec<String> = f
+        .latency
+        .headline()
+        .iter()
+        .map(|(q, ns)| format!("\"{q}\": {}", json_num(Some(*ns as f64 / 1e3))))
+        .collect();
+    format!("{{{}}}", each.join(", "))
 }
 
 pub fn to_json(spec: &GroupSpec, a: &GroupOutcome, fa: &Figures, fb: Option<&Figures>) -> String {

@@ -1,17 +1,55 @@
-//! The progress line `abcast bench` keeps on stderr while a group runs.
+//! The progress line `abcast bench` keeps on stderr while a group runs, and the
+//! live line it and `abcast demo` show progress on.
 
 use std::io::{IsTerminal, Write};
 
 use super::format::thousands;
 use super::group::{Progress, Ui};
 
-/// The progress line on stderr: rewritten in place on a terminal, else one line a
-/// second.
+/// A status line that a terminal shows rewritten in place, and anything else gets
+/// at most once a second.
+pub struct LiveLine {
+    tty: bool,
+    shown: bool,
+    last_printed: f64,
+}
+
+impl LiveLine {
+    /// A live line on a stream that is a terminal if `tty`.
+    pub fn new(tty: bool) -> LiveLine {
+        LiveLine {
+            tty,
+            shown: false,
+            last_printed: f64::NEG_INFINITY,
+        }
+    }
+
+    /// Shows `line`, `elapsed` seconds into the run, on `w`.
+    pub fn show(&mut self, w: &mut impl Write, elapsed: f64, line: &str) {
+        if self.tty {
+            let _ = write!(w, "\r{line}\x1b[K");
+            self.shown = true;
+        } else if elapsed - self.last_printed >= 1.0 {
+            self.last_printed = elapsed;
+            let _ = writeln!(w, "{line}");
+        }
+        let _ = w.flush();
+    }
+
+    /// Erases the line from the terminal, before other output.
+    pub fn clear(&mut self, w: &mut impl Write) {
+        if self.shown {
+            let _ = write!(w, "\r\x1b[K");
+            let _ = w.flush();
+            self.shown = false;
+        }
+    }
+}
+
+/// The progress line on stderr.
 pub struct ProgressLine {
     label: String,
-    tty: bool,
-    last_printed: f64,
-    shown: bool,
+    live: LiveLine,
 }
 
 impl ProgressLine {
@@ -19,9 +57,7 @@ impl ProgressLine {
     pub fn new(label: &str) -> ProgressLine {
         ProgressLine {
             label: label.to_string(),
-            tty: std::io::stderr().is_terminal(),
-            last_printed: f64::NEG_INFINITY,
-            shown: false,
+            live: LiveLine::new(std::io::stderr().is_terminal()),
         }
     }
 
@@ -39,24 +75,12 @@ impl ProgressLine {
             thousands(p.sent as f64),
             p.live
         );
-        let mut e = std::io::stderr().lock();
-        if self.tty {
-            let _ = write!(e, "\r{line}\x1b[K");
-            self.shown = true;
-        } else if p.elapsed - self.last_printed >= 1.0 {
-            self.last_printed = p.elapsed;
-            let _ = writeln!(e, "{line}");
-        }
-        let _ = e.flush();
+        self.live
+            .show(&mut std::io::stderr().lock(), p.elapsed, &line);
     }
 
     fn clear(&mut self) {
-        if self.shown {
-            let mut e = std::io::stderr().lock();
-            let _ = write!(e, "\r\x1b[K");
-            let _ = e.flush();
-            self.shown = false;
-        }
+        self.live.clear(&mut std::io::stderr().lock());
     }
 }
 

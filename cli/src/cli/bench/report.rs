@@ -4,6 +4,7 @@
 use super::figures::Figures;
 use super::format::{mib, ms, thousands};
 use super::group::{GroupOutcome, GroupSpec};
+use super::histogram::Histogram;
 
 /// One line saying what runs.
 pub fn describe(s: &GroupSpec) -> String {
@@ -124,19 +125,13 @@ pub fn print_report(
         );
     }
     println!(
-        "latency, broadcast to delivery, all members: abcast p50 {} p90 {} p99 {} max {}",
-        ms(fa.latency.quantile(0.5)),
-        ms(fa.latency.quantile(0.9)),
-        ms(fa.latency.quantile(0.99)),
-        ms(fa.latency.max())
+        "latency, broadcast to delivery, all members: abcast {}",
+        headline(&fa.latency)
     );
     if let Some(fb) = fb {
         println!(
-            "                                             raw TCP p50 {} p90 {} p99 {} max {}",
-            ms(fb.latency.quantile(0.5)),
-            ms(fb.latency.quantile(0.9)),
-            ms(fb.latency.quantile(0.99)),
-            ms(fb.latency.max())
+            "                                             raw TCP {}",
+            headline(&fb.latency)
         );
     }
     if let Some(k) = a.t_kill {
@@ -165,15 +160,7 @@ pub fn print_report(
         );
     } else {
         println!("identical order: NO");
-        if let Some(d) = &fa.divergence {
-            println!("  {d}");
-        }
-        for m in &fa.members {
-            println!(
-                "  member {}: {} messages, hash {:016x}",
-                m.id, m.delivered, m.hash
-            );
-        }
+        print_disagreement(fa, "  ");
     }
     println!(
         "every member's messages delivered exactly once, FIFO per sender: {}",
@@ -197,14 +184,43 @@ pub fn print_report(
     for e in &errors {
         println!("error: {e}");
     }
-    // Every member's last log lines when something failed (`ABCAST_LOG=2` for more).
-    let failed = !fa.all_checks_passed;
-    for m in a.members.iter().filter(|m| failed || m.failure.is_some()) {
+    print_stderr_tails(a, fa, "");
+}
+
+/// `p50 … p90 … p99 … max …` of `h`, in milliseconds.
+fn headline(h: &Histogram) -> String {
+    let each: Vec<String> = h
+        .headline()
+        .iter()
+        .map(|(q, ns)| format!("{q} {}", ms(*ns)))
+        .collect();
+    each.join(" ")
+}
+
+/// Where the survivors' sequences differ, and what each delivered, indented by
+/// `pad`.
+pub fn print_disagreement(f: &Figures, pad: &str) {
+    if let Some(d) = &f.divergence {
+        println!("{pad}{d}");
+    }
+    for m in &f.members {
+        println!(
+            "{pad}member {}: {} messages, hash {:016x}",
+            m.id, m.delivered, m.hash
+        );
+    }
+}
+
+/// Every member's last stderr lines when a check failed, else those of a member
+/// that failed (`ABCAST_LOG=2` for more), indented by `pad`.
+pub fn print_stderr_tails(o: &GroupOutcome, f: &Figures, pad: &str) {
+    let failed = !f.all_checks_passed;
+    for m in o.members.iter().filter(|m| failed || m.failure.is_some()) {
         if !m.stderr_tail.is_empty() {
             println!(
-                "stderr of member {}:\n  {}",
+                "{pad}stderr of member {}:\n{pad}  {}",
                 m.id,
-                m.stderr_tail.join("\n  ")
+                m.stderr_tail.join(&format!("\n{pad}  "))
             );
         }
     }
