@@ -28,10 +28,10 @@ pub struct DemoArgs {
     #[arg(long, default_value_t = 4)]
     pub nodes: usize,
     /// Messages per second offered by the whole group.
-    #[arg(long, default_value_t = 20_000.0)]
+    #[arg(long, default_value_t = 20_000.0, help_heading = "Advanced")]
     pub rate: f64,
     /// Payload bytes.
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = 256, help_heading = "Advanced")]
     pub size: usize,
     /// Buffering strategy.
     #[arg(long, value_enum, default_value_t = BufferingArg::Replicated)]

@@ -25,7 +25,7 @@ pub struct NodeArgs {
     #[arg(long, value_enum, default_value_t = BufferingArg::Replicated)]
     pub buffering: BufferingArg,
     /// Heartbeat interval on idle links, in milliseconds.
-    #[arg(long, default_value_t = 200)]
+    #[arg(long, default_value_t = 200, help_heading = "Advanced")]
     pub heartbeat_ms: u64,
     /// A peer silent this long is suspected, in milliseconds.
     #[arg(long, default_value_t = 1000)]

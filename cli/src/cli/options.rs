@@ -40,38 +40,38 @@ impl From<BufferingArg> for Buffering {
 #[derive(Clone, Copy, Debug, Default, Args)]
 pub struct RuntimeArgs {
     /// Send window: own broadcasts not yet delivered (messages, per member).
-    #[arg(long)]
+    #[arg(long, help_heading = "Advanced")]
     pub send_window: Option<usize>,
     /// Relay window: how far (in messages) the relayer may sequence beyond what
     /// every member delivered.
-    #[arg(long)]
+    #[arg(long, help_heading = "Advanced")]
     pub relay_window: Option<u64>,
     /// Delivery queue: events waiting for the application (per member).
-    #[arg(long)]
+    #[arg(long, help_heading = "Advanced")]
     pub delivery_queue: Option<usize>,
     /// Relay worker threads (per member).
-    #[arg(long)]
+    #[arg(long, help_heading = "Advanced")]
     pub relay_workers: Option<usize>,
     /// The busy select thread goes back to its sockets at most once per this many
     /// microseconds (0, the runtime's default: at once).
-    #[arg(long)]
+    #[arg(long, help_heading = "Advanced")]
     pub io_coalesce_us: Option<u64>,
     /// Run the runtime's threads under SCHED_BATCH (Linux; the runtime's default is
     /// true): a runtime thread that wakes up does not preempt a running one.
-    #[arg(long)]
+    #[arg(long, help_heading = "Advanced")]
     pub batch_scheduling: Option<bool>,
     /// Run this program's own threads that broadcast and receive under SCHED_BATCH
     /// too (Linux), as `abcast::runtime::set_thread_batch_scheduling` does.
-    #[arg(long)]
+    #[arg(long, help_heading = "Advanced")]
     pub app_batch_scheduling: bool,
     /// Run the runtime's threads under SCHED_FIFO at this real-time priority, 1 to
     /// 99 (Linux; needs CAP_SYS_NICE or RLIMIT_RTPRIO): they then preempt other
     /// programs' threads when they wake up. Overrides --batch-scheduling.
-    #[arg(long, value_name = "PRIORITY", value_parser = clap::value_parser!(u8).range(1..=99))]
+    #[arg(long, value_name = "PRIORITY", value_parser = clap::value_parser!(u8).range(1..=99), help_heading = "Advanced")]
     pub realtime_priority: Option<u8>,
     /// Run this program's own threads that broadcast and receive under SCHED_FIFO at
     /// this priority too, as `abcast::runtime::set_thread_realtime_priority` does.
-    #[arg(long, value_name = "PRIORITY", value_parser = clap::value_parser!(u8).range(1..=99))]
+    #[arg(long, value_name = "PRIORITY", value_parser = clap::value_parser!(u8).range(1..=99), help_heading = "Advanced")]
     pub app_realtime_priority: Option<u8>,
 }
 

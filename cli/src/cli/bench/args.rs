@@ -32,7 +32,7 @@ pub struct BenchArgs {
     /// With --rate: each sender wakes at most once per this many microseconds and
     /// sends what is due (each message stamped with when it was due, so the wait
     /// counts as latency); 0: it sleeps until the next message is due.
-    #[arg(long, default_value_t = DEFAULT_PACE_US)]
+    #[arg(long, default_value_t = DEFAULT_PACE_US, help_heading = "Advanced")]
     pub pace_us: u64,
     /// Buffering strategy.
     #[arg(long, value_enum, default_value_t = BufferingArg::Replicated)]
@@ -53,17 +53,17 @@ pub struct BenchArgs {
     pub in_process: bool,
     /// Seconds at the start of the load left out of the figures (default: a tenth of
     /// the duration, at most 0.5).
-    #[arg(long)]
+    #[arg(long, help_heading = "Advanced")]
     pub warmup: Option<f64>,
     /// Runtime settings of every member.
     #[command(flatten)]
     pub runtime: RuntimeArgs,
     /// Heartbeat interval, ms.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 100, help_heading = "Advanced")]
     pub heartbeat_ms: u64,
     /// Failure timeout, ms (a SIGKILLed member is noticed at once, by its broken
     /// connections, whatever this is).
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 1000, help_heading = "Advanced")]
     pub failure_timeout_ms: u64,
     /// Each member leaves as soon as it has delivered every end message, instead of
     /// once every member has (members still counting then see it leave).
@@ -74,7 +74,7 @@ pub struct BenchArgs {
     /// sender) to DIR/abcast-member-ID.csv (and DIR/raw-tcp-member-ID.csv for the
     /// baseline); the directory is created. `tools/host-investigation/latency-episodes.py DIR` prints
     /// the episodes over 2 ms.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", help_heading = "Advanced")]
     pub latency_trace: Option<PathBuf>,
     /// Pin each member process (all its threads) to one CPU: member ID to the
     /// (ID-1 mod N)-th of the N CPUs this process may use, and the baseline's
@@ -82,7 +82,7 @@ pub struct BenchArgs {
     /// hand-off between a member's threads is then a wake-up on the same CPU. A
     /// member checks, when it is done, that every thread of its process is still
     /// on its CPU.
-    #[arg(long)]
+    #[arg(long, help_heading = "Advanced")]
     pub pin_members: bool,
 }
 
