@@ -72,8 +72,9 @@ pub struct BenchArgs {
     /// Write, for every member, what it delivered in each millisecond of the load
     /// (how many messages, the worst latency, how many over 2 ms, and the same per
     /// sender) to DIR/abcast-member-ID.csv (and DIR/raw-tcp-member-ID.csv for the
-    /// baseline); the directory is created. `tools/host-investigation/latency-episodes.py DIR` prints
-    /// the episodes over 2 ms.
+    /// baseline); the directory is created.
+    /// `tools/host-investigation/latency-episodes.py DIR` prints the episodes over
+    /// 2 ms.
     #[arg(long, value_name = "DIR", help_heading = "Advanced")]
     pub latency_trace: Option<PathBuf>,
     /// Pin each member process (all its threads) to one CPU: member ID to the

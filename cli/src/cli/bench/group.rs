@@ -169,7 +169,7 @@ pub struct GroupOutcome {
     pub check_failures: Vec<String>,
     /// Errors of the run itself (start-up, a member dying, a timeout).
     pub errors: Vec<String>,
-    /// When the load started and ended (ns since the Unix epoch).
+    /// When the load started (ns since the Unix epoch).
     pub t_go: u64,
     /// End of the load.
     pub t_end: u64,
