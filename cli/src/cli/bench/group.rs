@@ -105,10 +105,7 @@ impl GroupSpec {
             "--warmup-ms".into(),
             a.warmup_ms.to_string(),
             "--buffering".into(),
-            match a.buffering {
-                BufferingArg::Replicated => "replicated".into(),
-                BufferingArg::Distributed => "distributed".into(),
-            },
+            a.buffering.name().into(),
             "--heartbeat-ms".into(),
             a.heartbeat_ms.to_string(),
             "--failure-timeout-ms".into(),
