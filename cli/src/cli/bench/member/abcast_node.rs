@@ -57,7 +57,7 @@ pub fn run(args: &MemberArgs, ctrl: &Receiver<Ctrl>, out: Out) -> Result<(), Str
     };
     let mut tally = Tally::new(clock, args, ids, window, sent, out.clone());
     app_thread_policy(args)?;
-    let result = deliver_abcast(&node, &mut tally, ctrl, &out);
+    let result = deliver(&node, &mut tally, ctrl, &out);
     let sender_result = if result.is_ok() {
         sender
             .join()
@@ -81,7 +81,7 @@ const RECV_BATCH: usize = 1024;
 /// batch taken, no timed wait); a progress thread reports every 200 ms and, on an
 /// abort or when the end messages are overdue, leaves the group, which ends
 /// `recv_many`.
-fn deliver_abcast(
+fn deliver(
     node: &Arc<Node>,
     tally: &mut Tally,
     ctrl: &Receiver<Ctrl>,

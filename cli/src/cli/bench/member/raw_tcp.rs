@@ -60,11 +60,11 @@ pub fn run(
             })
             .map_err(|e| e.to_string())?
     };
-    let mut tally = Tally::new(clock, args, 1..=args.nodes, window, sent, out.clone());
+    let mut tally = Tally::new(clock, args, 1..=args.nodes, window, sent, out);
     app_thread_policy(args)?;
     // On an error, the sender cannot be woken from a blocked write: the process
     // exit ends it.
-    deliver_baseline(stream, &mut tally, ctrl)?;
+    deliver(stream, &mut tally, ctrl)?;
     sender
         .join()
         .unwrap_or_else(|_| Err("the sender panicked".into()))
@@ -72,11 +72,9 @@ pub fn run(
     tally.report_done(args, ctrl)
 }
 
-fn deliver_baseline(
-    mut stream: TcpStream,
-    tally: &mut Tally,
-    ctrl: &Receiver<Ctrl>,
-) -> Result<(), String> {
+/// Reads frames from the forwarder into the tally until every end message; an
+/// abort is noticed between reads.
+fn deliver(mut stream: TcpStream, tally: &mut Tally, ctrl: &Receiver<Ctrl>) -> Result<(), String> {
     let mut buf = ReadBuf::new();
     let mut seq = 0u64;
     while !tally.finished() {
