@@ -5,12 +5,9 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub mod bench;
-mod bench_forwarder;
-mod bench_group;
-mod bench_member;
-mod bench_util;
 pub mod demo;
 pub mod node;
+mod options;
 mod signal;
 
 /// Fault-tolerant atomic broadcast over TCP.
@@ -36,10 +33,10 @@ pub enum Command {
     Bench(bench::BenchArgs),
     /// One member of a `bench` or `demo` group (started by them).
     #[command(hide = true)]
-    BenchMember(bench_member::MemberArgs),
+    BenchMember(bench::member::MemberArgs),
     /// The raw-TCP baseline's forwarding process (started by `bench`).
     #[command(hide = true)]
-    BenchForwarder(bench_forwarder::ForwarderArgs),
+    BenchForwarder(bench::forwarder::ForwarderArgs),
 }
 
 /// Runs the parsed command line.
@@ -48,7 +45,71 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Node(args) => node::run(args),
         Command::Demo(args) => demo::run(args),
         Command::Bench(args) => bench::run(args),
-        Command::BenchMember(args) => bench_member::run(args),
-        Command::BenchForwarder(args) => bench_forwarder::run(args),
+        Command::BenchMember(args) => bench::member::run(args),
+        Command::BenchForwarder(args) => bench::forwarder::run(args),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// The ids of `sub`'s options under the help heading `heading` (None: the first).
+    fn under(sub: &str, heading: Option<&str>) -> Vec<String> {
+        let cli = Cli::command();
+        let cmd = cli.find_subcommand(sub).expect("a subcommand");
+        cmd.get_arguments()
+            .filter(|a| !a.is_hide_set() && a.get_help_heading() == heading)
+            .map(|a| a.get_id().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn tuning_options_are_under_the_advanced_heading() {
+        let runtime = [
+            "send_window",
+            "relay_window",
+            "delivery_queue",
+            "relay_workers",
+            "io_coalesce_us",
+            "batch_scheduling",
+            "app_batch_scheduling",
+            "realtime_priority",
+            "app_realtime_priority",
+        ];
+        for sub in ["node", "bench"] {
+            let advanced = under(sub, Some("Advanced"));
+            for id in runtime {
+                assert!(advanced.iter().any(|a| a == id), "{sub}: --{id}");
+            }
+        }
+        assert!(under("bench", Some("Advanced")).contains(&"pin_members".to_string()));
+        assert_eq!(
+            under("node", None),
+            [
+                "id",
+                "members",
+                "buffering",
+                "failure_timeout_ms",
+                "startup_timeout_ms",
+                "join",
+                "verbose",
+                "quiet"
+            ]
+        );
+        assert_eq!(
+            under("demo", None),
+            ["nodes", "buffering", "duration", "quick"]
+        );
+        // The first heading is the one a user needs first.
+        let help = Cli::command()
+            .find_subcommand_mut("node")
+            .expect("node")
+            .render_help()
+            .to_string();
+        let (first, advanced) = (help.find("Options:"), help.find("Advanced:"));
+        assert!(first.is_some() && first < advanced, "{help}");
     }
 }

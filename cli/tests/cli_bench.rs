@@ -1,5 +1,5 @@
-//! `abcast bench`: short runs with `--json`; the file must hold every field the
-//! benchmark issue lists, with an identical order at every member.
+//! `abcast bench`: short runs with `--json`; the file must hold every field of the
+//! JSON report, with an identical order at every member.
 
 mod common;
 

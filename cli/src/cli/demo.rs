@@ -12,9 +12,14 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 
-use super::bench_group::{run_group, GroupSpec, Mode, Progress, Ui};
-use super::bench_util::{mib, ms, thousands, Report, DEFAULT_PACE_US};
-use super::node::{BufferingArg, RuntimeArgs};
+use super::bench::coordinator::run_group;
+use super::bench::format::{mib, ms, thousands};
+use super::bench::group::{GroupSpec, Mode, Progress, Ui};
+use super::bench::member::DEFAULT_PACE_US;
+use super::bench::progress::LiveLine;
+use super::bench::protocol::Report;
+use super::bench::report::{print_disagreement, print_stderr_tails};
+use super::options::{BufferingArg, RuntimeArgs};
 
 /// Options of `abcast demo`.
 #[derive(Debug, Args)]
@@ -23,10 +28,10 @@ pub struct DemoArgs {
     #[arg(long, default_value_t = 4)]
     pub nodes: usize,
     /// Messages per second offered by the whole group.
-    #[arg(long, default_value_t = 20_000.0)]
+    #[arg(long, default_value_t = 20_000.0, help_heading = "Advanced")]
     pub rate: f64,
     /// Payload bytes.
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = 256, help_heading = "Advanced")]
     pub size: usize,
     /// Buffering strategy.
     #[arg(long, value_enum, default_value_t = BufferingArg::Replicated)]
@@ -41,18 +46,13 @@ pub struct DemoArgs {
 
 struct DemoUi {
     started: Instant,
-    tty: bool,
-    shown: bool,
-    last_printed: f64,
+    live: LiveLine,
 }
 
 impl DemoUi {
     fn say(&mut self, line: &str) {
         let mut o = std::io::stdout().lock();
-        if self.shown {
-            let _ = write!(o, "\r\x1b[K");
-            self.shown = false;
-        }
+        self.live.clear(&mut o);
         let t = self.started.elapsed().as_secs_f64();
         let _ = writeln!(o, "[{t:6.2} s] {line}");
         let _ = o.flush();
@@ -113,15 +113,8 @@ impl Ui for DemoUi {
             thousands(p.rate),
             p.live
         );
-        let mut o = std::io::stdout().lock();
-        if self.tty {
-            let _ = write!(o, "\r{line}\x1b[K");
-            self.shown = true;
-        } else if p.elapsed - self.last_printed >= 1.0 {
-            self.last_printed = p.elapsed;
-            let _ = writeln!(o, "{line}");
-        }
-        let _ = o.flush();
+        self.live
+            .show(&mut std::io::stdout().lock(), p.elapsed, &line);
     }
     fn killed(&mut self, id: u32, pid: Option<u32>, at: f64) {
         self.say(&format!(
@@ -158,12 +151,7 @@ impl Ui for DemoUi {
         );
     }
     fn finished(&mut self) {
-        if self.shown {
-            let mut o = std::io::stdout().lock();
-            let _ = write!(o, "\r\x1b[K");
-            let _ = o.flush();
-            self.shown = false;
-        }
+        self.live.clear(&mut std::io::stdout().lock());
     }
 }
 
@@ -206,10 +194,7 @@ pub fn run(args: DemoArgs) -> ExitCode {
         "abcast demo: {} members on 127.0.0.1, each a separate process (`abcast bench-member`, \
          children of this one), {} buffering.",
         args.nodes,
-        match args.buffering {
-            BufferingArg::Replicated => "replicated",
-            BufferingArg::Distributed => "distributed",
-        }
+        args.buffering.name()
     );
     println!(
         "Every member broadcasts {} messages/s of {} bytes (each carries its sender, its number \
@@ -219,9 +204,7 @@ pub fn run(args: DemoArgs) -> ExitCode {
     );
     let mut ui = DemoUi {
         started: Instant::now(),
-        tty: std::io::stdout().is_terminal(),
-        shown: false,
-        last_printed: f64::NEG_INFINITY,
+        live: LiveLine::new(std::io::stdout().is_terminal()),
     };
     let outcome = match run_group(&spec, &mut ui) {
         Ok(o) => o,
@@ -250,15 +233,7 @@ pub fn run(args: DemoArgs) -> ExitCode {
         );
     } else {
         println!("  identical order: NO");
-        if let Some(d) = &f.divergence {
-            println!("    {d}");
-        }
-        for m in &f.members {
-            println!(
-                "    member {}: {} messages, hash {:016x}",
-                m.id, m.delivered, m.hash
-            );
-        }
+        print_disagreement(&f, "    ");
         failed.push("identical order");
     }
     if outcome.check_failures.is_empty() {
@@ -308,20 +283,7 @@ pub fn run(args: DemoArgs) -> ExitCode {
         println!("  error: {e}");
         failed.push("run");
     }
-    let any_failed = !f.all_checks_passed;
-    for m in outcome
-        .members
-        .iter()
-        .filter(|m| any_failed || m.failure.is_some())
-    {
-        if !m.stderr_tail.is_empty() {
-            println!(
-                "  stderr of member {}:\n    {}",
-                m.id,
-                m.stderr_tail.join("\n    ")
-            );
-        }
-    }
+    print_stderr_tails(&outcome, &f, "  ");
     println!();
     if failed.is_empty() {
         println!(

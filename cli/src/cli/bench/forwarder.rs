@@ -17,7 +17,7 @@ use bytes::Bytes;
 use clap::Args;
 use crossbeam_channel::{Receiver, Sender};
 
-use super::bench_util::{raw_frame, ReadBuf};
+use super::framing::{raw_frame, ReadBuf};
 
 /// Options of `abcast bench-forwarder`.
 #[derive(Debug, Args)]

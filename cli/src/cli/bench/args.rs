@@ -1,0 +1,172 @@
+//! `abcast bench`'s options, checked and turned into the spec of a group run.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+use super::super::options::{BufferingArg, RuntimeArgs};
+use super::group::{GroupSpec, Mode};
+use super::member::DEFAULT_PACE_US;
+use super::payload::HEADER_BYTES;
+
+/// Options of `abcast bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Members of the group.
+    #[arg(long, default_value_t = 3)]
+    pub nodes: usize,
+    /// Payload bytes per message (at least 21: sender, number and send time).
+    #[arg(long, default_value_t = 64)]
+    pub size: usize,
+    /// Seconds of load.
+    #[arg(long, default_value_t = 5.0)]
+    pub duration: f64,
+    /// How many members broadcast (the highest ids); default: every member.
+    #[arg(long)]
+    pub senders: Option<usize>,
+    /// Messages per second offered by the whole group, split over the senders (open
+    /// loop: latency at a fixed load). Default: as fast as the group takes them.
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// With --rate: each sender wakes at most once per this many microseconds and
+    /// sends what is due (each message stamped with when it was due, so the wait
+    /// counts as latency); 0: it sleeps until the next message is due.
+    #[arg(long, default_value_t = DEFAULT_PACE_US, help_heading = "Advanced")]
+    pub pace_us: u64,
+    /// Buffering strategy.
+    #[arg(long, value_enum, default_value_t = BufferingArg::Replicated)]
+    pub buffering: BufferingArg,
+    /// SIGKILL the relayer (member 1) this many seconds into the load, and measure
+    /// the fail-over.
+    #[arg(long)]
+    pub kill_relayer_after: Option<f64>,
+    /// Write the results as JSON to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Skip the raw-TCP baseline.
+    #[arg(long)]
+    pub no_baseline: bool,
+    /// Run the members as threads of this process instead of separate processes
+    /// (no kill; RSS is the whole process's).
+    #[arg(long)]
+    pub in_process: bool,
+    /// Seconds at the start of the load left out of the figures (default: a tenth of
+    /// the duration, at most 0.5).
+    #[arg(long, help_heading = "Advanced")]
+    pub warmup: Option<f64>,
+    /// Runtime settings of every member.
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+    /// Heartbeat interval, ms.
+    #[arg(long, default_value_t = 100, help_heading = "Advanced")]
+    pub heartbeat_ms: u64,
+    /// Failure timeout, ms (a SIGKILLed member is noticed at once, by its broken
+    /// connections, whatever this is).
+    #[arg(long, default_value_t = 1000, help_heading = "Advanced")]
+    pub failure_timeout_ms: u64,
+    /// Each member leaves as soon as it has delivered every end message, instead of
+    /// once every member has (members still counting then see it leave).
+    #[arg(long, hide = true)]
+    pub leave_when_done: bool,
+    /// Write, for every member, what it delivered in each millisecond of the load
+    /// (how many messages, the worst latency, how many over 2 ms, and the same per
+    /// sender) to DIR/abcast-member-ID.csv (and DIR/raw-tcp-member-ID.csv for the
+    /// baseline); the directory is created.
+    /// `tools/host-investigation/latency-episodes.py DIR` prints the episodes over
+    /// 2 ms.
+    #[arg(long, value_name = "DIR", help_heading = "Advanced")]
+    pub latency_trace: Option<PathBuf>,
+    /// Pin each member process (all its threads) to one CPU: member ID to the
+    /// (ID-1 mod N)-th of the N CPUs this process may use, and the baseline's
+    /// members the same way (its forwarder is left to the scheduler). Every
+    /// hand-off between a member's threads is then a wake-up on the same CPU. A
+    /// member checks, when it is done, that every thread of its process is still
+    /// on its CPU.
+    #[arg(long, help_heading = "Advanced")]
+    pub pin_members: bool,
+}
+
+/// Checks the options and turns them into a group spec.
+pub fn spec(a: &BenchArgs) -> Result<GroupSpec, String> {
+    if a.nodes == 0 || a.nodes > 64 {
+        return Err("--nodes must be 1 to 64".into());
+    }
+    if a.size < HEADER_BYTES {
+        return Err(format!(
+            "--size must be at least {HEADER_BYTES} (the sender, number and send time)"
+        ));
+    }
+    if !(a.duration > 0.0 && a.duration <= 3600.0) {
+        return Err("--duration must be positive (seconds, at most 3600)".into());
+    }
+    let senders = a.senders.unwrap_or(a.nodes);
+    if senders == 0 || senders > a.nodes {
+        return Err(format!("--senders must be 1 to {}", a.nodes));
+    }
+    if let Some(r) = a.rate {
+        if !(r > 0.0 && r.is_finite()) {
+            return Err("--rate must be positive".into());
+        }
+    }
+    if a.pace_us > 100_000 {
+        return Err("--pace-us must be at most 100000 (0.1 s)".into());
+    }
+    if let Some(k) = a.kill_relayer_after {
+        if a.in_process {
+            return Err("--kill-relayer-after needs member processes (not --in-process)".into());
+        }
+        if a.nodes < 2 {
+            return Err("--kill-relayer-after needs at least 2 members".into());
+        }
+        if !(k > 0.0 && k < a.duration) {
+            return Err("--kill-relayer-after must be within the duration".into());
+        }
+    }
+    if let Some(dir) = &a.latency_trace {
+        if dir.to_str().is_none() {
+            return Err(format!(
+                "--latency-trace {}: not a UTF-8 path",
+                dir.display()
+            ));
+        }
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("--latency-trace {}: {e}", dir.display()))?;
+    }
+    let warmup = a.warmup.unwrap_or((a.duration / 10.0).min(0.5));
+    if !(0.0..a.duration).contains(&warmup) {
+        return Err("--warmup must be shorter than the duration".into());
+    }
+    let pin_cpus = if a.pin_members {
+        if a.in_process {
+            return Err("--pin-members pins member processes (not with --in-process)".into());
+        }
+        let cpus = abcast::runtime::thread_cpu_affinity()
+            .map_err(|e| format!("--pin-members: the CPUs this process may use: {e}"))?;
+        if cpus.is_empty() {
+            return Err("--pin-members: this process may use no CPU".into());
+        }
+        Some(cpus)
+    } else {
+        None
+    };
+    Ok(GroupSpec {
+        mode: Mode::Abcast,
+        nodes: a.nodes,
+        size: a.size,
+        senders,
+        rate: a.rate,
+        pace_us: a.pace_us,
+        duration: Duration::from_secs_f64(a.duration),
+        warmup: Duration::from_secs_f64(warmup),
+        buffering: a.buffering,
+        kill_after: a.kill_relayer_after.map(Duration::from_secs_f64),
+        in_process: a.in_process,
+        heartbeat_ms: a.heartbeat_ms,
+        failure_timeout_ms: a.failure_timeout_ms,
+        runtime: a.runtime,
+        leave_when_done: a.leave_when_done,
+        latency_trace: a.latency_trace.clone(),
+        pin_cpus,
+    })
+}
