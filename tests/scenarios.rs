@@ -388,3 +388,43 @@ fn broadcasts_in_flight_tracks_what_the_relayer_has_yet_to_relay() {
     assert!(matches!(b.msg, Message::Broadcast { ref msgs, .. } if msgs.len() == 1));
     assert!(client.broadcasts_in_flight());
 }
+
+#[test]
+fn a_member_that_started_late_without_joining_is_told_it_is_not_in_the_view() {
+    for buffering in [Buffering::Replicated, Buffering::Distributed] {
+        // Members 1 and 2 count member 3 failed at start-up (it had not connected);
+        // member 3, started late without asking to join, believes it is in the
+        // initial view and broadcasts.
+        let mut h = Harness::new(3, buffering);
+        h.notice(1, 3);
+        h.notice(2, 3);
+        let before = h.broadcast(2, "before");
+        h.drop_in_flight(1, 3);
+        h.run_until_quiet();
+        let lost = h.broadcast(3, "late");
+        h.deliver_all(3, 1); // the relayer answers: not in the view
+        assert!(
+            matches!(h.peek(1, 3), Some(Message::NotInView { .. })),
+            "{:?}",
+            h.peek(1, 3)
+        );
+        h.broadcast(3, "again");
+        h.deliver_all(3, 1); // told once only
+        assert_eq!(h.in_flight(1, 3), 1);
+        h.run_until_quiet();
+        assert!(h.member(3).is_excluded(), "member 3 was not told");
+        for id in [1, 2] {
+            assert_eq!(h.delivered(id), vec![before], "member {id}");
+            assert!(!h.delivered(id).contains(&lost));
+            assert!(!h.member(id).is_excluded());
+        }
+        // The group goes on without it. (`Harness::check` would count member 3,
+        // excluded though alive, a liveness violation: it is checked by hand.)
+        let after = h.broadcast(1, "after");
+        h.run_until_quiet();
+        for id in [1, 2] {
+            assert_eq!(h.delivered(id), vec![before, after], "member {id}");
+        }
+        assert!(h.delivered(3).is_empty());
+    }
+}

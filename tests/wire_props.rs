@@ -77,6 +77,7 @@ fn message() -> impl Strategy<Value = Message> {
         ),
         (epoch(), any::<u64>())
             .prop_map(|(epoch, next_seq)| Message::FinishSync { epoch, next_seq }),
+        (epoch(), any::<u64>()).prop_map(|(epoch, seq)| Message::NotInView { epoch, seq }),
         (epoch(), any::<u32>())
             .prop_map(|(answering, attempt)| Message::JoinRequest { answering, attempt }),
         (
@@ -210,7 +211,7 @@ proptest! {
     /// any kind and any length before a random body, to exercise the body decoders.
     #[test]
     fn random_bodies_never_panic(
-        kind in prop_oneof![0x01..=0x03u8, 0x10..=0x17u8, any::<u8>()],
+        kind in prop_oneof![0x01..=0x03u8, 0x10..=0x18u8, any::<u8>()],
         len in prop_oneof![Just(None), any::<u32>().prop_map(Some)],
         body in prop::collection::vec(any::<u8>(), 0..256),
         max in max_bytes(),
@@ -246,7 +247,7 @@ proptest! {
 
     #[test]
     fn oversized_length_fails_with_only_the_header(
-        kind in prop_oneof![0x01..=0x03u8, 0x10..=0x17u8],
+        kind in prop_oneof![0x01..=0x03u8, 0x10..=0x18u8],
         max in 0..(1usize << 24),
         excess in 1..=(1u32 << 31),
     ) {

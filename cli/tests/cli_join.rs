@@ -113,3 +113,55 @@ fn late_member_joins_and_rejoins_after_a_crash() {
         log1.len()
     );
 }
+
+#[test]
+fn a_member_started_late_without_join_is_told_it_is_not_in_the_group() {
+    let members = members(3);
+    let mut p1 = NodeProc::spawn(1, &members, &EXTRA);
+    let mut p2 = NodeProc::spawn(2, &members, &EXTRA);
+    p1.feed(1, Duration::ZERO);
+    assert!(
+        wait_until(Duration::from_secs(20), || p2.deliveries().len() == 1
+            && p2.stderr_text().contains("process-left")),
+        "the group of two did not form without member 3:\n{}",
+        p2.stderr_text()
+    );
+    // Member 3 starts without --join: it must not believe it is in the group.
+    let mut p3 = NodeProc::spawn(3, &members, &EXTRA);
+    p3.feed(1, Duration::ZERO);
+    assert_eq!(
+        p3.wait_exit(Duration::from_secs(20)),
+        Some(2),
+        "member 3 did not exit as excluded:\n{}",
+        p3.stderr_text()
+    );
+    let err = p3.stderr_text();
+    assert!(err.contains("event excluded"), "{err}");
+    assert!(err.contains("not in the group's view"), "{err}");
+    assert!(p3.deliveries().is_empty(), "{:?}", p3.deliveries());
+    // The group goes on, without member 3's message.
+    p2.feed(1, Duration::ZERO);
+    assert!(
+        wait_until(Duration::from_secs(10), || [&p1, &p2]
+            .iter()
+            .all(|p| p.deliveries().len() >= 2)),
+        "the group stopped:\n{}",
+        p1.stderr_text()
+    );
+    for p in [&p1, &p2] {
+        assert!(
+            p.deliveries().iter().all(|d| d.origin != 3),
+            "member {} delivered member 3's message",
+            p.id
+        );
+    }
+    for p in [&mut p1, &mut p2] {
+        p.terminate();
+        assert_eq!(
+            p.wait_exit(Duration::from_secs(10)),
+            Some(0),
+            "member {}",
+            p.id
+        );
+    }
+}

@@ -137,6 +137,17 @@ pub enum Message {
         /// and finish-synchronization follow.
         synchronizing: bool,
     },
+    /// A member of the group tells `to` (the receiver) that it is not in the group's
+    /// view: its *process left* was delivered (it failed, was suspected, or never
+    /// connected in time), and it never asked to join since. Sent in answer to the
+    /// first message from such a member, once per member until it joins. The
+    /// receiver is excluded: it delivers nothing more.
+    NotInView {
+        /// The sender's epoch.
+        epoch: Epoch,
+        /// The position the sender has delivered up to, without the receiver.
+        seq: Seq,
+    },
 }
 
 impl Message {
@@ -151,6 +162,7 @@ impl Message {
             Message::FinishSync { .. } => "finish-synchronization",
             Message::JoinRequest { .. } => "join-request",
             Message::Welcome { .. } => "welcome",
+            Message::NotInView { .. } => "not-in-view",
         }
     }
 }

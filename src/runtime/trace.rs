@@ -1,7 +1,7 @@
 //! Log lines for the protocol messages a member sends and receives, named with the
 //! seed's events (*sent-broadcast*, *received-relay*, *finish synchronization*, ...).
 
-use super::log::{rlog, DEBUG, INFO};
+use super::log::{self, rlog, DEBUG, INFO};
 use crate::protocol::{self, MemberId, Message};
 
 pub(super) fn log_transmit(id: MemberId, t: &protocol::Transmit) {
@@ -73,6 +73,12 @@ pub(super) fn log_received(id: MemberId, from: MemberId, msg: &Message) {
             "received sync-report from {from}: {} relays, {} unrelayed",
             relays.len(),
             unrelayed.len()
+        ),
+        Message::NotInView { seq, .. } => rlog!(
+            log::WARN,
+            id,
+            "member {from} says this member is not in the group's view (it delivered up to \
+             seq {seq} without it): it left the group, or started late without joining"
         ),
         Message::FinishSync { epoch, next_seq } => rlog!(
             INFO,

@@ -117,7 +117,10 @@ pub(crate) fn run(shared: Arc<Shared>, rx: Arc<Shard>, shard: usize) {
             for item in batch.drain(..) {
                 match item {
                     WorkItem::Msg(from, msg) => {
-                        if super::log::enabled(super::log::INFO) {
+                        // A member told it is not in the view says why at any verbosity.
+                        if super::log::enabled(super::log::INFO)
+                            || matches!(msg, Message::NotInView { .. })
+                        {
                             log_received(shared.id, from, &msg);
                         }
                         core.handle_message(from, msg);

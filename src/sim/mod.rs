@@ -493,6 +493,7 @@ fn describe(msg: &Message) -> String {
             relays.last().map_or(0, |r| r.seq)
         ),
         Message::Ack { delivered, .. } => format!("ack {delivered}"),
+        Message::NotInView { seq, .. } => format!("not-in-view (the view without you is at {seq})"),
         Message::SyncStart {
             epoch,
             relayer_received,

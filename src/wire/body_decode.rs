@@ -21,7 +21,7 @@ pub(super) fn body_size(kind: u8) -> Result<BodySize, WireError> {
         KIND_BROADCAST => BodySize::AtLeast(8 + 8 + COUNT_BYTES),
         KIND_RELAY => BodySize::AtLeast(EPOCH_BYTES + 8 + COUNT_BYTES),
         KIND_ACK => BodySize::Exactly(8 + 8),
-        KIND_SYNC_START | KIND_FINISH_SYNC => BodySize::Exactly(EPOCH_BYTES + 8),
+        KIND_SYNC_START | KIND_FINISH_SYNC | KIND_NOT_IN_VIEW => BodySize::Exactly(EPOCH_BYTES + 8),
         KIND_SYNC_REPORT => BodySize::AtLeast(EPOCH_BYTES + 8 + 2 * COUNT_BYTES),
         other => return Err(WireError::UnknownKind(other)),
     })
@@ -64,6 +64,10 @@ pub(super) fn decode_body(kind: u8, r: &mut Reader) -> Result<Frame, WireError> 
         KIND_FINISH_SYNC => Message::FinishSync {
             epoch: r.epoch()?,
             next_seq: r.u64()?,
+        },
+        KIND_NOT_IN_VIEW => Message::NotInView {
+            epoch: r.epoch()?,
+            seq: r.u64()?,
         },
         KIND_JOIN_REQUEST => Message::JoinRequest {
             answering: r.epoch()?,

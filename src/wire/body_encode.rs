@@ -18,6 +18,7 @@ pub(super) fn kind_of(frame: &Frame) -> u8 {
             Message::SyncStart { .. } => KIND_SYNC_START,
             Message::SyncReport { .. } => KIND_SYNC_REPORT,
             Message::FinishSync { .. } => KIND_FINISH_SYNC,
+            Message::NotInView { .. } => KIND_NOT_IN_VIEW,
             Message::JoinRequest { .. } => KIND_JOIN_REQUEST,
             Message::Welcome { .. } => KIND_WELCOME,
         },
@@ -29,7 +30,9 @@ pub(super) fn message_len(msg: &Message) -> usize {
         Message::Broadcast { msgs, .. } => 8 + 8 + msgs_len(msgs),
         Message::Relay { relays, .. } => EPOCH_BYTES + 8 + relays_len(relays),
         Message::Ack { .. } => 8 + 8,
-        Message::SyncStart { .. } | Message::FinishSync { .. } => EPOCH_BYTES + 8,
+        Message::SyncStart { .. } | Message::FinishSync { .. } | Message::NotInView { .. } => {
+            EPOCH_BYTES + 8
+        }
         Message::SyncReport {
             relays, unrelayed, ..
         } => EPOCH_BYTES + 8 + relays_len(relays) + msgs_len(unrelayed),
@@ -117,6 +120,10 @@ pub(super) fn encode_message(msg: &Message, out: &mut Vec<u8>) {
         Message::FinishSync { epoch, next_seq } => {
             put_epoch(out, epoch);
             put_u64(out, *next_seq);
+        }
+        Message::NotInView { epoch, seq } => {
+            put_epoch(out, epoch);
+            put_u64(out, *seq);
         }
         Message::JoinRequest { answering, attempt } => {
             put_epoch(out, answering);

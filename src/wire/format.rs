@@ -25,6 +25,7 @@ pub(super) const KIND_SYNC_REPORT: u8 = 0x14;
 pub(super) const KIND_FINISH_SYNC: u8 = 0x15;
 pub(super) const KIND_JOIN_REQUEST: u8 = 0x16;
 pub(super) const KIND_WELCOME: u8 = 0x17;
+pub(super) const KIND_NOT_IN_VIEW: u8 = 0x18;
 
 pub(super) const TAG_APP: u8 = 0;
 pub(super) const TAG_MEMBER_LEFT: u8 = 1;

@@ -35,8 +35,9 @@
 //! | `0x15` | `FinishSync` | `epoch: epoch, next_seq: u64` (20 bytes) |
 //! | `0x16` | `JoinRequest` | `answering: epoch, attempt: u32` (16 bytes) |
 //! | `0x17` | `Welcome` | `epoch: epoch, next_seq: u64, synchronizing: u8 (0 or 1), view: (member: u32, attempt: u32)[count], origin_delivered: (origin: u32, origin_seq: u64)[count]` |
+//! | `0x18` | `NotInView` | `epoch: epoch, seq: u64` (20 bytes) |
 //!
-//! Kinds `0x10` to `0x17` carry a [`Message`](crate::protocol::Message), as [`Frame::Protocol`]. Where `Broadcast`
+//! Kinds `0x10` to `0x18` carry a [`Message`](crate::protocol::Message), as [`Frame::Protocol`]. Where `Broadcast`
 //! and `Ack` name an epoch they carry only its number, as the message does.
 //!
 //! A `msg` (an application message not yet sequenced) is `origin_seq: u64, payload:

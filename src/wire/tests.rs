@@ -266,7 +266,7 @@ fn unsupported_version() {
 
 #[test]
 fn unknown_kind() {
-    for kind in [0x00, 0x04, 0x0F, 0x18, 0xFF] {
+    for kind in [0x00, 0x04, 0x0F, 0x19, 0xFF] {
         let bytes = raw(kind, &[]);
         assert_eq!(decode_all(&bytes[..4]), Err(WireError::UnknownKind(kind)));
         assert_eq!(decode_all(&bytes), Err(WireError::UnknownKind(kind)));
@@ -304,6 +304,7 @@ fn fixed_size_kinds_reject_another_length_at_once() {
         KIND_ACK,
         KIND_SYNC_START,
         KIND_FINISH_SYNC,
+        KIND_NOT_IN_VIEW,
     ] {
         let mut header = raw(kind, &[]);
         header[4..8].copy_from_slice(&1000u32.to_be_bytes());

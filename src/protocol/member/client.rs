@@ -214,6 +214,7 @@ impl Member {
                 self.ranking.retain(|v| v != m);
                 self.ranking.push(*m);
                 self.join_requests.remove(*m);
+                self.told_not_in_view.remove(m);
                 self.suspected.remove(m); // a new incarnation
                 self.joined_at.insert(*m, seq);
                 if self.phase == Phase::Leading && *m != self.id {

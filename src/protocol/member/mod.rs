@@ -170,6 +170,9 @@ pub struct Member {
     confirmed: bool,
     /// Events held back until the join is confirmed.
     held_events: VecDeque<Event>,
+    /// Members told they are not in the view (see [`Message::NotInView`]), until they
+    /// join.
+    told_not_in_view: BTreeSet<MemberId>,
     /// Join requests received while not relayer: acted on if this member becomes
     /// relayer before the joiner is in the view (at most one per member id).
     join_requests: MemberMap<u32>,
@@ -237,6 +240,7 @@ impl Member {
             known: Vec::new(),
             confirmed: true,
             held_events: VecDeque::new(),
+            told_not_in_view: BTreeSet::new(),
             join_requests: MemberMap::new(),
             join_attempts: MemberMap::new(),
             attempt: 0,
@@ -486,11 +490,17 @@ impl Member {
             self.on_join_request(from, answering, attempt);
             return;
         }
-        if self.suspected.contains(&from) && !stale_relay_bug {
-            return; // in-transit messages from a failed member are discarded
+        if let Message::NotInView { epoch, seq } = msg {
+            self.on_not_in_view(from, epoch, seq);
+            return;
         }
         if !self.view.contains(&from) {
-            return; // not a member of the view: nothing it says counts
+            // Not a member of the view: nothing it says counts. It is told, once.
+            self.tell_not_in_view(from);
+            return;
+        }
+        if self.suspected.contains(&from) && !stale_relay_bug {
+            return; // in-transit messages from a failed member are discarded
         }
         match msg {
             Message::Broadcast {
@@ -519,7 +529,32 @@ impl Member {
                 unrelayed,
             } => self.on_sync_report(from, epoch, received, relays, unrelayed),
             Message::FinishSync { epoch, next_seq } => self.on_finish_sync(from, epoch, next_seq),
-            Message::JoinRequest { .. } | Message::Welcome { .. } => {}
+            Message::JoinRequest { .. } | Message::Welcome { .. } | Message::NotInView { .. } => {}
+        }
+    }
+
+    /// `member` spoke though its *process left* was delivered here and it has not
+    /// asked to join since (say it started late without joining): it takes part in
+    /// nothing, and is told so once, unless this member is not in the group for good
+    /// itself.
+    fn tell_not_in_view(&mut self, member: MemberId) {
+        if self.phase != Phase::Normal || !self.confirmed || !self.told_not_in_view.insert(member) {
+            return;
+        }
+        self.transmits.push_back(Transmit {
+            to: vec![member],
+            msg: Message::NotInView {
+                epoch: self.epoch,
+                seq: self.received,
+            },
+        });
+    }
+
+    /// A member of this member's view, not suspected, says the group's view left
+    /// this member out: it is excluded.
+    fn on_not_in_view(&mut self, from: MemberId, _epoch: Epoch, _seq: Seq) {
+        if self.view.contains(&from) && !self.suspected.contains(&from) {
+            self.exclude();
         }
     }
 
