@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # The latency target's procedure, repeated: a closed-loop run, then a run at half its
-# throughput, RUNS times; prints each run's peak and p99 at half of it, beside the
+# throughput, RUNS times. Prints each run's peak and p99 at half of it, beside the
 # raw-TCP p99 at the same rate and time (the same load generator, no protocol), the
 # share of deliveries over 2 ms for both (from `--latency-trace`, leaving out the
-# deliveries of the warm-up, as p99 does), how many runs were
-# under the target, and the medians. The host's own noise shows in the raw-TCP
-# columns; `python3 tools/host-investigation/latency-episodes.py DIR` on a kept trace shows the
-# episodes (KEEP_TRACES=DIR keeps each run's trace in DIR/run-N).
+# deliveries of the warm-up, as p99 does), how many runs were under the target, and
+# the medians. What the machine does to any program (its other threads, a hypervisor)
+# shows in the raw-TCP columns. KEEP_TRACES=DIR keeps each run's trace in DIR/run-N;
+# `python3 tools/host-investigation/latency-episodes.py DIR/run-N` shows its episodes.
 #
 #   bash benches/half-peak.sh [RUNS] [extra `abcast bench` options...]
 #   bash benches/half-peak.sh 10 --size 1024
@@ -15,19 +15,20 @@
 # HALF_OF=raw applies the same procedure to the raw-TCP limit itself: the peak is the
 # baseline's closed-loop throughput, the rate half of it, and the runs counted under
 # the target are the baseline's (abcast runs too, overloaded at that rate: ignore its
-# columns). It tells whether the host lets any system meet the target at half its
+# columns). It tells whether the machine lets any system meet the target at half its
 # own peak.
 #
-# HOST_PROBE_SECS=S (default 3; 0: off) runs tools/host-investigation/host-noise.c's busy loops, one
-# per vCPU at the ordinary priority, for S seconds right before and right after each
-# half-rate run, and prints the gaps over 2 ms the worse vCPU's loop saw (before +
-# after): how much other threads (this machine's other programs and kernel workers,
-# or the host under a VM) took the CPUs around each run, so that runs can be compared
-# in like conditions. The summary counts the runs under the target among those with
-# at most HOST_QUIET_GAPS (default 2) such gaps, and among the others. The probe
-# keeps both vCPUs busy, so it runs between the measurements, never during one.
+# HOST_PROBE_SECS=S (default 3; 0: off) runs tools/host-investigation/host-noise.c's
+# busy loops, one per vCPU at the ordinary priority, for S seconds right before and
+# right after each half-rate run, and prints the gaps over 2 ms the worse vCPU's loop
+# saw (before + after): how much other threads (this machine's other programs and
+# kernel workers, or a hypervisor) took the CPUs around each run, so that runs can be
+# compared in like conditions. The summary counts the runs under the target among
+# those with at most HOST_QUIET_GAPS (default 2) such gaps, and among the others. The
+# probe keeps both vCPUs busy, so it runs between the measurements, never during one.
 #
-# Needs a release build (it makes one), python3 for the JSON, and gcc for the probe.
+# Needs a release build (it makes one, in $CARGO_TARGET_DIR if set), python3 for the
+# JSON, and gcc for the probe.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-5}
@@ -38,7 +39,7 @@ target_ms=2.0
 probe_secs=${HOST_PROBE_SECS:-3}
 quiet_gaps=${HOST_QUIET_GAPS:-2}
 cargo build --release --quiet
-bin=target/release/abcast
+bin=${CARGO_TARGET_DIR:-target}/release/abcast
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 if [ "$probe_secs" != 0 ]; then

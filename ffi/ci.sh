@@ -6,7 +6,8 @@
 #   3. compiles the header as C99, C11, C++11 and C++17 with -Wall -Wextra -Werror
 #      -pedantic;
 #   4. builds the examples with pkg-config, against libabcast.so (abcast.pc) and
-#      libabcast.a (abcast-static.pc), and the C tests with AddressSanitizer;
+#      libabcast.a (abcast-static.pc), the README's C example (its first ```c
+#      block), and the C tests with AddressSanitizer;
 #   5. runs the API tests and the 3-process relayer-kill test under AddressSanitizer
 #      (no error, no leak), then the C counter example (3 processes, shared and static
 #      builds mixed) and the C++ chat example (3 processes).
@@ -103,6 +104,11 @@ $CC -std=c99 "${WARN[@]}" -O2 ffi/examples/counter.c $(pkg-config --cflags --lib
   -o "$bin/counter-static"
 $CXX -std=c++11 "${WARN[@]}" -O2 ffi/examples/chat.cpp $(pkg-config --cflags --libs abcast) \
   -Wl,-rpath,"$libdir" -o "$bin/chat"
+# The README's C example (its first ```c block) compiles and links as it stands.
+awk '/^```c$/ { on = 1; next } on && /^```/ { exit } on' README.md >"$work/readme.c"
+[[ -s "$work/readme.c" ]] || fail "README.md has no \`\`\`c block"
+$CC -std=c99 "${WARN[@]}" -O2 "$work/readme.c" $(pkg-config --cflags --libs abcast) \
+  -Wl,-rpath,"$libdir" -o "$bin/readme"
 readelf -d "$bin/counter" | grep -q 'NEEDED.*libabcast\.so' || fail "counter is not linked to libabcast.so"
 if readelf -d "$bin/counter-static" | grep -q 'NEEDED.*libabcast'; then
   fail "counter-static needs libabcast.so"

@@ -62,3 +62,8 @@ pub mod wire;
 pub use protocol::Buffering;
 pub use protocol::{MemberId, MsgId, Seq};
 pub use runtime::{Config, Error, Event, Node};
+
+/// The README's Rust examples, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

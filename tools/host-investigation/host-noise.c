@@ -1,6 +1,6 @@
 /*
- * What the host costs a latency-bound program, measured without abcast: built and
- * run by tools/host-investigation/host-noise.sh.
+ * What this machine costs a latency-bound program, measured without abcast: built and
+ * run by host-noise.sh, beside this file.
  *
  *   stalls SECS [LOOPS]
  *                    a busy loop pinned to each of the first LOOPS CPUs (default:
@@ -9,9 +9,10 @@
  *                    over 1, 2 and 5 ms. On a quiet machine a loop loses almost
  *                    nothing; gaps of milliseconds come from other threads of the
  *                    machine that take the CPU (the loops run at the ordinary
- *                    priority; tools/host-investigation/sched-intruders.sh names them) or from a host
- *                    that deschedules the vCPU. With one loop alone such threads run
- *                    on another CPU; with one per CPU they must take one of them.
+ *                    priority; sched-intruders.sh, beside this file, names them) or
+ *                    from a hypervisor that deschedules the vCPU. With one loop alone
+ *                    such threads run on another CPU; with one per CPU they must take
+ *                    one of them.
  *   handoff CPU_A CPU_B ROUNDS
  *                    two threads, pinned to CPU_A and CPU_B (-1: not pinned), hand a
  *                    token back and forth with a futex ROUNDS times; prints the mean

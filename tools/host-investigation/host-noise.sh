@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # What this machine costs a latency-bound program, without abcast: how long a busy
 # loop at the ordinary priority is kept off its CPU, by other threads of the machine
-# or by the host (a loop on the first CPU alone, then one on every CPU), and what
+# or by a hypervisor (a loop on the first CPU alone, then one on every CPU), and what
 # one thread waking another costs, in time and in CPU, on the same CPU and across
 # CPUs (a futex ping-pong). Run it beside benches/half-peak.sh to tell the group's
 # tail from what the machine does to it.
 #
 #   bash tools/host-investigation/host-noise.sh [SECS]     (default 5)
-#   HANDOFF_ROUNDS=N                      round trips per ping-pong (default 200,000)
+#   HANDOFF_ROUNDS=N    round trips per ping-pong (default 200,000)
 #
-# Needs gcc (it builds tools/host-investigation/host-noise.c into a temporary directory).
+# Needs gcc (it builds host-noise.c, beside this file, into a temporary directory).
 set -euo pipefail
 cd "$(dirname "$0")"
 secs=${1:-5}

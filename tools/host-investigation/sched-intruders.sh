@@ -17,13 +17,13 @@
 # Needs perf (Debian: linux-perf) and root, or a perf_event_paranoid that allows
 # tracing; a release build (it makes one); python3. Runs `--no-baseline`, 5 s.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 command -v perf >/dev/null || { echo "needs perf (Debian: apt-get install linux-perf)" >&2; exit 2; }
 cargo build --release --quiet
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 perf record -q -e sched:sched_switch,sched:sched_wakeup -a -o "$tmp/perf.data" -- \
-  target/release/abcast bench --no-baseline --duration 5 "$@" >"$tmp/bench.out" 2>&1
+  "${CARGO_TARGET_DIR:-target}/release/abcast" bench --no-baseline --duration 5 "$@" >"$tmp/bench.out" 2>&1
 grep -E 'latency|throughput' "$tmp/bench.out" || true
 perf script -i "$tmp/perf.data" -F comm,tid,cpu,time,event,trace 2>/dev/null >"$tmp/sched.txt"
 python3 - "$tmp/sched.txt" <<'PY'
