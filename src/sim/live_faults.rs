@@ -69,13 +69,13 @@ impl Sim {
     }
 
     /// Member `at`'s failure detector suspects `of`, which has not crashed: it
-    /// closes the connection (see the module docs). Returns whether `at` should now
-    /// handle the failure (false when the connection was closed already).
-    pub(super) fn close_connection(&mut self, at: usize, of: usize) -> bool {
+    /// closes the connection (see the module docs), unless `of` closed it first and
+    /// this is the break `at` sees.
+    pub(super) fn close_connection(&mut self, at: usize, of: usize) {
         let n = self.members.len();
         let (out, back) = (at * n + of, of * n + at);
         if self.closed[out] {
-            return true; // the peer closed it first: this is the break it sees
+            return;
         }
         self.live_faults.false_suspicions += 1;
         if self.tracing {
@@ -93,7 +93,6 @@ impl Sim {
             let when = last.max(self.now) + self.rng.range(1, 100);
             self.schedule(when, Ev::Notice { at: of, of: at });
         }
-        true
     }
 
     /// The members of `side_a` lose every link to the others.

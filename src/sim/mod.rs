@@ -309,7 +309,10 @@ impl Sim {
                 }
             }
             Ev::Notice { at, of } => {
-                if !self.crashed[at] && (self.crashed[of] || self.close_connection(at, of)) {
+                if !self.crashed[at] {
+                    if !self.crashed[of] {
+                        self.close_connection(at, of);
+                    }
                     self.step(at, Input::Failed(of));
                 }
             }

@@ -490,8 +490,8 @@ impl Member {
             self.on_join_request(from, answering, attempt);
             return;
         }
-        if let Message::NotInView { epoch, seq } = msg {
-            self.on_not_in_view(from, epoch, seq);
+        if let Message::NotInView { .. } = msg {
+            self.on_not_in_view(from);
             return;
         }
         if !self.view.contains(&from) {
@@ -552,7 +552,7 @@ impl Member {
 
     /// A member of this member's view, not suspected, says the group's view left
     /// this member out: it is excluded.
-    fn on_not_in_view(&mut self, from: MemberId, _epoch: Epoch, _seq: Seq) {
+    fn on_not_in_view(&mut self, from: MemberId) {
         if self.view.contains(&from) && !self.suspected.contains(&from) {
             self.exclude();
         }

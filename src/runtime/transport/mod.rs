@@ -305,18 +305,7 @@ impl Transport {
                         relay,
                         relay_upto,
                     };
-                    if self.distributed {
-                        let len = out.frame.len();
-                        self.hold(Held {
-                            to: out.to,
-                            item: HeldItem::Frame(out.frame),
-                            len,
-                            relay_upto: out.relay_upto,
-                        });
-                        self.release_held(&mut dirty);
-                    } else {
-                        self.enqueue(out, &mut dirty);
-                    }
+                    self.send_frame(out, &mut dirty);
                 }
                 IoCmd::Relay {
                     to,
@@ -365,18 +354,7 @@ impl Transport {
                         relay: false,
                         relay_upto: 0,
                     };
-                    if self.distributed {
-                        let len = out.frame.len();
-                        self.hold(Held {
-                            to: out.to,
-                            item: HeldItem::Frame(out.frame),
-                            len,
-                            relay_upto: 0,
-                        });
-                        self.release_held(&mut dirty);
-                    } else {
-                        self.enqueue(out, &mut dirty);
-                    }
+                    self.send_frame(out, &mut dirty);
                     self.leaving = Some(Leaving {
                         done,
                         deadline: Instant::now() + self.shared.config.leave_timeout,

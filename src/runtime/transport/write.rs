@@ -8,9 +8,26 @@ use mio::Token;
 
 use crate::protocol::MemberId;
 
-use super::{Chunk, Out, PeerState, Transport, MAX_IOVECS};
+use super::{Chunk, Held, HeldItem, Out, PeerState, Transport, MAX_IOVECS};
 
 impl Transport {
+    /// Queues an encoded frame for its destinations: at once, or in distributed
+    /// buffering behind the relay round in progress (see `rounds`).
+    pub(super) fn send_frame(&mut self, out: Out, dirty: &mut Vec<MemberId>) {
+        if self.distributed {
+            let len = out.frame.len();
+            self.hold(Held {
+                to: out.to,
+                item: HeldItem::Frame(out.frame),
+                len,
+                relay_upto: out.relay_upto,
+            });
+            self.release_held(dirty);
+        } else {
+            self.enqueue(out, dirty);
+        }
+    }
+
     /// Queues `out` on each destination's write queue; returns the destinations
     /// that are still members.
     pub(super) fn enqueue(&mut self, out: Out, dirty: &mut Vec<MemberId>) -> Vec<MemberId> {
