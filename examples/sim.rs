@@ -21,6 +21,8 @@ struct FaultsReached {
     partition: u64,
     heal: u64,
     pause: u64,
+    link_break: u64,
+    reconnect: u64,
 }
 
 impl FaultsReached {
@@ -30,6 +32,8 @@ impl FaultsReached {
         self.partition += u64::from(live.partitions > 0);
         self.heal += u64::from(live.heals > 0);
         self.pause += u64::from(live.pauses > 0);
+        self.link_break += u64::from(live.link_breaks > 0);
+        self.reconnect += u64::from(live.reconnects > 0);
     }
 }
 
@@ -37,8 +41,15 @@ impl fmt::Display for FaultsReached {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "crash {}, suspicion of a live member {}, partition {}, heal {}, pause {}",
-            self.crash, self.false_suspicion, self.partition, self.heal, self.pause
+            "crash {}, suspicion of a live member {}, partition {}, heal {}, pause {}, \
+             link break {}, reconnect {}",
+            self.crash,
+            self.false_suspicion,
+            self.partition,
+            self.heal,
+            self.pause,
+            self.link_break,
+            self.reconnect
         )
     }
 }

@@ -28,6 +28,10 @@ pub enum abcast_event_kind {
     /// The group excluded this member: no event follows, and the node's calls
     /// return `ABCAST_EXCLUDED` from now on.
     ABCAST_EVENT_EXCLUDED = 5,
+    /// This member cannot reach a majority of its view: broadcasts return
+    /// `ABCAST_NO_QUORUM` and nothing new is delivered until it does, or until an
+    /// `ABCAST_EVENT_EXCLUDED` follows. Not a position of the order (`seq` is 0).
+    ABCAST_EVENT_NO_QUORUM = 6,
 }
 
 /// An `abcast_event_kind` value as stored in `abcast_event::kind`: an `int32_t`.
@@ -126,6 +130,7 @@ impl abcast_event {
                 ev.member = relayer;
             }
             Event::Excluded => ev.kind = ABCAST_EVENT_EXCLUDED as i32,
+            Event::NoQuorum => ev.kind = ABCAST_EVENT_NO_QUORUM as i32,
         }
         ev
     }

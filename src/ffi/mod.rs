@@ -85,6 +85,9 @@ pub enum abcast_status {
     /// A bug in abcast: a panic was caught at the boundary, or the Rust library
     /// returned an error this layer does not know. The message says which.
     ABCAST_INTERNAL_ERROR = 11,
+    /// This member cannot reach a majority of its view (the default quorum rule):
+    /// it accepts no broadcast until it does, or learns it was excluded.
+    ABCAST_NO_QUORUM = 12,
 }
 
 /// An `abcast_status` value as C passes it in: any `int32_t`. (cbindgen prints
@@ -108,6 +111,7 @@ impl abcast_status {
             9 => ABCAST_IO,
             10 => ABCAST_WRONG_MODE,
             11 => ABCAST_INTERNAL_ERROR,
+            12 => ABCAST_NO_QUORUM,
             _ => return None,
         })
     }
@@ -129,6 +133,9 @@ impl abcast_status {
                 b"ABCAST_WRONG_MODE: not available on a node started with a callback\0"
             }
             ABCAST_INTERNAL_ERROR => b"ABCAST_INTERNAL_ERROR: internal error (a bug)\0",
+            ABCAST_NO_QUORUM => {
+                b"ABCAST_NO_QUORUM: this member cannot reach a majority of its group\0"
+            }
         }
     }
 }
@@ -168,6 +175,7 @@ impl From<crate::Error> for Failure {
             Error::Excluded => ABCAST_EXCLUDED,
             Error::Stopped => ABCAST_STOPPED,
             Error::Timeout => ABCAST_TIMEOUT,
+            Error::NoQuorum => ABCAST_NO_QUORUM,
             #[allow(unreachable_patterns)]
             _ => ABCAST_INTERNAL_ERROR,
         };

@@ -19,8 +19,10 @@
 mod member;
 mod member_map;
 mod message;
+mod quorum;
 
 pub use member::{Event, Member, Transmit};
+pub use quorum::Quorum;
 pub use member_map::MemberMap;
 pub use message::{Message, Relay, RelayBody};
 
@@ -101,6 +103,9 @@ pub enum PlantedBug {
 pub struct CoreConfig {
     /// Replicated (default) or distributed buffering.
     pub buffering: Buffering,
+    /// When a member may leave the view without evidence that its process is gone
+    /// (default: only with a majority of the view).
+    pub quorum: Quorum,
     /// How many of its own broadcasts a member may have un-relayed at once;
     /// `broadcast` reports [`WouldBlock`] beyond it.
     pub send_window_msgs: usize,
@@ -127,6 +132,7 @@ impl Default for CoreConfig {
     fn default() -> Self {
         CoreConfig {
             buffering: Buffering::Replicated,
+            quorum: Quorum::Majority,
             send_window_msgs: 4096,
             send_window_bytes: 4 << 20,
             relay_window_msgs: 16384,

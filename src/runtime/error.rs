@@ -33,6 +33,10 @@ pub enum Error {
     Stopped,
     /// A call with a time limit ran out of time.
     Timeout,
+    /// This member cannot reach a majority of its view
+    /// ([`Quorum::Majority`](crate::protocol::Quorum::Majority)): it accepts no
+    /// broadcast until it does, or learns that it was excluded.
+    NoQuorum,
 }
 
 impl fmt::Display for Error {
@@ -51,6 +55,10 @@ impl fmt::Display for Error {
             Error::Excluded => write!(f, "this member was excluded from the group"),
             Error::Stopped => write!(f, "the node has left the group"),
             Error::Timeout => write!(f, "timed out"),
+            Error::NoQuorum => write!(
+                f,
+                "no quorum: this member cannot reach a majority of its group"
+            ),
         }
     }
 }

@@ -46,6 +46,11 @@ pub enum Event {
     /// The group excluded this member: no more events follow, and `broadcast` and
     /// `recv` return [`Error::Excluded`](super::Error::Excluded) from now on.
     Excluded,
+    /// This member cannot reach a majority of its view (see
+    /// [`Quorum::Majority`](crate::protocol::Quorum::Majority)): `broadcast` returns
+    /// [`Error::NoQuorum`](super::Error::NoQuorum), and nothing new is delivered, until
+    /// members known gone leave the view or this member learns it was excluded.
+    NoQuorum,
 }
 
 impl From<protocol::Event> for Event {
@@ -64,6 +69,7 @@ impl From<protocol::Event> for Event {
                 relayer: epoch.relayer,
             },
             protocol::Event::Excluded => Event::Excluded,
+            protocol::Event::NoQuorum => Event::NoQuorum,
         }
     }
 }

@@ -374,6 +374,14 @@ impl Shared {
                     let _ = self.io_tx.send(IoCmd::CloseAll);
                     sent = true;
                 }
+                protocol::Event::NoQuorum => {
+                    rlog!(
+                        log::WARN,
+                        self.id,
+                        "no quorum: this member cannot reach a majority of its view; it orders \
+                         and accepts nothing until it does or learns it was excluded"
+                    );
+                }
                 protocol::Event::Deliver { .. } => {}
             }
             events.push(Event::from(e));

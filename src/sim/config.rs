@@ -4,7 +4,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::protocol::{Buffering, PlantedBug};
+use crate::protocol::{Buffering, PlantedBug, Quorum};
 
 /// Which failures a run injects.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,11 +34,14 @@ pub enum FaultProfile {
     Partition,
     /// One member is paused for two to four failure timeouts, then carries on.
     Pause,
+    /// The link between two live members carries nothing for two to eight failure
+    /// timeouts (both ends time each other out), then carries traffic again.
+    LinkBreak,
 }
 
 impl FaultProfile {
     /// Every profile, in order.
-    pub const ALL: [FaultProfile; 9] = [
+    pub const ALL: [FaultProfile; 10] = [
         FaultProfile::NoFaults,
         FaultProfile::RelayerCrash,
         FaultProfile::CrashDuringSync,
@@ -48,6 +51,7 @@ impl FaultProfile {
         FaultProfile::FalseSuspicion,
         FaultProfile::Partition,
         FaultProfile::Pause,
+        FaultProfile::LinkBreak,
     ];
 
     /// Whether the profile injects faults that leave processes alive (so that a
@@ -55,7 +59,10 @@ impl FaultProfile {
     pub fn has_live_faults(self) -> bool {
         matches!(
             self,
-            FaultProfile::FalseSuspicion | FaultProfile::Partition | FaultProfile::Pause
+            FaultProfile::FalseSuspicion
+                | FaultProfile::Partition
+                | FaultProfile::Pause
+                | FaultProfile::LinkBreak
         )
     }
 
@@ -70,6 +77,7 @@ impl FaultProfile {
             FaultProfile::FalseSuspicion => "false-suspicion",
             FaultProfile::Partition => "partition",
             FaultProfile::Pause => "pause",
+            FaultProfile::LinkBreak => "link-break",
         }
     }
 }
@@ -92,6 +100,8 @@ pub struct SimConfig {
     pub members: usize,
     /// Buffering mode of every member.
     pub buffering: Buffering,
+    /// Quorum rule of every member (text form: `quorum=none`; majority when absent).
+    pub quorum: Quorum,
     /// Failures to inject.
     pub profile: FaultProfile,
     /// How many messages each member broadcasts.
@@ -107,6 +117,7 @@ impl SimConfig {
             seed,
             members,
             buffering,
+            quorum: Quorum::Majority,
             profile,
             msgs_per_member: 12,
             planted_bug: None,
@@ -129,6 +140,9 @@ impl fmt::Display for SimConfig {
             self.profile.name(),
             self.msgs_per_member
         )?;
+        if self.quorum == Quorum::None {
+            write!(f, ",quorum=none")?;
+        }
         if let Some(bug) = self.planted_bug {
             write!(f, ",bug={}", bug_name(bug))?;
         }
@@ -156,6 +170,13 @@ impl FromStr for SimConfig {
                         "replicated" => Buffering::Replicated,
                         "distributed" => Buffering::Distributed,
                         _ => return Err(bad("buffering")),
+                    }
+                }
+                "quorum" => {
+                    c.quorum = match v {
+                        "majority" => Quorum::Majority,
+                        "none" => Quorum::None,
+                        _ => return Err(bad("quorum")),
                     }
                 }
                 "profile" => {

@@ -104,7 +104,10 @@ impl Sim {
                     add(self, at, target, trigger, kind);
                 }
             }
-            FaultProfile::FalseSuspicion | FaultProfile::Partition | FaultProfile::Pause => {}
+            FaultProfile::FalseSuspicion
+            | FaultProfile::Partition
+            | FaultProfile::Pause
+            | FaultProfile::LinkBreak => {}
             FaultProfile::RelayerHostVanishes => {
                 let at = self.rng.range(horizon / 4, horizon);
                 add(
@@ -205,6 +208,7 @@ impl Sim {
             if j == i || self.crashed[j] {
                 continue;
             }
+            let evidence = kind == CrashKind::Process;
             let at = match kind {
                 CrashKind::Process => {
                     let last = self.links[l].back().map_or(self.now, |(t, _)| *t);
@@ -212,7 +216,14 @@ impl Sim {
                 }
                 CrashKind::HostVanishes => self.now + FAILURE_TIMEOUT_US + self.rng.range(0, 1_000),
             };
-            self.schedule(at, Ev::Notice { at: j, of: i });
+            self.schedule(
+                at,
+                Ev::Notice {
+                    at: j,
+                    of: i,
+                    evidence,
+                },
+            );
         }
     }
 }

@@ -1,17 +1,19 @@
 //! Faults that leave every process alive: a failure detector that suspects a live
-//! member, a partition that heals, a member paused for longer than the failure
-//! timeout.
+//! member, a partition that heals, a link between two live members that breaks and
+//! comes back, a member paused for longer than the failure timeout.
 //!
 //! They are modelled as the runtime's TCP connections show them. A member that
-//! suspects a live peer closes its connection: what it had written still reaches the
-//! peer, which then sees the connection break (and so suspects it back); what the
-//! peer had in flight towards it is lost. A partition loses what was in flight
-//! across it, and each side notices the other only after the failure timeout; a
-//! healed partition carries new traffic again, but not over a connection either side
-//! closed. A paused member handles nothing until it wakes (its inputs wait), while
-//! its peers time it out.
+//! suspects a live peer says so and closes its connection: what it had written still
+//! reaches the peer, which then sees the connection close on purpose (and so
+//! suspects it back, without evidence of a crash); what the peer had in flight
+//! towards it is lost. A partition or a broken link loses what was in flight across
+//! it, and each end notices the other only after the failure timeout. A paused
+//! member handles nothing until it wakes (its inputs wait), while its peers time it
+//! out. A closed connection between two live members opens again once the link
+//! carries traffic and neither end is paused (the runtime redials), and each end's
+//! core is told ([`Member::handle_member_reconnected`](crate::protocol::Member)).
 
-use super::{Ev, FaultProfile, Micros, Sim, FAILURE_TIMEOUT_US};
+use super::{Ev, FaultProfile, Input, Micros, Sim, FAILURE_TIMEOUT_US};
 
 /// What the live faults did in a run, for sweeps to report.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -24,6 +26,10 @@ pub struct LiveFaultCounts {
     pub heals: u32,
     /// Members paused.
     pub pauses: u32,
+    /// Links between two live members broken.
+    pub link_breaks: u32,
+    /// Closed connections between live members opened again.
+    pub reconnects: u32,
 }
 
 impl Sim {
@@ -45,6 +51,7 @@ impl Sim {
                         Ev::Notice {
                             at: suspecter,
                             of: suspected,
+                            evidence: false,
                         },
                     );
                 }
@@ -63,6 +70,14 @@ impl Sim {
                 let member = self.rng.index(n);
                 let until = at + FAILURE_TIMEOUT_US * self.rng.range(2, 4);
                 self.schedule(at, Ev::Pause { member, until });
+            }
+            FaultProfile::LinkBreak => {
+                let at = self.rng.range(0, horizon);
+                let a = self.rng.index(n);
+                let b = (a + 1 + self.rng.index(n - 1)) % n;
+                self.schedule(at, Ev::LinkBreak { a, b });
+                let heal = at + FAILURE_TIMEOUT_US * self.rng.range(2, 8);
+                self.schedule(heal, Ev::Heal);
             }
             _ => {}
         }
@@ -91,7 +106,71 @@ impl Sim {
             // The peer reads what was written, then sees the connection break.
             let last = self.links[out].back().map_or(self.now, |(t, _)| *t);
             let when = last.max(self.now) + self.rng.range(1, 100);
-            self.schedule(when, Ev::Notice { at: of, of: at });
+            self.schedule(
+                when,
+                Ev::Notice {
+                    at: of,
+                    of: at,
+                    evidence: false,
+                },
+            );
+        }
+        let redial = self.now + FAILURE_TIMEOUT_US * self.rng.range(1, 3);
+        self.schedule(redial, Ev::Reconnect { a: at, b: of });
+    }
+
+    /// The runtime redials a closed connection between live members `a` and `b`:
+    /// once the link carries traffic and neither is paused, it opens again (empty)
+    /// and both cores are told.
+    pub(super) fn reconnect(&mut self, a: usize, b: usize) {
+        let n = self.members.len();
+        let (ab, ba) = (a * n + b, b * n + a);
+        if self.crashed[a] || self.crashed[b] || !self.closed[ab] {
+            return;
+        }
+        if self.partitioned[ab] || self.partitioned[ba] {
+            let again = self.now + FAILURE_TIMEOUT_US;
+            self.schedule(again, Ev::Reconnect { a, b });
+            return;
+        }
+        if let Some(wake) = self.paused(a).max(self.paused(b)) {
+            let again = wake + self.rng.range(100, FAILURE_TIMEOUT_US);
+            self.schedule(again, Ev::Reconnect { a, b });
+            return;
+        }
+        self.live_faults.reconnects += 1;
+        if self.tracing {
+            self.trace.push(format!(
+                "t={} RECONNECT {} and {}",
+                self.now, self.ids[a], self.ids[b]
+            ));
+        }
+        for l in [ab, ba] {
+            self.closed[l] = false;
+            self.links[l].clear();
+        }
+        self.step(a, Input::Reconnected(b));
+        self.step(b, Input::Reconnected(a));
+    }
+
+    /// The link between `a` and `b` carries nothing until the next heal.
+    pub(super) fn break_link(&mut self, a: usize, b: usize) {
+        let n = self.members.len();
+        self.live_faults.link_breaks += 1;
+        if self.tracing {
+            self.trace.push(format!(
+                "t={} LINK BREAK {} - {}",
+                self.now, self.ids[a], self.ids[b]
+            ));
+        }
+        for (i, j) in [(a, b), (b, a)] {
+            self.partitioned[i * n + j] = true;
+            self.links[i * n + j].clear();
+            if !self.crashed[i] && !self.crashed[j] {
+                let when = self.now + FAILURE_TIMEOUT_US + self.rng.range(0, 1_000);
+                let evidence = false;
+                self.schedule(when, Ev::Notice { at: i, of: j, evidence });
+            }
         }
     }
 
@@ -118,7 +197,8 @@ impl Sim {
                 self.links[l].clear();
                 if !self.crashed[i] && !self.crashed[j] {
                     let when = self.now + FAILURE_TIMEOUT_US + self.rng.range(0, 1_000);
-                    self.schedule(when, Ev::Notice { at: i, of: j });
+                    let evidence = false;
+                    self.schedule(when, Ev::Notice { at: i, of: j, evidence });
                 }
             }
         }
@@ -152,7 +232,15 @@ impl Sim {
         for j in 0..self.members.len() {
             if j != member && !self.crashed[j] {
                 let when = self.now + FAILURE_TIMEOUT_US + self.rng.range(0, 1_000);
-                self.schedule(when, Ev::Notice { at: j, of: member });
+                let evidence = false;
+                self.schedule(
+                    when,
+                    Ev::Notice {
+                        at: j,
+                        of: member,
+                        evidence,
+                    },
+                );
             }
         }
     }

@@ -75,9 +75,18 @@ enum Ev {
     Broadcast {
         member: usize,
     },
+    /// `at` notices that `of` failed: with evidence (a process crash closed the
+    /// connection) or by suspicion (silence, or a connection closed on purpose).
     Notice {
         at: usize,
         of: usize,
+        evidence: bool,
+    },
+    /// The runtime's redial: a closed connection between two live members opens
+    /// again, once the link carries traffic and neither end is paused.
+    Reconnect {
+        a: usize,
+        b: usize,
     },
     Arm {
         plan: usize,
@@ -90,6 +99,11 @@ enum Ev {
     Partition {
         side_a: u64,
     },
+    /// The link between two members carries nothing until the next heal.
+    LinkBreak {
+        a: usize,
+        b: usize,
+    },
     /// Every partitioned link carries traffic again.
     Heal,
     /// The member handles nothing until `until`.
@@ -101,7 +115,10 @@ enum Ev {
 
 enum Input {
     Message(usize, Message),
-    Failed(usize),
+    /// A peer failed, with evidence or not.
+    Failed(usize, bool),
+    /// A suspected peer connected again.
+    Reconnected(usize),
     Broadcast,
     /// Nothing new: just send what the member has queued (a joiner's requests).
     Nothing,
@@ -166,6 +183,7 @@ impl Sim {
         let ids: Vec<MemberId> = (1..=n as MemberId).collect();
         let core = CoreConfig {
             buffering: cfg.buffering,
+            quorum: cfg.quorum,
             send_window_msgs: rng.range(2, 8) as usize,
             // Payloads are a few bytes ("3:17"): these byte windows bind too.
             send_window_bytes: rng.range(8, 64) as usize,
@@ -272,6 +290,10 @@ impl Sim {
         self.record.crashed = self.crashed.clone();
         self.record.views = self.members.iter().map(|m| m.view().to_vec()).collect();
         self.record.live_faults = self.live_faults.false_suspicions > 0;
+        self.record.tail_bound = Some(checker::tail_bound(
+            self.core.relay_window_msgs,
+            self.members.len(),
+        ));
         Outcome {
             record: self.record,
             steps: self.steps,
@@ -287,6 +309,7 @@ impl Sim {
             Ev::Arrive { to, .. } => Some(to),
             Ev::Broadcast { member } | Ev::Tick { member } => Some(member),
             Ev::Notice { at, .. } => Some(at),
+            Ev::Reconnect { .. } => None,
             _ => None,
         };
         if let Some(wake) = input_of.and_then(|i| self.paused(i)) {
@@ -308,16 +331,18 @@ impl Sim {
                     self.step(member, Input::Broadcast);
                 }
             }
-            Ev::Notice { at, of } => {
+            Ev::Notice { at, of, evidence } => {
                 if !self.crashed[at] {
                     if !self.crashed[of] {
                         self.close_connection(at, of);
                     }
-                    self.step(at, Input::Failed(of));
+                    self.step(at, Input::Failed(of, evidence));
                 }
             }
+            Ev::Reconnect { a, b } => self.reconnect(a, b),
             Ev::Partition { side_a } => self.partition(side_a),
             Ev::Heal => self.heal(),
+            Ev::LinkBreak { a, b } => self.break_link(a, b),
             Ev::Pause { member, until } => self.pause(member, until),
             Ev::Tick { member } => {
                 self.tick_pending[member] = false;
@@ -356,14 +381,28 @@ impl Sim {
                 }
                 self.members[i].handle_message(self.ids[from], msg);
             }
-            Input::Failed(of) => {
+            Input::Failed(of, evidence) => {
                 if self.tracing {
+                    let how = if evidence { "failed" } else { "unreachable" };
                     self.trace.push(format!(
-                        "t={} {} notices {} failed",
+                        "t={} {} notices {} {how}",
                         self.now, id, self.ids[of]
                     ));
                 }
-                self.members[i].handle_member_failed(self.ids[of]);
+                if evidence {
+                    self.members[i].handle_member_failed(self.ids[of]);
+                } else {
+                    self.members[i].handle_member_unreachable(self.ids[of]);
+                }
+            }
+            Input::Reconnected(of) => {
+                if self.tracing {
+                    self.trace.push(format!(
+                        "t={} {} connected to {} again",
+                        self.now, id, self.ids[of]
+                    ));
+                }
+                self.members[i].handle_member_reconnected(self.ids[of]);
             }
             Input::Nothing => {}
             Input::Tick => {

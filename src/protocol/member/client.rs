@@ -5,7 +5,7 @@ use bytes::Bytes;
 
 use super::{relay_size, Event, HeldBack, Member, Phase, Transmit};
 use crate::protocol::{
-    Buffering, Epoch, MemberId, Message, MsgId, PlantedBug, Relay, RelayBody, Seq,
+    Buffering, Epoch, MemberId, Message, MsgId, PlantedBug, Quorum, Relay, RelayBody, Seq,
 };
 
 impl Member {
@@ -78,6 +78,24 @@ impl Member {
         if from != epoch.relayer || !self.epoch_after(epoch, self.epoch) {
             return; // stale, or not offered by its own relayer
         }
+        if self.config.quorum == Quorum::Majority
+            && !self
+                .view
+                .iter()
+                .take_while(|m| **m != from)
+                .all(|m| self.suspected.contains(m))
+        {
+            // This member still hears a member ranked before the new relayer: one
+            // member's suspicion does not depose a relayer. Followed once this member
+            // suspects them too (see `after_membership_change`).
+            if self
+                .deferred_sync_start
+                .map_or(true, |(_, e, _)| self.epoch_after(epoch, e))
+            {
+                self.deferred_sync_start = Some((from, epoch, relayer_received));
+            }
+            return;
+        }
         if self.rank(from) > self.rank(self.id) {
             // The new relayer ranks after us: it believes we failed.
             self.exclude();
@@ -147,6 +165,7 @@ impl Member {
             return;
         }
         self.phase = Phase::Normal;
+        self.installed_epoch = self.epoch;
         self.send_held();
         // Tell the new relayer at once what we delivered: its stable watermark
         // starts from the members' reports.
@@ -197,6 +216,18 @@ impl Member {
                     self.exclude();
                     return;
                 }
+                // If it is alive (a false suspicion, a partition, a pause) and this
+                // member still reaches it, it learns it was excluded.
+                if self.confirmed && self.phase == Phase::Normal && self.told_not_in_view.insert(m)
+                {
+                    self.transmits.push_back(Transmit {
+                        to: vec![m],
+                        msg: Message::NotInView {
+                            epoch: self.epoch,
+                            seq,
+                        },
+                    });
+                }
                 self.suspected.insert(m);
                 if let Some(r) = self.relayer.as_mut() {
                     // Learnt from a report while leading: stop waiting for it.
@@ -216,6 +247,7 @@ impl Member {
                 self.join_requests.remove(*m);
                 self.told_not_in_view.remove(m);
                 self.suspected.remove(m); // a new incarnation
+                self.evidenced.remove(m);
                 self.joined_at.insert(*m, seq);
                 if self.phase == Phase::Leading && *m != self.id {
                     // Learnt from a report: it is a member we must hear from too.

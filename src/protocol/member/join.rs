@@ -66,7 +66,9 @@ impl Member {
             }
         }
         match self.phase {
-            Phase::Normal if self.relayer.is_some() => self.join_member(joiner, attempt),
+            Phase::Normal if self.relayer.is_some() && self.has_quorum() => {
+                self.join_member(joiner, attempt)
+            }
             Phase::Leading => {
                 let r = self.relayer.as_mut().expect("leading member is relayer");
                 let latest = r
@@ -104,6 +106,9 @@ impl Member {
         );
         let r = self.relayer.as_mut().expect("relayer");
         r.delivered_by.insert(joiner, next_seq - 1);
+        if !r.quorum_base.contains(&joiner) {
+            r.quorum_base.push(joiner);
+        }
         self.transmits.push_back(Transmit {
             to: vec![joiner],
             msg: Message::Welcome {
@@ -157,6 +162,7 @@ impl Member {
         }
         let view: Vec<MemberId> = view.into_iter().map(|(m, _)| m).collect();
         self.epoch = epoch;
+        self.installed_epoch = epoch;
         self.max_epoch_number = self.max_epoch_number.max(epoch.number);
         self.ranking = view.clone();
         self.view = view;

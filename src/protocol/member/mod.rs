@@ -12,8 +12,8 @@ use bytes::Bytes;
 use held_back::HeldBack;
 
 use super::{
-    CoreConfig, Epoch, MemberId, MemberMap, Message, MsgId, PlantedBug, Relay, RelayBody, Seq,
-    WouldBlock,
+    CoreConfig, Epoch, MemberId, MemberMap, Message, MsgId, PlantedBug, Quorum, Relay, RelayBody,
+    Seq, WouldBlock,
 };
 
 /// Messages for peers, produced by a [`Member`].
@@ -62,6 +62,11 @@ pub enum Event {
     /// The group excluded this member (it was suspected to have failed). The member
     /// takes no further part; it may come back only as a new member.
     Excluded,
+    /// This member cannot reach a majority of its view ([`Quorum::Majority`]): it
+    /// refuses broadcasts, and if it is the relayer it orders nothing more, until
+    /// members with evidence of their end leave the view or it learns that it was
+    /// excluded. Not a position of the order: it is this member's own state.
+    NoQuorum,
 }
 
 /// Where a member stands in the protocol.
@@ -94,6 +99,14 @@ struct RelayerState {
     pending: VecDeque<(MemberId, u64, Bytes)>,
     /// Per member, the highest sequence number it has delivered (replicated buffering).
     delivered_by: MemberMap<Seq>,
+    /// The members a majority is counted among ([`Quorum::Majority`]): the view this
+    /// relayer's epoch began with, and the members it admitted since. Members it
+    /// takes out by suspicion stay (a *process left* it ordered may not have reached
+    /// a majority); members with evidence of their end do not count.
+    quorum_base: Vec<MemberId>,
+    /// What a majority of `quorum_base` delivered, as last computed
+    /// (`majority_delivered`).
+    majority: Seq,
     /// Relays sequenced but not yet handed out in a batch.
     unsent: VecDeque<Relay>,
     /// Synchronization phase bookkeeping, while leading one.
@@ -150,7 +163,15 @@ pub struct Member {
     /// Members this member's failure detector (or a relayer) declared failed.
     /// Crash-stop: a suspected member never comes back under the same incarnation.
     suspected: BTreeSet<MemberId>,
+    /// The suspected members with evidence that their process is gone (see
+    /// [`Quorum`]): they leave the view without a majority.
+    evidenced: BTreeSet<MemberId>,
+    /// Whether [`Event::NoQuorum`] was reported and the quorum not regained since.
+    quorum_lost: bool,
     epoch: Epoch,
+    /// The epoch of this member's last normal operation: the one it entered at the
+    /// end of a synchronization phase (or by its welcome, or from the start).
+    installed_epoch: Epoch,
     /// The highest epoch number seen, so that a new relayer picks a higher one.
     max_epoch_number: u64,
     phase: Phase,
@@ -223,6 +244,7 @@ impl Member {
         };
         let relayer = (first == id).then(|| RelayerState {
             next_seq: 1,
+            quorum_base: view.clone(),
             ..RelayerState::default()
         });
         Member {
@@ -231,7 +253,10 @@ impl Member {
             ranking: view.clone(),
             view,
             suspected: BTreeSet::new(),
+            evidenced: BTreeSet::new(),
+            quorum_lost: false,
             epoch,
+            installed_epoch: epoch,
             max_epoch_number: 1,
             phase: Phase::Normal,
             received: 0,
@@ -273,6 +298,7 @@ impl Member {
             relayer: 0,
             number: 0,
         };
+        m.installed_epoch = m.epoch;
         m.max_epoch_number = 0;
         m.phase = Phase::Joining;
         m.confirmed = false;
@@ -425,6 +451,7 @@ impl Member {
         let bytes_full = !self.unrelayed.is_empty()
             && self.unrelayed_bytes + payload.len() > self.config.send_window_bytes;
         if matches!(self.phase, Phase::Excluded | Phase::Joining)
+            || !self.has_quorum()
             || self.unrelayed.len() >= self.config.send_window_msgs
             || bytes_full
         {
@@ -490,8 +517,8 @@ impl Member {
             self.on_join_request(from, answering, attempt);
             return;
         }
-        if let Message::NotInView { .. } = msg {
-            self.on_not_in_view(from);
+        if let Message::NotInView { epoch, .. } = msg {
+            self.on_not_in_view(from, epoch);
             return;
         }
         if !self.view.contains(&from) {
@@ -550,30 +577,120 @@ impl Member {
         });
     }
 
-    /// A member of this member's view, not suspected, says the group's view left
-    /// this member out: it is excluded.
-    fn on_not_in_view(&mut self, from: MemberId) {
-        if self.view.contains(&from) && !self.suspected.contains(&from) {
+    /// A member says that the group's view, in its epoch `epoch`, left this member
+    /// out: this member is excluded if it believes it.
+    ///
+    /// With [`Quorum::None`], only a member of the view that is not suspected is
+    /// believed. With a majority quorum, a member that this member knows is believed
+    /// when its epoch is this member's own last epoch of normal operation or a later
+    /// one. Both sides of a partition may have delivered each other's *process
+    /// left* (the side without a majority within the relay window, before it noticed
+    /// that it lost its majority), but only the side with a majority can finish a
+    /// synchronization phase and enter a later epoch; a side that never changed
+    /// relayer had its relayer order the exclusions, and its members believe it.
+    fn on_not_in_view(&mut self, from: MemberId, epoch: Epoch) {
+        let believed = match self.config.quorum {
+            Quorum::Majority => {
+                self.rank(from).is_some()
+                    && (epoch == self.installed_epoch
+                        || self.epoch_after(epoch, self.installed_epoch))
+            }
+            Quorum::None => self.view.contains(&from) && !self.suspected.contains(&from),
+        };
+        if believed {
             self.exclude();
         }
     }
 
-    /// The failure detector suspects `member` (its connection broke, or it was silent
-    /// for the failure timeout). Call it after handing over every message already read
-    /// from that member. Suspicion is final (crash-stop).
+    /// A peer this member suspected is connected again (the same incarnation: a
+    /// partition healed, a pause ended, a link came back). If its *process left* was
+    /// delivered here, it is told it is not in the view; otherwise nothing changes:
+    /// suspicion is final for the incarnation.
+    pub fn handle_member_reconnected(&mut self, member: MemberId) {
+        if self.phase == Phase::Excluded || member == self.id || self.view.contains(&member) {
+            return;
+        }
+        if self.ranking.contains(&member) {
+            self.told_not_in_view.remove(&member);
+            self.tell_not_in_view(member);
+        }
+    }
+
+    /// Whether this member can reach a majority of its view, not counting members
+    /// with evidence of their end (always true with [`Quorum::None`], and while it
+    /// has no view).
+    pub fn has_quorum(&self) -> bool {
+        if self.config.quorum == Quorum::None || self.view.is_empty() {
+            return true;
+        }
+        let members = match &self.relayer {
+            Some(r) if self.phase == Phase::Normal => &r.quorum_base,
+            _ => &self.view,
+        };
+        let mut base = 0usize;
+        let mut live = 0usize;
+        for m in members {
+            if self.evidenced.contains(m) {
+                continue;
+            }
+            base += 1;
+            if *m == self.id || !self.suspected.contains(m) {
+                live += 1;
+            }
+        }
+        2 * live > base
+    }
+
+    /// Reports [`Event::NoQuorum`] when the quorum was just lost.
+    pub(super) fn note_quorum(&mut self) {
+        if self.phase == Phase::Excluded || self.phase == Phase::Joining {
+            return;
+        }
+        if self.has_quorum() {
+            self.quorum_lost = false;
+        } else if !self.quorum_lost {
+            self.quorum_lost = true;
+            self.events.push_back(Event::NoQuorum);
+        }
+    }
+
+    /// There is evidence that `member`'s process is gone: its connection was reset or
+    /// closed without its saying that it closes on purpose, or it left. Call it after
+    /// handing over every message already read from that member. Final for the
+    /// member's incarnation.
     pub fn handle_member_failed(&mut self, member: MemberId) {
-        if self.phase == Phase::Excluded || member == self.id || !self.suspected.insert(member) {
+        self.member_failed(member, true);
+    }
+
+    /// The failure detector suspects `member` without evidence: it was silent for the
+    /// failure timeout, or closed its connection on purpose (it suspects this member),
+    /// or sent what cannot be decoded. Call it after handing over every message already
+    /// read from that member. Final for the member's incarnation; with
+    /// [`Quorum::Majority`] the member leaves the view only if a majority remains.
+    pub fn handle_member_unreachable(&mut self, member: MemberId) {
+        let evidence = self.config.quorum == Quorum::None;
+        self.member_failed(member, evidence);
+    }
+
+    fn member_failed(&mut self, member: MemberId, evidence: bool) {
+        if self.phase == Phase::Excluded || member == self.id {
+            return;
+        }
+        let new_evidence = evidence && self.evidenced.insert(member);
+        if !self.suspected.insert(member) {
+            if new_evidence {
+                // Already suspected, now known gone: it may leave without a majority,
+                // and no longer counts towards one.
+                self.after_membership_change();
+            }
             return;
         }
         if self.phase == Phase::Joining {
             self.request_join(); // the relayer may have been the one that failed
             return;
         }
-        let deferred = if member == self.epoch.relayer {
-            self.deferred_sync_start.take()
-        } else {
-            None
-        };
+        // A deferred sync-start may now be followed (see `on_sync_start`).
+        let deferred = self.deferred_sync_start.take();
         match self.phase {
             Phase::Leading => {
                 let r = self.relayer.as_mut().expect("leading member is relayer");
@@ -591,10 +708,7 @@ impl Member {
                 // incarnation continues from what was sequenced.
                 let sequenced = self.origin_delivered.get(member).copied().unwrap_or(0);
                 r.accepted.insert(member, sequenced);
-                if self.view.contains(&member) {
-                    self.sequence(self.id, 0, RelayBody::MemberLeft(member));
-                }
-                self.try_sequence();
+                self.remove_failed();
             }
             Phase::Normal | Phase::Reported if member == self.epoch.relayer => {
                 self.relayer_failed();
@@ -605,6 +719,23 @@ impl Member {
         if let Some((from, epoch, relayer_received)) = deferred {
             self.on_sync_start(from, epoch, relayer_received);
         }
+        self.after_membership_change();
+    }
+
+    /// What a suspicion, new evidence or a delivered membership change may unblock:
+    /// a relayer takes out the failed members it now may, a new relayer finishes
+    /// synchronization, a deferred sync-start is followed; and the quorum is noted.
+    pub(super) fn after_membership_change(&mut self) {
+        if self.phase == Phase::Normal && self.relayer.is_some() {
+            self.remove_failed();
+        }
+        if self.phase == Phase::Leading {
+            self.maybe_finish_sync();
+        }
+        if let Some((from, epoch, relayer_received)) = self.deferred_sync_start.take() {
+            self.on_sync_start(from, epoch, relayer_received);
+        }
+        self.note_quorum();
     }
 
     /// The runtime's periodic timer fired: send at the next drain what this member

@@ -7,7 +7,7 @@ use bytes::Bytes;
 
 use super::{relay_size, take_batch, HeldBack, Member, Phase, RelayerState, Transmit};
 use crate::protocol::{
-    Buffering, Epoch, MemberId, MemberMap, Message, PlantedBug, Relay, RelayBody, Seq,
+    Buffering, Epoch, MemberId, MemberMap, Message, PlantedBug, Quorum, Relay, RelayBody, Seq,
 };
 
 impl Member {
@@ -74,10 +74,22 @@ impl Member {
         if self.phase != Phase::Leading {
             return;
         }
-        let r = self.relayer.as_mut().expect("leading member is relayer");
-        if !r.waiting_reports.is_empty() {
+        if !self
+            .relayer
+            .as_ref()
+            .expect("leading member is relayer")
+            .waiting_reports
+            .is_empty()
+        {
             return;
         }
+        if !self.has_quorum() {
+            // The reports in are not a majority of the view: this epoch cannot
+            // depose the relayer before it, which a majority may still follow.
+            self.note_quorum();
+            return;
+        }
+        let r = self.relayer.as_mut().expect("leading member is relayer");
         let reports = std::mem::take(&mut r.reports);
         let rewelcome = std::mem::take(&mut r.rewelcome);
         let pending_joins = std::mem::take(&mut r.pending_joins);
@@ -139,6 +151,7 @@ impl Member {
             self.clear_buffer();
         }
         self.phase = Phase::Normal;
+        self.installed_epoch = self.epoch;
         let r = self.relayer.as_mut().expect("relayer");
         r.next_seq = max + 1;
         r.accepted = self.origin_delivered.clone();
@@ -173,6 +186,8 @@ impl Member {
         }
         let epoch = self.epoch;
         self.sequence(self.id, 0, RelayBody::RelayerChanged(epoch));
+        let view = self.view.clone();
+        self.relayer.as_mut().expect("relayer").quorum_base = view;
         for (joiner, attempt) in joins {
             self.join_member(joiner, attempt);
         }
@@ -274,20 +289,76 @@ impl Member {
             .fold(self.received, Seq::min)
     }
 
-    /// Sequences pending messages while the relay window has room.
+    /// Takes out of the view (sequences *process left* for) the suspected members
+    /// it may: those with evidence of their end at once, the others only while the
+    /// members this relayer can reach are a majority of the view ([`Member::has_quorum`]).
+    pub(super) fn remove_failed(&mut self) {
+        let (gone, suspected): (Vec<MemberId>, Vec<MemberId>) = self
+            .view
+            .iter()
+            .copied()
+            .filter(|m| self.suspected.contains(m))
+            .partition(|m| self.evidenced.contains(m));
+        for m in gone {
+            self.sequence(self.id, 0, RelayBody::MemberLeft(m));
+        }
+        if self.has_quorum() {
+            for m in suspected {
+                if self.view.contains(&m) {
+                    self.sequence(self.id, 0, RelayBody::MemberLeft(m));
+                }
+            }
+        }
+        self.try_sequence();
+    }
+
+    /// The highest sequence number a majority of the quorum base delivered (this
+    /// relayer included): what any later synchronization phase with a majority of
+    /// reports keeps. The relayer orders at most a relay window beyond it, which
+    /// bounds what a relayer cut off from the majority delivers that the group will
+    /// not.
+    fn update_majority(&mut self) {
+        if self.config.quorum == Quorum::Majority {
+            let majority = self.majority_delivered();
+            self.relayer.as_mut().expect("relayer").majority = majority;
+        }
+    }
+
+    fn majority_delivered(&self) -> Seq {
+        let r = self.relayer.as_ref().expect("relayer");
+        let mut delivered: Vec<Seq> = r
+            .quorum_base
+            .iter()
+            .filter(|m| !self.evidenced.contains(m))
+            .map(|m| {
+                if *m == self.id {
+                    self.received
+                } else {
+                    r.delivered_by.get(*m).copied().unwrap_or(0)
+                }
+            })
+            .collect();
+        delivered.sort_unstable_by(|a, b| b.cmp(a));
+        delivered.get(delivered.len() / 2).copied().unwrap_or(self.received)
+    }
+
+    /// Sequences pending messages while the relay window has room (and, with a
+    /// majority quorum, while this relayer reaches a majority).
     pub(super) fn try_sequence(&mut self) {
-        if self.phase != Phase::Normal {
+        if self.phase != Phase::Normal || !self.has_quorum() {
             return;
         }
         if self.config.buffering == Buffering::Replicated {
             let stable = self.compute_stable();
             self.set_stable(stable);
+            self.update_majority();
         }
         loop {
             if self.config.buffering == Buffering::Replicated && self.relay_window_full() {
                 // Our own deliveries count too: look again before stopping.
                 let stable = self.compute_stable();
                 self.set_stable(stable);
+                self.update_majority();
                 if self.relay_window_full() {
                     return;
                 }
@@ -306,6 +377,13 @@ impl Member {
     pub(super) fn relay_window_full(&self) -> bool {
         let r = self.relayer.as_ref().expect("relayer");
         let span = r.next_seq.saturating_sub(1).saturating_sub(self.stable);
+        if self.config.quorum == Quorum::Majority
+            && self.config.buffering == Buffering::Replicated
+            && r.next_seq.saturating_sub(1).saturating_sub(r.majority)
+                >= self.config.relay_window_msgs
+        {
+            return true;
+        }
         span >= self.config.relay_window_msgs
             || (span > 0 && self.buffer_bytes >= self.config.relay_window_bytes)
     }

@@ -158,6 +158,19 @@ pub struct Record {
     /// A live member was suspected during the run (a false suspicion, a partition or
     /// a pause): live members may then be excluded, and must be told.
     pub live_faults: bool,
+    /// How many entries a member that crashed or was excluded may have delivered
+    /// beyond what the group delivered (see [`tail_bound`]); `None`: not checked.
+    pub tail_bound: Option<u64>,
+}
+
+/// The most entries a member that crashed or was excluded can have delivered that
+/// the group did not deliver at those positions: a relay window of messages (the
+/// relayer orders at most that far beyond what every member acknowledged; what
+/// every member acknowledged survives any later synchronization) plus the
+/// membership events ordered among them (a *process left* per member of the view,
+/// and the *relayer changed* of an epoch).
+pub fn tail_bound(relay_window_msgs: u64, members: usize) -> u64 {
+    relay_window_msgs + members as u64 + 1
 }
 
 impl Record {
@@ -176,6 +189,7 @@ impl Record {
             gave_up: vec![0; n],
             views: Vec::new(),
             live_faults: false,
+            tail_bound: None,
         }
     }
 
@@ -198,6 +212,7 @@ impl Record {
                 self.excluded[index] = true;
                 return;
             }
+            Event::NoQuorum => return,
         };
         self.logs[index].push(d);
     }
@@ -365,8 +380,7 @@ fn check_fifo(r: &Record) -> Result<(), Violation> {
 }
 
 fn check_total_order(r: &Record) -> Result<(), Violation> {
-    let s = r.survivors();
-    for &i in &s {
+    for i in 0..r.ids.len() {
         let start = r.start(i);
         for (k, d) in r.logs[i].iter().enumerate() {
             if d.seq() != start + k as Seq {
@@ -377,6 +391,7 @@ fn check_total_order(r: &Record) -> Result<(), Violation> {
             }
         }
     }
+    let s = r.group();
     for (x, &a) in s.iter().enumerate() {
         for &b in &s[x + 1..] {
             let from = r.start(a).max(r.start(b));
@@ -395,6 +410,42 @@ fn check_total_order(r: &Record) -> Result<(), Violation> {
                     );
                 }
             }
+        }
+    }
+    check_tails(r)
+}
+
+/// A member that crashed, or was excluded and told, agrees with the group up to a
+/// point, and beyond it delivered at most [`Record::tail_bound`] entries the group
+/// did not deliver there.
+fn check_tails(r: &Record) -> Result<(), Violation> {
+    let group = r.group();
+    let Some(&g) = group.iter().max_by_key(|i| r.end(**i)) else {
+        return Ok(());
+    };
+    for x in (0..r.ids.len()).filter(|x| !r.in_group(*x)) {
+        let from = r.start(x).max(r.start(g));
+        let Some(first) = (from..=r.end(x)).find(|seq| r.at(x, *seq) != r.at(g, *seq)) else {
+            continue;
+        };
+        let tail = r.end(x) - first + 1;
+        let Some(bound) = r.tail_bound else {
+            continue;
+        };
+        let excluded_with_live_faults = r.live_faults && r.excluded[x];
+        if tail > bound || !(r.crashed[x] || excluded_with_live_faults) {
+            return violation(
+                Property::TotalOrder,
+                format!(
+                    "member {} ({}) differs from member {} from seq {first} on, for {tail} \
+                     entries (at most {bound} may differ): {:?} vs {:?}",
+                    r.ids[x],
+                    if r.crashed[x] { "crashed" } else { "excluded" },
+                    r.ids[g],
+                    r.at(x, first),
+                    r.at(g, first)
+                ),
+            );
         }
     }
     Ok(())
