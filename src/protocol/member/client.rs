@@ -78,13 +78,8 @@ impl Member {
         if from != epoch.relayer || !self.epoch_after(epoch, self.epoch) {
             return; // stale, or not offered by its own relayer
         }
-        if self.config.quorum == Quorum::Majority
-            && !self
-                .view
-                .iter()
-                .take_while(|m| **m != from)
-                .all(|m| self.suspected.contains(m))
-        {
+        let majority = self.config.quorum == Quorum::Majority;
+        if majority && !self.may_follow(from) {
             // This member still hears a member ranked before the new relayer: one
             // member's suspicion does not depose a relayer. Followed once this member
             // suspects them too (see `after_membership_change`).
@@ -96,7 +91,7 @@ impl Member {
             }
             return;
         }
-        if self.rank(from) > self.rank(self.id) {
+        if !majority && self.rank(from) > self.rank(self.id) {
             // The new relayer ranks after us: it believes we failed.
             self.exclude();
             return;
@@ -117,14 +112,19 @@ impl Member {
             return;
         }
         self.deferred_sync_start = None;
-        // Every member ranked before the new relayer has failed, as far as it knows.
-        let before: Vec<MemberId> = self
-            .view
-            .iter()
-            .copied()
-            .take_while(|m| *m != from)
-            .collect();
-        self.suspected.extend(before);
+        // Every member ranked before the new relayer has failed, as far as it knows
+        // (with a majority quorum this member suspects them already, or has no
+        // majority and hands over to a relayer that may gather one).
+        if !majority {
+            let before: Vec<MemberId> = self
+                .view
+                .iter()
+                .copied()
+                .take_while(|m| *m != from && *m != self.id)
+                .collect();
+            self.suspected.extend(before);
+        }
+        self.suspected.remove(&from);
         self.relayer = None; // a relayer that learns of a higher epoch steps down
         self.epoch = epoch;
         self.max_epoch_number = self.max_epoch_number.max(epoch.number);
@@ -150,6 +150,22 @@ impl Member {
                 unrelayed,
             },
         });
+    }
+
+    /// Whether a sync-start from `from` may be followed under a majority quorum:
+    /// this member suspects every other member ranked before `from` and itself ranks
+    /// after it, or this member cannot reach a majority (then it hands over, even its
+    /// own place as relayer, to a relayer that may gather one).
+    fn may_follow(&self, from: MemberId) -> bool {
+        if !self.view.contains(&from) {
+            return false;
+        }
+        let before_suspected = self
+            .view
+            .iter()
+            .take_while(|m| **m != from)
+            .all(|m| self.suspected.contains(m));
+        before_suspected || !self.has_quorum()
     }
 
     pub(super) fn on_finish_sync(&mut self, from: MemberId, epoch: Epoch, next_seq: Seq) {

@@ -526,7 +526,10 @@ impl Member {
             self.tell_not_in_view(from);
             return;
         }
-        if self.suspected.contains(&from) && !stale_relay_bug {
+        let handing_over = matches!(msg, Message::SyncStart { .. })
+            && self.config.quorum == Quorum::Majority
+            && !self.has_quorum();
+        if self.suspected.contains(&from) && !stale_relay_bug && !handing_over {
             return; // in-transit messages from a failed member are discarded
         }
         match msg {
@@ -607,7 +610,11 @@ impl Member {
     /// delivered here, it is told it is not in the view; otherwise nothing changes:
     /// suspicion is final for the incarnation.
     pub fn handle_member_reconnected(&mut self, member: MemberId) {
-        if self.phase == Phase::Excluded || member == self.id || self.view.contains(&member) {
+        if self.phase == Phase::Excluded || member == self.id {
+            return;
+        }
+        if self.view.contains(&member) {
+            self.resume_with(member);
             return;
         }
         if self.ranking.contains(&member) {

@@ -40,6 +40,29 @@ impl Member {
         self.maybe_finish_sync();
     }
 
+    /// A new relayer that lacks the reports of a majority, connected again to a
+    /// member of its view that it suspected without evidence: it asks that member for
+    /// a report too (a member without a majority of its own hands over).
+    pub(super) fn resume_with(&mut self, member: MemberId) {
+        if self.phase != Phase::Leading
+            || self.config.quorum != Quorum::Majority
+            || self.has_quorum()
+            || self.evidenced.contains(&member)
+            || !self.suspected.remove(&member)
+        {
+            return;
+        }
+        let r = self.relayer.as_mut().expect("leading member is relayer");
+        r.waiting_reports.insert(member);
+        self.transmits.push_back(Transmit {
+            to: vec![member],
+            msg: Message::SyncStart {
+                epoch: self.epoch,
+                relayer_received: self.received,
+            },
+        });
+    }
+
     pub(super) fn on_sync_report(
         &mut self,
         from: MemberId,
