@@ -153,6 +153,29 @@ impl Sim {
         self.step(b, Input::Reconnected(a));
     }
 
+    /// Member `i` was excluded: like the runtime, it closes every connection, and
+    /// its peers read what it wrote, then see the connections close (evidence that
+    /// it is gone: it takes no further part).
+    pub(super) fn leave_excluded(&mut self, i: usize) {
+        let n = self.members.len();
+        for j in 0..n {
+            if j == i || self.crashed[j] {
+                continue;
+            }
+            let (out, back) = (i * n + j, j * n + i);
+            let already = self.closed[out];
+            self.closed[out] = true;
+            self.closed[back] = true;
+            self.links[back].clear();
+            if !already && !self.partitioned[out] {
+                let last = self.links[out].back().map_or(self.now, |(t, _)| *t);
+                let when = last.max(self.now) + self.rng.range(1, 100);
+                let evidence = true;
+                self.schedule(when, Ev::Notice { at: j, of: i, evidence });
+            }
+        }
+    }
+
     /// The link between `a` and `b` carries nothing until the next heal.
     pub(super) fn break_link(&mut self, a: usize, b: usize) {
         let n = self.members.len();

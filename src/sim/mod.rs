@@ -49,7 +49,7 @@ use std::fmt;
 
 use bytes::Bytes;
 
-use crate::protocol::{CoreConfig, Member, MemberId, Message};
+use crate::protocol::{CoreConfig, Event, Member, MemberId, Message};
 pub use checker::{check, check_all, Property, Record, Violation};
 pub use config::{FaultProfile, SimConfig};
 use faults::{Plan, Target, Trigger};
@@ -438,8 +438,13 @@ impl Sim {
                 }
             }
         }
+        let mut excluded = false;
         while let Some(ev) = self.members[i].poll_event() {
+            excluded |= ev == Event::Excluded;
             self.record.on_event(i, ev);
+        }
+        if excluded {
+            self.leave_excluded(i);
         }
         if !self.tick_pending[i] && self.members[i].wants_tick() {
             // Ticks come every few hundred microseconds to a few milliseconds, as

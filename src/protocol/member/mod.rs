@@ -113,6 +113,10 @@ struct RelayerState {
     waiting_reports: BTreeSet<MemberId>,
     /// Reports received: the reporter's received watermark and its un-relayed messages.
     reports: MemberMap<(Seq, Vec<(u64, Bytes)>)>,
+    /// Members of the view this new relayer suspected without evidence and was
+    /// connected to again: asked for a report, which is taken if it comes (they stay
+    /// suspected until then, and are taken out of the view if it does not).
+    resumed: BTreeSet<MemberId>,
     /// Members that asked to join while a synchronization phase was in progress.
     pending_joins: Vec<(MemberId, u32)>,
     /// Members in the view whose welcome was lost with a previous relayer: welcomed
@@ -529,7 +533,11 @@ impl Member {
         let handing_over = matches!(msg, Message::SyncStart { .. })
             && self.config.quorum == Quorum::Majority
             && !self.has_quorum();
-        if self.suspected.contains(&from) && !stale_relay_bug && !handing_over {
+        let resumed_report = matches!(msg, Message::SyncReport { .. })
+            && self.phase == Phase::Leading
+            && self.relayer.as_ref().is_some_and(|r| r.resumed.contains(&from));
+        if self.suspected.contains(&from) && !stale_relay_bug && !handing_over && !resumed_report
+        {
             return; // in-transit messages from a failed member are discarded
         }
         match msg {

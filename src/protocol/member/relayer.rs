@@ -40,20 +40,20 @@ impl Member {
         self.maybe_finish_sync();
     }
 
-    /// A new relayer that lacks the reports of a majority, connected again to a
-    /// member of its view that it suspected without evidence: it asks that member for
-    /// a report too (a member without a majority of its own hands over).
+    /// A new relayer, connected again to a member of its view that it suspected
+    /// without evidence, asks that member for a report too (a member without a
+    /// majority of its own hands over; one that still follows a relayer a majority
+    /// may hear does not, and the sync does not wait for it).
     pub(super) fn resume_with(&mut self, member: MemberId) {
         if self.phase != Phase::Leading
             || self.config.quorum != Quorum::Majority
-            || self.has_quorum()
             || self.evidenced.contains(&member)
-            || !self.suspected.remove(&member)
+            || !self.suspected.contains(&member)
         {
             return;
         }
         let r = self.relayer.as_mut().expect("leading member is relayer");
-        r.waiting_reports.insert(member);
+        r.resumed.insert(member);
         self.transmits.push_back(Transmit {
             to: vec![member],
             msg: Message::SyncStart {
@@ -75,9 +75,13 @@ impl Member {
             return;
         }
         let r = self.relayer.as_mut().expect("leading member is relayer");
-        if !r.waiting_reports.remove(&from) {
+        if r.resumed.remove(&from) {
+            // A member connected again, reporting after all: it counts.
+            self.suspected.remove(&from);
+        } else if !r.waiting_reports.remove(&from) {
             return;
         }
+        let r = self.relayer.as_mut().expect("leading member is relayer");
         r.reports.insert(from, (received, unrelayed));
         // Absorb what we lacked: a relay any survivor received is delivered by all.
         for relay in relays {
