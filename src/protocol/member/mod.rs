@@ -107,6 +107,9 @@ struct RelayerState {
     /// What a majority of `quorum_base` delivered, as last computed
     /// (`majority_delivered`).
     majority: Seq,
+    /// *Process left* this relayer ordered, not yet delivered by a majority: the
+    /// member leaves `quorum_base` once it is.
+    uncommitted_left: VecDeque<(Seq, MemberId)>,
     /// Relays sequenced but not yet handed out in a batch.
     unsent: VecDeque<Relay>,
     /// Synchronization phase bookkeeping, while leading one.
@@ -639,7 +642,14 @@ impl Member {
             return true;
         }
         let members = match &self.relayer {
-            Some(r) if self.phase == Phase::Normal => &r.quorum_base,
+            // Distributed buffering has no acknowledgements to tell what a majority
+            // delivered: its relayer counts the view.
+            Some(r)
+                if self.phase == Phase::Normal
+                    && self.config.buffering == super::Buffering::Replicated =>
+            {
+                &r.quorum_base
+            }
             _ => &self.view,
         };
         let mut base = 0usize;

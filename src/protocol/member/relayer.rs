@@ -214,7 +214,9 @@ impl Member {
         let epoch = self.epoch;
         self.sequence(self.id, 0, RelayBody::RelayerChanged(epoch));
         let view = self.view.clone();
-        self.relayer.as_mut().expect("relayer").quorum_base = view;
+        let r = self.relayer.as_mut().expect("relayer");
+        r.quorum_base = view;
+        r.uncommitted_left.clear();
         for (joiner, attempt) in joins {
             self.join_member(joiner, attempt);
         }
@@ -345,9 +347,27 @@ impl Member {
     /// bounds what a relayer cut off from the majority delivers that the group will
     /// not.
     fn update_majority(&mut self) {
-        if self.config.quorum == Quorum::Majority {
+        if self.config.quorum != Quorum::Majority {
+            return;
+        }
+        loop {
             let majority = self.majority_delivered();
-            self.relayer.as_mut().expect("relayer").majority = majority;
+            let r = self.relayer.as_mut().expect("relayer");
+            r.majority = majority;
+            let mut shrunk = false;
+            while let Some(&(seq, m)) = r.uncommitted_left.front() {
+                if seq > majority {
+                    break;
+                }
+                // A majority delivered the member's *process left*: a later
+                // majority is counted without it.
+                r.uncommitted_left.pop_front();
+                r.quorum_base.retain(|b| *b != m);
+                shrunk = true;
+            }
+            if !shrunk {
+                return;
+            }
         }
     }
 
@@ -419,6 +439,9 @@ impl Member {
     /// delivers locally and queues the relay for every member.
     pub(super) fn sequence(&mut self, origin: MemberId, origin_seq: u64, body: RelayBody) {
         let r = self.relayer.as_mut().expect("relayer");
+        if let RelayBody::MemberLeft(m) = body {
+            r.uncommitted_left.push_back((r.next_seq, m));
+        }
         let relay = Relay {
             seq: r.next_seq,
             origin,
