@@ -188,6 +188,7 @@ impl Sim {
 
     pub(super) fn crash(&mut self, i: usize, kind: CrashKind) {
         self.crashed[i] = true;
+        self.record.vanished[i] = kind == CrashKind::HostVanishes;
         self.crashes += 1;
         let n = self.members.len();
         if self.tracing {

@@ -223,6 +223,7 @@ impl Harness {
         for (i, m) in self.members.iter().enumerate() {
             r.synchronizing[i] = m.is_synchronizing();
             r.joining[i] = m.is_joining();
+            r.no_quorum[i] = !m.has_quorum();
             r.gave_up[i] += m.join_attempt().saturating_sub(1);
         }
         check(&r)

@@ -285,6 +285,7 @@ impl Sim {
         for i in 0..self.members.len() {
             self.record.synchronizing[i] = self.members[i].is_synchronizing();
             self.record.joining[i] = self.members[i].is_joining();
+            self.record.no_quorum[i] = !self.members[i].has_quorum();
             self.record.gave_up[i] += self.members[i].join_attempt().saturating_sub(1);
         }
         self.record.crashed = self.crashed.clone();

@@ -42,9 +42,11 @@ impl Member {
     /// previous relayer); one with a later attempt means the member gave up its place
     /// (its join was not confirmed when its relayer failed), which counts as its
     /// failure. A new incarnation of a member still in the view is admitted once the
-    /// transport has reported the old one failed.
+    /// transport has reported the old one failed. Either way a later attempt is
+    /// evidence that the earlier one is gone, also when it was only suspected: one
+    /// member id runs one process at a time.
     pub(super) fn on_join_request(&mut self, joiner: MemberId, answering: Epoch, attempt: u32) {
-        if self.view.contains(&joiner) && !self.suspected.contains(&joiner) {
+        if self.view.contains(&joiner) {
             let admitted = self.join_attempts.get(joiner).copied().unwrap_or(0);
             if attempt <= admitted {
                 if self.phase == Phase::Leading && answering == self.epoch {

@@ -524,8 +524,8 @@ impl Member {
             self.on_join_request(from, answering, attempt);
             return;
         }
-        if let Message::NotInView { epoch, .. } = msg {
-            self.on_not_in_view(from, epoch);
+        if let Message::NotInView { epoch, seq } = msg {
+            self.on_not_in_view(from, epoch, seq);
             return;
         }
         if !self.view.contains(&from) {
@@ -602,7 +602,16 @@ impl Member {
     /// that it lost its majority), but only the side with a majority can finish a
     /// synchronization phase and enter a later epoch; a side that never changed
     /// relayer had its relayer order the exclusions, and its members believe it.
-    fn on_not_in_view(&mut self, from: MemberId, epoch: Epoch) {
+    ///
+    /// A member asking to join ignores it: it is in no view yet, and what it hears is
+    /// about a place it gave up (its welcome comes next). So does a joined member
+    /// when the sender had not yet delivered up to its *process joined* (`seq`, what
+    /// the sender delivered, is before this member's join point).
+    fn on_not_in_view(&mut self, from: MemberId, epoch: Epoch, seq: Seq) {
+        let before_join = self.joined_at.get(self.id).is_some_and(|j| seq < *j);
+        if self.phase == Phase::Joining || before_join {
+            return;
+        }
         let believed = match self.config.quorum {
             Quorum::Majority => {
                 self.rank(from).is_some()

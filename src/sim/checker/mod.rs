@@ -148,6 +148,11 @@ pub struct Record {
     pub synchronizing: Vec<bool>,
     /// Per slot, whether it is still waiting to be welcomed at the end.
     pub joining: Vec<bool>,
+    /// Per slot, whether it ended without a quorum (see [`Record::stalled`]).
+    pub no_quorum: Vec<bool>,
+    /// Per slot, whether the current incarnation's host vanished (a crash no one
+    /// has evidence of: it counts against a majority until a majority removes it).
+    pub vanished: Vec<bool>,
     /// Per slot, the current incarnation (0 for the first).
     pub incarnation: Vec<u32>,
     /// Per slot, how many times a joiner gave up an unconfirmed place in the view and
@@ -185,6 +190,8 @@ impl Record {
             crashed: vec![false; n],
             synchronizing: vec![false; n],
             joining: vec![false; n],
+            no_quorum: vec![false; n],
+            vanished: vec![false; n],
             incarnation: vec![0; n],
             gave_up: vec![0; n],
             views: Vec::new(),
@@ -197,6 +204,7 @@ impl Record {
     pub fn rejoin(&mut self, index: usize) {
         self.incarnation[index] += 1;
         self.crashed[index] = false;
+        self.vanished[index] = false;
         self.excluded[index] = false;
         self.logs[index].clear();
     }
@@ -245,6 +253,34 @@ impl Record {
         !self.crashed[i] && !told_excluded
     }
 
+    /// Whether slot `i` may legitimately stand still: it ended without a quorum, and
+    /// no majority of its view is reachable, because at least as many of its view's
+    /// members vanished silently as are still alive. Such a member is exempt from
+    /// liveness, agreement and validity (never from total order).
+    fn stalled(&self, i: usize) -> bool {
+        if !self.no_quorum[i] || self.views.is_empty() {
+            return false;
+        }
+        let view = &self.views[i];
+        let count = |f: &dyn Fn(usize) -> bool| {
+            view.iter()
+                .filter_map(|m| self.index_of(*m))
+                .filter(|x| f(*x))
+                .count()
+        };
+        let alive = count(&|x| !self.crashed[x] && !self.excluded[x]);
+        let vanished = count(&|x| self.crashed[x] && self.vanished[x]);
+        alive <= vanished
+    }
+
+    /// The group members held to liveness, agreement and validity.
+    fn live_group(&self) -> Vec<usize> {
+        self.group()
+            .into_iter()
+            .filter(|i| !self.stalled(*i))
+            .collect()
+    }
+
     fn index_of(&self, id: MemberId) -> Option<usize> {
         self.ids.iter().position(|m| *m == id)
     }
@@ -268,11 +304,12 @@ impl Record {
         self.logs[i].get((seq - start) as usize)
     }
 
-    /// Whether `b` was made by an incarnation that is still alive and in the group
-    /// (see [`Record::group`]).
-    fn made_by_survivor(&self, b: &BroadcastRecord) -> bool {
-        self.index_of(b.id.origin)
-            .is_some_and(|i| self.in_group(i) && self.incarnation[i] == b.incarnation)
+    /// Whether `b` was made by an incarnation that is still alive, in the group and
+    /// not stalled (see [`Record::live_group`]).
+    fn made_by_live_member(&self, b: &BroadcastRecord) -> bool {
+        self.index_of(b.id.origin).is_some_and(|i| {
+            self.in_group(i) && !self.stalled(i) && self.incarnation[i] == b.incarnation
+        })
     }
 
     /// How many incarnations of `id` failed.
@@ -452,7 +489,7 @@ fn check_tails(r: &Record) -> Result<(), Violation> {
 }
 
 fn check_liveness(r: &Record) -> Result<(), Violation> {
-    for i in r.survivors() {
+    for i in r.survivors().into_iter().filter(|i| !r.stalled(*i)) {
         if r.excluded[i] && !r.live_faults {
             return violation(
                 Property::Liveness,
@@ -488,7 +525,7 @@ fn check_one_group(r: &Record) -> Result<(), Violation> {
     if r.views.is_empty() {
         return Ok(());
     }
-    let group = r.group();
+    let group = r.live_group();
     let Some(&first) = group.first() else {
         return Ok(());
     };
@@ -517,7 +554,7 @@ fn check_one_group(r: &Record) -> Result<(), Violation> {
 }
 
 fn check_agreement(r: &Record) -> Result<(), Violation> {
-    let s = r.group();
+    let s = r.live_group();
     for w in s.windows(2) {
         let (a, b) = (w[0], w[1]);
         if r.end(a) != r.end(b) {
@@ -540,7 +577,7 @@ fn check_agreement(r: &Record) -> Result<(), Violation> {
 
 fn check_validity(r: &Record) -> Result<(), Violation> {
     let delivered: HashSet<MsgId> = r
-        .group()
+        .live_group()
         .into_iter()
         .flat_map(|i| r.logs[i].iter())
         .filter_map(|d| match d {
@@ -548,11 +585,11 @@ fn check_validity(r: &Record) -> Result<(), Violation> {
             _ => None,
         })
         .collect();
-    if r.group().is_empty() {
+    if r.live_group().is_empty() {
         return Ok(());
     }
     for b in &r.broadcasts {
-        if r.made_by_survivor(b) && !delivered.contains(&b.id) {
+        if r.made_by_live_member(b) && !delivered.contains(&b.id) {
             return violation(
                 Property::Validity,
                 format!(
@@ -674,7 +711,10 @@ fn check_views(r: &Record) -> Result<(), Violation> {
             continue; // a joiner saw only part of the history
         }
         for (m, crashed) in r.crashed.iter().enumerate() {
-            if *crashed && !gone.contains(&r.ids[m]) {
+            // A stalled member removes no one: that takes a synchronization or a
+            // relayer with a majority.
+            let may_linger = r.stalled(i);
+            if *crashed && !gone.contains(&r.ids[m]) && !may_linger {
                 return violation(
                     Property::ViewsInOrder,
                     format!(
