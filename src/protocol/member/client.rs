@@ -78,6 +78,9 @@ impl Member {
         if from != epoch.relayer || !self.epoch_after(epoch, self.epoch) {
             return; // stale, or not offered by its own relayer
         }
+        if self.evidenced.contains(&from) {
+            return; // deferred, and its sender is gone since
+        }
         let majority = self.config.quorum == Quorum::Majority;
         if majority && !self.may_follow(from) {
             // This member still hears a member ranked before the new relayer: one
@@ -111,7 +114,14 @@ impl Member {
             }
             return;
         }
-        self.deferred_sync_start = None;
+        // A deferred sync-start of a later epoch is kept: it is followed if this
+        // relayer fails too.
+        if self
+            .deferred_sync_start
+            .is_some_and(|(_, e, _)| !self.epoch_after(e, epoch))
+        {
+            self.deferred_sync_start = None;
+        }
         // Every member ranked before the new relayer has failed, as far as it knows
         // (with a majority quorum this member suspects them already, or has no
         // majority and hands over to a relayer that may gather one).

@@ -757,11 +757,18 @@ impl Member {
     }
 
     /// What a suspicion, new evidence or a delivered membership change may unblock:
-    /// a relayer takes out the failed members it now may, a new relayer finishes
+    /// a relayer takes out the failed members it now may and, with a quorum, admits
+    /// the joiners that asked while it had none; a new relayer finishes
     /// synchronization, a deferred sync-start is followed; and the quorum is noted.
     pub(super) fn after_membership_change(&mut self) {
         if self.phase == Phase::Normal && self.relayer.is_some() {
             self.remove_failed();
+            if self.has_quorum() {
+                // Requests that came while there was no quorum.
+                for (joiner, attempt) in std::mem::take(&mut self.join_requests).into_entries() {
+                    self.join_member(joiner, attempt);
+                }
+            }
         }
         if self.phase == Phase::Leading {
             self.maybe_finish_sync();
