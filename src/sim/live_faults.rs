@@ -138,6 +138,14 @@ impl Sim {
             self.schedule(again, Ev::Reconnect { a, b });
             return;
         }
+        for (x, y) in [(a, b), (b, a)] {
+            if self.members[x].is_excluded() {
+                // An excluded member's process ended: the redial is refused, which
+                // is evidence.
+                self.step(y, Input::Failed(x, true));
+                return;
+            }
+        }
         self.live_faults.reconnects += 1;
         if self.tracing {
             self.trace.push(format!(

@@ -435,7 +435,15 @@ impl Member {
     /// leads only once every member ranked before it failed), so a later relayer
     /// always ranks later; numbers alone cannot order epochs, since a relayer may
     /// never hear of the epoch of the one before it.
+    ///
+    /// With a majority quorum a member may hand over to an earlier-ranked relayer
+    /// (it had no majority, the earlier one gathers one), so epochs are ordered by
+    /// number first, the relayer's rank breaking ties between relayers that picked
+    /// the same number.
     pub(super) fn epoch_after(&self, a: Epoch, b: Epoch) -> bool {
+        if self.config.quorum == Quorum::Majority {
+            return (a.number, self.rank(a.relayer)) > (b.number, self.rank(b.relayer));
+        }
         (self.rank(a.relayer), a.number) > (self.rank(b.relayer), b.number)
     }
 
