@@ -55,6 +55,7 @@ impl Member {
         }
         if current && self.config.buffering == Buffering::Replicated {
             self.stable = self.stable.max(stable.min(self.received));
+            self.committed.advance(self.stable);
             self.trim_buffer();
             // Acknowledge what is new (not a bare stable-watermark announcement): with
             // the next sent-broadcast batch, or on its own once an eighth of the relay
@@ -238,6 +239,7 @@ impl Member {
             RelayBody::MemberLeft(m) => {
                 let m = *m;
                 self.view.retain(|v| *v != m);
+                self.committed.on_left(seq, m);
                 if m == self.id {
                     self.exclude();
                     return;
@@ -265,6 +267,7 @@ impl Member {
             }
             RelayBody::MemberJoined { member: m, attempt } => {
                 self.join_attempts.insert(*m, *attempt);
+                self.committed.on_joined(*m);
                 // A joiner ranks after every member already there.
                 self.view.retain(|v| v != m);
                 self.view.push(*m);
@@ -290,7 +293,11 @@ impl Member {
                 }
                 Event::MemberJoined { seq, member: *m }
             }
-            RelayBody::RelayerChanged(e) => Event::RelayerChanged { seq, epoch: *e },
+            RelayBody::RelayerChanged(e) => {
+                self.committed.on_installed(seq, &self.view, e.relayer);
+                self.committed.settle(self.id, &self.evidenced);
+                Event::RelayerChanged { seq, epoch: *e }
+            }
         };
         if self.confirmed {
             self.events.push_back(event);

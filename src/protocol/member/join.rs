@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use bytes::Bytes;
 
-use super::{Event, HeldBack, Member, Phase, Transmit};
+use super::{CommittedView, Event, HeldBack, Member, Phase, Transmit};
 use crate::protocol::{Epoch, MemberId, MemberMap, Message, RelayBody, Seq};
 
 impl Member {
@@ -167,6 +167,7 @@ impl Member {
         self.installed_epoch = epoch;
         self.max_epoch_number = self.max_epoch_number.max(epoch.number);
         self.ranking = view.clone();
+        self.committed = CommittedView::new(&view);
         self.view = view;
         self.received = next_seq - 1;
         self.stable = self.received;
@@ -229,6 +230,7 @@ impl Member {
         self.ack = HeldBack::default();
         self.deferred_sync_start = None;
         self.join_attempts = MemberMap::new();
+        self.committed = CommittedView::default();
         self.attempt += 1;
         self.request_join();
     }

@@ -1,6 +1,7 @@
 //! One member of the group: relayer-client always, relayer when it ranks first.
 
 mod client;
+mod committed_view;
 mod held_back;
 mod join;
 mod relayer;
@@ -9,6 +10,7 @@ use std::collections::{BTreeSet, VecDeque};
 
 use bytes::Bytes;
 
+use committed_view::CommittedView;
 use held_back::HeldBack;
 
 use super::{
@@ -175,6 +177,8 @@ pub struct Member {
     evidenced: BTreeSet<MemberId>,
     /// Whether [`Event::NoQuorum`] was reported and the quorum not regained since.
     quorum_lost: bool,
+    /// The view a majority is counted of (see [`CommittedView`]).
+    committed: CommittedView,
     epoch: Epoch,
     /// The epoch of this member's last normal operation: the one it entered at the
     /// end of a synchronization phase (or by its welcome, or from the start).
@@ -258,6 +262,7 @@ impl Member {
             id,
             config,
             ranking: view.clone(),
+            committed: CommittedView::new(&view),
             view,
             suspected: BTreeSet::new(),
             evidenced: BTreeSet::new(),
@@ -660,14 +665,14 @@ impl Member {
         }
         let members = match &self.relayer {
             // Distributed buffering has no acknowledgements to tell what a majority
-            // delivered: its relayer counts the view.
+            // delivered: its relayer counts the committed view too.
             Some(r)
                 if self.phase == Phase::Normal
                     && self.config.buffering == super::Buffering::Replicated =>
             {
                 &r.quorum_base
             }
-            _ => &self.view,
+            _ => self.committed.members(),
         };
         let mut base = 0usize;
         let mut live = 0usize;
@@ -719,6 +724,9 @@ impl Member {
             return;
         }
         let new_evidence = evidence && self.evidenced.insert(member);
+        if new_evidence {
+            self.committed.settle(self.id, &self.evidenced);
+        }
         if !self.suspected.insert(member) {
             if new_evidence {
                 // Already suspected, now known gone: it may leave without a majority,

@@ -300,6 +300,7 @@ impl Member {
         }
         let (rose, bytes_before) = (stable - self.stable, self.buffer_bytes);
         self.stable = stable;
+        self.committed.advance(stable);
         self.trim_buffer();
         let trimmed = bytes_before - self.buffer_bytes;
         let every = self.ack_every();
