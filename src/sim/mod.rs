@@ -447,6 +447,13 @@ impl Sim {
         if excluded {
             self.leave_excluded(i);
         }
+        while let Some(peer) = self.members[i].poll_disconnect() {
+            if let Some(j) = self.ids.iter().position(|m| *m == peer) {
+                if !self.crashed[j] {
+                    self.close_connection(i, j);
+                }
+            }
+        }
         if !self.tick_pending[i] && self.members[i].wants_tick() {
             // Ticks come every few hundred microseconds to a few milliseconds, as
             // long as the member holds back an acknowledgement or announcement.

@@ -135,6 +135,12 @@ impl Member {
                 .collect();
             self.suspected.extend(before);
         }
+        let old = self.epoch.relayer;
+        if majority && old != from && old != self.id && self.suspected.insert(old) {
+            // Handing over from a relayer it still hears: it stops following it, and
+            // says so by closing the connection.
+            self.disconnects.push_back(old);
+        }
         self.suspected.remove(&from);
         self.relayer = None; // a relayer that learns of a higher epoch steps down
         self.epoch = epoch;
@@ -245,8 +251,11 @@ impl Member {
                     return;
                 }
                 // If it is alive (a false suspicion, a partition, a pause) and this
-                // member still reaches it, it learns it was excluded.
-                if self.confirmed && self.phase == Phase::Normal && self.told_not_in_view.insert(m)
+                // member still reaches it, it learns it was excluded: from the
+                // relayer or a client, or from a new relayer that learnt the removal
+                // from a report (a member it removed may be waiting for it).
+                let telling = matches!(self.phase, Phase::Normal | Phase::Leading);
+                if self.confirmed && telling && self.told_not_in_view.insert(m)
                 {
                     self.transmits.push_back(Transmit {
                         to: vec![m],

@@ -239,6 +239,9 @@ pub struct Member {
     relayer: Option<RelayerState>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
+    /// Peers this member stopped following while their connection may still be up:
+    /// the transport closes it, saying it does so on purpose.
+    disconnects: VecDeque<MemberId>,
 }
 
 impl Member {
@@ -294,6 +297,7 @@ impl Member {
             relayer,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
+            disconnects: VecDeque::new(),
         }
     }
 
@@ -874,6 +878,15 @@ impl Member {
     /// The next event for the application, if any.
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
+    }
+
+    /// The next peer whose connection to close, if any: this member now suspects it
+    /// without its transport having said so (it handed over from that relayer to a
+    /// new one), and heartbeats must not keep it alive. Close it with the
+    /// announcement that the close is on purpose; the peer then suspects this
+    /// member, with no evidence.
+    pub fn poll_disconnect(&mut self) -> Option<MemberId> {
+        self.disconnects.pop_front()
     }
 }
 

@@ -254,22 +254,23 @@ impl Record {
     }
 
     /// Whether slot `i` may legitimately stand still: it ended without a quorum, and
-    /// no majority of its view is reachable, because at least as many of its view's
-    /// members vanished silently as are still alive. Such a member is exempt from
-    /// liveness, agreement and validity (never from total order).
+    /// no majority of the group is reachable, because at least as many members
+    /// vanished silently as are still alive (a member counts a majority of the last
+    /// view it knows every member has, which may still hold members it saw leave).
+    /// Such a member is exempt from liveness, agreement and validity (never from
+    /// total order).
     fn stalled(&self, i: usize) -> bool {
-        if !self.no_quorum[i] || self.views.is_empty() {
+        if !self.no_quorum[i] {
             return false;
         }
-        let view = &self.views[i];
-        let count = |f: &dyn Fn(usize) -> bool| {
-            view.iter()
-                .filter_map(|m| self.index_of(*m))
-                .filter(|x| f(*x))
-                .count()
-        };
-        let alive = count(&|x| !self.crashed[x] && !self.excluded[x]);
-        let vanished = count(&|x| self.crashed[x] && self.vanished[x]);
+        let slots = 0..self.ids.len();
+        let alive = slots
+            .clone()
+            .filter(|x| !self.crashed[*x] && !self.excluded[*x])
+            .count();
+        let vanished = slots
+            .filter(|x| self.crashed[*x] && self.vanished[*x])
+            .count();
         alive <= vanished
     }
 
