@@ -141,6 +141,16 @@ impl Member {
             // says so by closing the connection.
             self.disconnects.push_back(old);
         }
+        if majority && old == self.id && self.phase == Phase::Normal {
+            // A relayer handing over stops relaying; its clients that still hear it
+            // learn so by the connection closing, and may follow the new relayer.
+            let clients: Vec<MemberId> = self
+                .alive_peers()
+                .into_iter()
+                .filter(|m| *m != from)
+                .collect();
+            self.disconnects.extend(clients);
+        }
         self.suspected.remove(&from);
         self.relayer = None; // a relayer that learns of a higher epoch steps down
         self.epoch = epoch;

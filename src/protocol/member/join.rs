@@ -46,6 +46,12 @@ impl Member {
     /// evidence that the earlier one is gone, also when it was only suspected: one
     /// member id runs one process at a time.
     pub(super) fn on_join_request(&mut self, joiner: MemberId, answering: Epoch, attempt: u32) {
+        let counted = self.committed.members().contains(&joiner);
+        if counted && !self.view.contains(&joiner) && !self.evidenced.contains(&joiner) {
+            // It left the view, but still counts towards a majority: its asking to
+            // join again is evidence that the process it was is gone.
+            self.handle_member_failed(joiner);
+        }
         if self.view.contains(&joiner) {
             let admitted = self.join_attempts.get(joiner).copied().unwrap_or(0);
             if attempt <= admitted {
