@@ -141,9 +141,10 @@ impl Member {
             // says so by closing the connection.
             self.disconnects.push_back(old);
         }
-        if majority && old == self.id && self.phase == Phase::Normal {
-            // A relayer handing over stops relaying; its clients that still hear it
-            // learn so by the connection closing, and may follow the new relayer.
+        if majority && old == self.id && matches!(self.phase, Phase::Normal | Phase::Leading) {
+            // A relayer handing over stops relaying (a new relayer stepping down
+            // finishes no synchronization); the members that still hear it learn so
+            // by the connection closing, and may follow the new relayer.
             let clients: Vec<MemberId> = self
                 .alive_peers()
                 .into_iter()
