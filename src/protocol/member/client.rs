@@ -53,6 +53,10 @@ impl Member {
                 return;
             }
         }
+        if current && self.config.buffering == Buffering::Distributed && self.received > before {
+            // The relayer sends the next round once every member acknowledged this one.
+            self.ack = HeldBack::now();
+        }
         if current && self.config.buffering == Buffering::Replicated {
             self.stable = self.stable.max(stable.min(self.received));
             self.committed.advance(self.stable);

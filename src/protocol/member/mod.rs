@@ -770,7 +770,11 @@ impl Member {
             Phase::AwaitingSyncStart => self.relayer_failed(),
             _ => {}
         }
-        if let Some((from, epoch, relayer_received)) = deferred {
+        // A deferred sync-start from a member that failed meanwhile is discarded, as
+        // its in-transit messages are.
+        if let Some((from, epoch, relayer_received)) =
+            deferred.filter(|(from, _, _)| !self.suspected.contains(from))
+        {
             self.on_sync_start(from, epoch, relayer_received);
         }
         self.after_membership_change();

@@ -462,6 +462,9 @@ impl Member {
         if r.unsent.is_empty() && !r.announcement.send_now() {
             return None;
         }
+        if self.config.buffering == Buffering::Distributed && !self.round_acknowledged() {
+            return None;
+        }
         let to = self.alive_peers();
         let stable = self.stable;
         let r = self.relayer.as_mut().expect("relayer");
@@ -486,5 +489,17 @@ impl Member {
                 relays,
             },
         })
+    }
+
+    /// Distributed buffering: whether every live member of the view acknowledged
+    /// every relay handed out so far, so that the next round may go. One round in
+    /// flight at a time keeps the members at most one round apart whatever happens
+    /// to the links when the relayer fails.
+    fn round_acknowledged(&self) -> bool {
+        let r = self.relayer.as_ref().expect("relayer");
+        let sent = r.next_seq - 1 - r.unsent.len() as Seq;
+        self.alive_peers()
+            .iter()
+            .all(|m| r.delivered_by.get(*m).copied().unwrap_or(0) >= sent)
     }
 }
