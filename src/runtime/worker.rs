@@ -10,7 +10,7 @@ use parking_lot::{Condvar, Mutex};
 
 use super::shared::{Shared, SHARD_CAP_ITEMS};
 use super::trace::log_received;
-use crate::protocol::{Buffering, MemberId, Message};
+use crate::protocol::{MemberId, Message};
 
 /// The most inbound items one worker hands the core before draining its outputs:
 /// several broadcasts become one relay batch.
@@ -99,7 +99,6 @@ impl Drop for ShardTx {
 pub(crate) fn run(shared: Arc<Shared>, rx: Arc<Shard>, shard: usize) {
     shared.thread_started();
     let mut batch: Vec<WorkItem> = Vec::with_capacity(BATCH_ITEMS);
-    let distributed = shared.config.buffering == Buffering::Distributed;
     while rx.take(&mut batch, BATCH_ITEMS) {
         // Backpressure: no inbound work while the application's delivery queue (or
         // the relay backlog) is full. The select thread then stops reading.
@@ -108,10 +107,6 @@ pub(crate) fn run(shared: Arc<Shared>, rx: Arc<Shard>, shard: usize) {
             return;
         }
         let n = batch.len();
-        let got_relay = distributed
-            && batch
-                .iter()
-                .any(|i| matches!(i, WorkItem::Msg(_, Message::Relay { .. })));
         let (wake, prev) = {
             let mut core = shared.core.lock();
             for item in batch.drain(..) {
@@ -132,24 +127,7 @@ pub(crate) fn run(shared: Arc<Shared>, rx: Arc<Shard>, shard: usize) {
             // broadcaster that still sees items in flight (with the lock) can count on
             // a worker's drain to take its broadcast along.
             let prev = shared.inflight[shard].fetch_sub(n, Ordering::SeqCst);
-            let mut wake = shared.drain_locked(&mut core);
-            if got_relay && !core.is_relayer() && !core.is_excluded() {
-                // Distributed buffering: acknowledge the round, so that the relayer
-                // writes the next one only once every member has this one. (The core
-                // acknowledges only in replicated buffering; the relayer's core takes
-                // the extra watermark in its stride.)
-                let epoch = core.epoch();
-                if epoch.relayer != shared.id {
-                    shared.send_locked(
-                        vec![epoch.relayer],
-                        Message::Ack {
-                            epoch: epoch.number,
-                            delivered: core.delivered(),
-                        },
-                    );
-                    wake = true;
-                }
-            }
+            let wake = shared.drain_locked(&mut core);
             shared.window_cv.notify_all();
             (wake, prev)
         };

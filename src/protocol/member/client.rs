@@ -53,8 +53,10 @@ impl Member {
                 return;
             }
         }
-        if current && self.config.buffering == Buffering::Distributed && self.received > before {
-            // The relayer sends the next round once every member acknowledged this one.
+        if current && self.config.buffering == Buffering::Distributed {
+            // The relayer hands out the next round once every member acknowledged
+            // this one (even a round with nothing new here, such as the relays before
+            // a joiner's join).
             self.ack = HeldBack::now();
         }
         if current && self.config.buffering == Buffering::Replicated {

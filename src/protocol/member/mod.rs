@@ -114,6 +114,8 @@ struct RelayerState {
     uncommitted_left: VecDeque<(Seq, MemberId)>,
     /// Relays sequenced but not yet handed out in a batch.
     unsent: VecDeque<Relay>,
+    /// Payload bytes of `unsent`.
+    unsent_bytes: usize,
     /// Synchronization phase bookkeeping, while leading one.
     waiting_reports: BTreeSet<MemberId>,
     /// Reports received: the reporter's received watermark and its un-relayed messages.
@@ -213,7 +215,8 @@ pub struct Member {
     /// A joiner's current attempt (see [`Message::JoinRequest`]).
     attempt: u32,
     /// Relays kept for a future synchronization phase. Replicated: every relay above
-    /// the stable watermark. Distributed: the last round received.
+    /// the stable watermark. Distributed: the last round received (at the relayer,
+    /// the last round sent and what it sequenced since).
     buffer: VecDeque<Relay>,
     /// Payload bytes of the relays in `buffer`.
     buffer_bytes: usize,

@@ -401,7 +401,16 @@ impl Member {
             self.set_stable(stable);
             self.update_majority();
         }
+        // Distributed buffering: what every peer acknowledged. It rises only with an
+        // acknowledgement or a failure, and either sequences again.
+        let acked = match self.config.buffering {
+            Buffering::Distributed => Some(self.peers_acked()),
+            Buffering::Replicated => None,
+        };
         loop {
+            if acked.is_some_and(|acked| self.unacked_window_full(acked)) {
+                return;
+            }
             if self.config.buffering == Buffering::Replicated && self.relay_window_full() {
                 // Our own deliveries count too: look again before stopping.
                 let stable = self.compute_stable();
@@ -436,6 +445,24 @@ impl Member {
             || (span > 0 && self.buffer_bytes >= self.config.relay_window_bytes)
     }
 
+    /// Distributed buffering: whether the relayer has as much above what every member
+    /// acknowledged (`acked`) as its relay window allows, in messages or in payload
+    /// bytes (one relay is always allowed, however large). What is above it is the
+    /// relays waiting for the next round and, until acknowledged, the round in flight:
+    /// the relayer's buffer holds both.
+    fn unacked_window_full(&self, acked: Seq) -> bool {
+        let r = self.relayer.as_ref().expect("relayer");
+        let span = r.next_seq.saturating_sub(1).saturating_sub(acked);
+        let sent = r.next_seq - 1 - r.unsent.len() as Seq;
+        let bytes = if acked < sent {
+            self.buffer_bytes
+        } else {
+            r.unsent_bytes
+        };
+        span >= self.config.relay_window_msgs
+            || (span > 0 && bytes >= self.config.relay_window_bytes)
+    }
+
     /// *Received-broadcast* → *sent-relay*: assigns the next sequence number,
     /// delivers locally and queues the relay for every member.
     pub(super) fn sequence(&mut self, origin: MemberId, origin_seq: u64, body: RelayBody) {
@@ -450,6 +477,7 @@ impl Member {
             body,
         };
         r.next_seq += 1;
+        r.unsent_bytes += relay_size(&relay);
         r.unsent.push_back(relay.clone());
         self.apply_relay(relay);
     }
@@ -470,12 +498,14 @@ impl Member {
         let r = self.relayer.as_mut().expect("relayer");
         r.announcement = HeldBack::default();
         let relays = take_batch(&mut r.unsent, &self.config, relay_size);
+        r.unsent_bytes -= relays.iter().map(relay_size).sum::<usize>();
         if self.config.buffering == Buffering::Distributed {
-            // The relayer's last round is what it just sent.
-            self.clear_buffer();
-            for r in &relays {
-                self.buffer_bytes += relay_size(r);
-                self.buffer.push_back(r.clone());
+            // The relayer keeps the round it just sent and what it sequenced since.
+            let first = relays.first().map_or(0, |r| r.seq);
+            while self.buffer.front().is_some_and(|r| r.seq < first) {
+                if let Some(r) = self.buffer.pop_front() {
+                    self.buffer_bytes -= relay_size(&r);
+                }
             }
         }
         if to.is_empty() {
@@ -497,9 +527,16 @@ impl Member {
     /// to the links when the relayer fails.
     fn round_acknowledged(&self) -> bool {
         let r = self.relayer.as_ref().expect("relayer");
-        let sent = r.next_seq - 1 - r.unsent.len() as Seq;
+        self.peers_acked() >= r.next_seq - 1 - r.unsent.len() as Seq
+    }
+
+    /// Distributed buffering: the highest sequence number every live peer of the
+    /// view acknowledged (`Seq::MAX` without peers).
+    fn peers_acked(&self) -> Seq {
+        let r = self.relayer.as_ref().expect("relayer");
         self.alive_peers()
             .iter()
-            .all(|m| r.delivered_by.get(*m).copied().unwrap_or(0) >= sent)
+            .map(|m| r.delivered_by.get(*m).copied().unwrap_or(0))
+            .fold(Seq::MAX, Seq::min)
     }
 }
