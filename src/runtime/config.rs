@@ -373,10 +373,16 @@ impl Config {
     }
 
     /// The protocol core's settings for this configuration: batches stay well under
-    /// the maximum frame size.
+    /// the maximum frame size. With distributed buffering a relay batch is a round,
+    /// one per round trip, so it takes as many messages as the frame size allows.
     pub(crate) fn core_config(&self) -> CoreConfig {
         let max_batch_bytes = self.max_frame_bytes / 2;
-        let max_batch_msgs = (self.max_frame_bytes / 4 / RELAY_OVERHEAD_BOUND).clamp(1, 1024);
+        let most_msgs = match self.buffering {
+            Buffering::Replicated => 1024,
+            Buffering::Distributed => usize::MAX,
+        };
+        let max_batch_msgs =
+            (self.max_frame_bytes / 4 / RELAY_OVERHEAD_BOUND).clamp(1, most_msgs);
         CoreConfig {
             buffering: self.buffering,
             send_window_msgs: self.send_window_msgs,
