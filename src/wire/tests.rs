@@ -58,6 +58,7 @@ fn every_kind() -> Vec<Frame> {
         },
         Frame::Heartbeat,
         Frame::Leave,
+        Frame::Disconnect,
         Frame::Protocol(Message::Broadcast {
             epoch: 2,
             delivered: 41,
@@ -160,6 +161,10 @@ fn header_layout() {
         [0xAB, 0xCA, 1, 0x02, 0, 0, 0, 0]
     );
     assert_eq!(encoded(&Frame::Leave), [0xAB, 0xCA, 1, 0x03, 0, 0, 0, 0]);
+    assert_eq!(
+        encoded(&Frame::Disconnect),
+        [0xAB, 0xCA, 1, 0x04, 0, 0, 0, 0]
+    );
 }
 
 #[test]

@@ -266,8 +266,7 @@ impl Member {
                 // relayer or a client, or from a new relayer that learnt the removal
                 // from a report (a member it removed may be waiting for it).
                 let telling = matches!(self.phase, Phase::Normal | Phase::Leading);
-                if self.confirmed && telling && self.told_not_in_view.insert(m)
-                {
+                if self.confirmed && telling && self.told_not_in_view.insert(m) {
                     self.transmits.push_back(Transmit {
                         to: vec![m],
                         msg: Message::NotInView {

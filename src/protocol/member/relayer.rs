@@ -387,7 +387,10 @@ impl Member {
             })
             .collect();
         delivered.sort_unstable_by(|a, b| b.cmp(a));
-        delivered.get(delivered.len() / 2).copied().unwrap_or(self.received)
+        delivered
+            .get(delivered.len() / 2)
+            .copied()
+            .unwrap_or(self.received)
     }
 
     /// Sequences pending messages while the relay window has room (and, with a
