@@ -162,7 +162,8 @@ impl Transport {
         let addr = conn.addr;
         let p = self.peers.get_mut(&member).expect("peer");
         let suspected = p.state == PeerState::Suspected;
-        let same = p.incarnation == Some(incarnation);
+        // A member that never connected (it started late) is its first incarnation.
+        let same = p.incarnation.is_none_or(|i| i == incarnation);
         if suspected && !same {
             // A new incarnation: the suspected one is gone.
             self.fail_peer_now(member, "it runs as a new incarnation", Loss::Evidence);
