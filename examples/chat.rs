@@ -165,6 +165,7 @@ fn receive(node: &Node) -> Result<(), Error> {
                 relayer,
             }) => eprintln!("[{seq}] member {relayer} is the relayer now (epoch {epoch})"),
             Ok(Event::Excluded) => eprintln!("chat: the group excluded this member"),
+            Ok(Event::NoQuorum) => eprintln!("chat: no majority of the group is reachable"),
             Err(Error::Stopped) => return Ok(()),
             Err(e) => return Err(e),
         }

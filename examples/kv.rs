@@ -237,6 +237,9 @@ fn apply_deliveries(node: &Node, map: &mut BTreeMap<String, String>) -> Result<(
                 relayer,
             }) => eprintln!("[{seq}] member {relayer} is the relayer now (epoch {epoch})"),
             Ok(Event::Excluded) => eprintln!("kv: the group excluded this member"),
+            Ok(Event::NoQuorum) => {
+                eprintln!("kv: no majority of the group is reachable: the map stands still")
+            }
             Err(Error::Stopped) => return Ok(()),
             Err(e) => return Err(e),
         }

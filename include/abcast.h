@@ -84,6 +84,11 @@ enum abcast_status
      * returned an error this layer does not know. The message says which.
      */
     ABCAST_INTERNAL_ERROR = 11,
+    /**
+     * This member cannot reach a majority of its view (the default quorum rule):
+     * it accepts no broadcast until it does, or learns it was excluded.
+     */
+    ABCAST_NO_QUORUM = 12,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -124,6 +129,38 @@ typedef int32_t abcast_buffering;
 #endif // __cplusplus
 
 /**
+ * When a member may leave the view. In C the type `abcast_quorum` is an `int32_t`
+ * taking the values of `enum abcast_quorum`.
+ */
+enum abcast_quorum
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : int32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+    /**
+     * A member leaves on evidence that its process is gone (its connection closed
+     * or reset, or it left) or when a majority agrees it is unreachable; a member
+     * that cannot reach a majority stops delivering and refuses broadcasts
+     * (`ABCAST_NO_QUORUM`) until it does. The default: safe under partitions and
+     * pauses.
+     */
+    ABCAST_QUORUM_MAJORITY = 0,
+    /**
+     * Every suspicion is final: the fastest reaction, but a partition or a long
+     * pause splits the group into groups that each deliver their own order. Only
+     * for a single host or a perfect failure detector.
+     */
+    ABCAST_QUORUM_NONE = 1,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum abcast_quorum abcast_quorum;
+#else
+typedef int32_t abcast_quorum;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
  * What an `abcast_event` is. In C the field `kind` is an `int32_t` taking the
  * values of `enum abcast_event_kind`.
  */
@@ -159,6 +196,12 @@ enum abcast_event_kind
      * return `ABCAST_EXCLUDED` from now on.
      */
     ABCAST_EVENT_EXCLUDED = 5,
+    /**
+     * This member cannot reach a majority of its view: broadcasts return
+     * `ABCAST_NO_QUORUM` and nothing new is delivered until it does, or until an
+     * `ABCAST_EVENT_EXCLUDED` follows. Not a position of the order (`seq` is 0).
+     */
+    ABCAST_EVENT_NO_QUORUM = 6,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -367,10 +410,21 @@ abcast_status abcast_config_add_member(struct abcast_config *cfg,
 abcast_status abcast_config_set_buffering(struct abcast_config *cfg, abcast_buffering mode);
 
 /**
+ * Chooses when a member may leave the view: `ABCAST_QUORUM_MAJORITY` (the default)
+ * or `ABCAST_QUORUM_NONE`. Every member must use the same.
+ * `ABCAST_INVALID_ARGUMENT` for any other value.
+ *
+ * # Safety
+ * `cfg`: `NULL` or a live configuration used by no other thread.
+ */
+abcast_status abcast_config_set_quorum(struct abcast_config *cfg, abcast_quorum quorum);
+
+/**
  * Sets the failure detector: a heartbeat is sent on a link idle for `heartbeat_ms`,
- * and a peer silent for `failure_timeout_ms` is suspected and excluded (a broken
- * connection is noticed at once). Defaults: 200 and 1000. `ABCAST_INVALID_ARGUMENT`
- * if `heartbeat_ms` is 0 or `failure_timeout_ms <= heartbeat_ms`.
+ * and a peer silent for `failure_timeout_ms` is suspected (a connection closed or
+ * reset without announcement is evidence of its end, at once). Defaults: 200 and
+ * 1000. `ABCAST_INVALID_ARGUMENT` if `heartbeat_ms` is 0, `failure_timeout_ms` is
+ * under 3 heartbeat intervals or under 50 ms.
  *
  * # Safety
  * `cfg`: `NULL` or a live configuration used by no other thread.

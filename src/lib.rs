@@ -59,7 +59,7 @@ pub mod runtime;
 pub mod sim;
 pub mod wire;
 
-pub use protocol::Buffering;
+pub use protocol::{Buffering, Quorum};
 pub use protocol::{MemberId, MsgId, Seq};
 pub use runtime::{Config, Error, Event, Node};
 

@@ -394,15 +394,26 @@ fn a_member_that_started_late_without_joining_is_told_it_is_not_in_the_view() {
     for buffering in [Buffering::Replicated, Buffering::Distributed] {
         // Members 1 and 2 count member 3 failed at start-up (it had not connected);
         // member 3, started late without asking to join, believes it is in the
-        // initial view and broadcasts.
+        // initial view and broadcasts. What 1 and 2 tell it on delivering its
+        // *process left* is lost (it was not connected yet).
         let mut h = Harness::new(3, buffering);
         h.notice(1, 3);
         h.notice(2, 3);
         let before = h.broadcast(2, "before");
-        h.drop_in_flight(1, 3);
-        h.run_until_quiet();
+        for _ in 0..20 {
+            for (from, to) in [(1, 2), (2, 1)] {
+                h.deliver_all(from, to);
+            }
+            h.tick(1);
+            h.tick(2);
+            h.drop_in_flight(1, 3);
+            h.drop_in_flight(2, 3);
+        }
+        assert!(!h.member(3).is_excluded());
         let lost = h.broadcast(3, "late");
-        h.deliver_all(3, 1); // the relayer answers: not in the view
+        h.deliver_all(3, 1); // told already (the message was lost): nothing more
+        assert_eq!(h.in_flight(1, 3), 0);
+        h.reconnect(1, 3); // its connection comes up: the relayer tells it again
         assert!(
             matches!(h.peek(1, 3), Some(Message::NotInView { .. })),
             "{:?}",

@@ -105,6 +105,7 @@ fn frame() -> impl Strategy<Value = Frame> {
             .prop_map(|(member, incarnation)| Frame::Hello { member, incarnation }),
         1 => Just(Frame::Heartbeat),
         1 => Just(Frame::Leave),
+        1 => Just(Frame::Disconnect),
         6 => message().prop_map(Frame::Protocol),
     ]
 }

@@ -242,8 +242,15 @@ static void test_config_invalid_values(void) {
     CHECK_ST(abcast_config_set_timeouts(cfg, 0, 1000), ABCAST_INVALID_ARGUMENT);
     CHECK_LAST_ERROR("heartbeat interval is zero");
     CHECK_ST(abcast_config_set_timeouts(cfg, 500, 500), ABCAST_INVALID_ARGUMENT);
-    CHECK_LAST_ERROR("must exceed the heartbeat");
+    CHECK_LAST_ERROR("at least 3 heartbeat intervals");
+    CHECK_ST(abcast_config_set_timeouts(cfg, 5, 40), ABCAST_INVALID_ARGUMENT);
+    CHECK_LAST_ERROR("below the minimum of 50 ms");
     CHECK_ST(abcast_config_set_timeouts(cfg, 500, 0), ABCAST_INVALID_ARGUMENT);
+    CHECK_ST(abcast_config_set_quorum(NULL, ABCAST_QUORUM_NONE), ABCAST_NULL_ARGUMENT);
+    CHECK_ST(abcast_config_set_quorum(cfg, ABCAST_QUORUM_NONE), ABCAST_OK);
+    CHECK_ST(abcast_config_set_quorum(cfg, ABCAST_QUORUM_MAJORITY), ABCAST_OK);
+    CHECK_ST(abcast_config_set_quorum(cfg, (abcast_quorum)9), ABCAST_INVALID_ARGUMENT);
+    CHECK_LAST_ERROR("unknown quorum rule 9");
     CHECK_ST(abcast_config_set_timeouts(cfg, 100, 1000), ABCAST_OK);
     CHECK_ST(abcast_config_set_startup_timeout(cfg, 0), ABCAST_INVALID_ARGUMENT);
     CHECK_ST(abcast_config_set_startup_timeout(cfg, 5000), ABCAST_OK);

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use super::{abcast_status, call, call_void, Failure};
 use crate::runtime::os;
-use crate::{Buffering, Config};
+use crate::runtime::{MIN_FAILURE_TIMEOUT, MIN_HEARTBEATS_PER_TIMEOUT};
+use crate::{Buffering, Config, Quorum};
 
 /// Where clients keep what they need to survive a relayer crash. In C the type
 /// `abcast_buffering` is an `int32_t` taking the values of `enum abcast_buffering`.
@@ -27,6 +28,26 @@ pub enum abcast_buffering {
 /// An `abcast_buffering` value as C passes it in: any `int32_t`. (cbindgen prints
 /// this type as `abcast_buffering`.)
 pub type abcast_buffering_value = i32;
+
+/// When a member may leave the view. In C the type `abcast_quorum` is an `int32_t`
+/// taking the values of `enum abcast_quorum`.
+#[repr(i32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum abcast_quorum {
+    /// A member leaves on evidence that its process is gone (its connection closed
+    /// or reset, or it left) or when a majority agrees it is unreachable; a member
+    /// that cannot reach a majority stops delivering and refuses broadcasts
+    /// (`ABCAST_NO_QUORUM`) until it does. The default: safe under partitions and
+    /// pauses.
+    ABCAST_QUORUM_MAJORITY = 0,
+    /// Every suspicion is final: the fastest reaction, but a partition or a long
+    /// pause splits the group into groups that each deliver their own order. Only
+    /// for a single host or a perfect failure detector.
+    ABCAST_QUORUM_NONE = 1,
+}
+
+/// An `abcast_quorum` value as C passes it in: any `int32_t`.
+pub type abcast_quorum_value = i32;
 
 /// A configuration under construction (opaque). Create it with
 /// `abcast_config_new`, fill it with the `abcast_config_*` setters, pass it to
@@ -171,10 +192,34 @@ pub unsafe extern "C" fn abcast_config_set_buffering(
     })
 }
 
+/// Chooses when a member may leave the view: `ABCAST_QUORUM_MAJORITY` (the default)
+/// or `ABCAST_QUORUM_NONE`. Every member must use the same.
+/// `ABCAST_INVALID_ARGUMENT` for any other value.
+///
+/// # Safety
+/// `cfg`: `NULL` or a live configuration used by no other thread.
+#[no_mangle]
+pub unsafe extern "C" fn abcast_config_set_quorum(
+    cfg: *mut abcast_config,
+    quorum: abcast_quorum_value,
+) -> abcast_status {
+    call("abcast_config_set_quorum", || {
+        // SAFETY: forwarded caller's contract for cfg.
+        let cfg = unsafe { config_mut(cfg) }?;
+        cfg.inner.quorum = match quorum {
+            q if q == abcast_quorum::ABCAST_QUORUM_MAJORITY as i32 => Quorum::Majority,
+            q if q == abcast_quorum::ABCAST_QUORUM_NONE as i32 => Quorum::None,
+            other => return Err(Failure::invalid(format!("unknown quorum rule {other}"))),
+        };
+        Ok(())
+    })
+}
+
 /// Sets the failure detector: a heartbeat is sent on a link idle for `heartbeat_ms`,
-/// and a peer silent for `failure_timeout_ms` is suspected and excluded (a broken
-/// connection is noticed at once). Defaults: 200 and 1000. `ABCAST_INVALID_ARGUMENT`
-/// if `heartbeat_ms` is 0 or `failure_timeout_ms <= heartbeat_ms`.
+/// and a peer silent for `failure_timeout_ms` is suspected (a connection closed or
+/// reset without announcement is evidence of its end, at once). Defaults: 200 and
+/// 1000. `ABCAST_INVALID_ARGUMENT` if `heartbeat_ms` is 0, `failure_timeout_ms` is
+/// under 3 heartbeat intervals or under 50 ms.
 ///
 /// # Safety
 /// `cfg`: `NULL` or a live configuration used by no other thread.
@@ -190,10 +235,19 @@ pub unsafe extern "C" fn abcast_config_set_timeouts(
         if heartbeat_ms == 0 {
             return Err(Failure::invalid("the heartbeat interval is zero"));
         }
-        if failure_timeout_ms <= heartbeat_ms {
+        if u64::from(failure_timeout_ms)
+            < u64::from(heartbeat_ms) * u64::from(MIN_HEARTBEATS_PER_TIMEOUT)
+        {
             return Err(Failure::invalid(format!(
-                "the failure timeout ({failure_timeout_ms} ms) must exceed the heartbeat \
-                 interval ({heartbeat_ms} ms)"
+                "the failure timeout ({failure_timeout_ms} ms) must span at least \
+                 {MIN_HEARTBEATS_PER_TIMEOUT} heartbeat intervals ({heartbeat_ms} ms)"
+            )));
+        }
+        if millis(failure_timeout_ms) < MIN_FAILURE_TIMEOUT {
+            return Err(Failure::invalid(format!(
+                "the failure timeout ({failure_timeout_ms} ms) is below the minimum of \
+                 {} ms",
+                MIN_FAILURE_TIMEOUT.as_millis()
             )));
         }
         cfg.inner.heartbeat_interval = millis(heartbeat_ms);

@@ -22,9 +22,9 @@ mod message;
 mod quorum;
 
 pub use member::{Event, Member, Transmit};
-pub use quorum::Quorum;
 pub use member_map::MemberMap;
 pub use message::{Message, Relay, RelayBody};
+pub use quorum::Quorum;
 
 /// A member's identifier, as named in the configuration. Members are ranked by id:
 /// the lowest id in the view is the relayer.

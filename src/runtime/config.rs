@@ -5,7 +5,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
 use super::Error;
-use crate::protocol::{Buffering, CoreConfig, MemberId};
+use crate::protocol::{Buffering, CoreConfig, MemberId, Quorum};
 use crate::wire;
 
 /// Bytes of framing around the largest payload of a one-message broadcast or relay
@@ -29,10 +29,18 @@ pub struct Config {
     pub members: Vec<(MemberId, SocketAddr)>,
     /// Replicated (default) or distributed buffering.
     pub buffering: Buffering,
+    /// When a member may leave the view (see [`Quorum`]): with the default
+    /// [`Quorum::Majority`], on evidence that its process is gone or when a majority
+    /// agrees it is unreachable, and a member that cannot reach a majority stops
+    /// (`Event::NoQuorum`); [`Quorum::None`] makes every suspicion final, which
+    /// splits the group under a partition or a long pause.
+    pub quorum: Quorum,
     /// A heartbeat is sent on a link that carried nothing for this long.
     pub heartbeat_interval: Duration,
-    /// A peer that sent nothing for this long is suspected (and so excluded). A broken
-    /// connection makes it suspected at once.
+    /// A peer that sent nothing for this long is suspected. A connection closed or
+    /// reset without an announcement is evidence that its process is gone, at once.
+    /// At least [`MIN_HEARTBEATS_PER_TIMEOUT`] heartbeats and
+    /// [`MIN_FAILURE_TIMEOUT`].
     pub failure_timeout: Duration,
     /// `Node::start` waits this long for every member to connect; members not
     /// connected by then count as failed.
@@ -113,6 +121,15 @@ pub struct Config {
     pub join: bool,
 }
 
+/// The shortest failure timeout accepted: a loaded host's scheduler can keep a
+/// thread off the CPU for tens of milliseconds, which a shorter timeout would take
+/// for a failure.
+pub const MIN_FAILURE_TIMEOUT: Duration = Duration::from_millis(50);
+
+/// The failure timeout spans at least this many heartbeat intervals, so that one
+/// late heartbeat is not a failure.
+pub const MIN_HEARTBEATS_PER_TIMEOUT: u32 = 3;
+
 /// The longest [`Config::io_coalesce`]: well under any heartbeat interval.
 pub const MAX_IO_COALESCE: Duration = Duration::from_millis(10);
 
@@ -124,6 +141,7 @@ impl Config {
             self_id,
             members,
             buffering: Buffering::Replicated,
+            quorum: Quorum::Majority,
             heartbeat_interval: Duration::from_millis(200),
             failure_timeout: Duration::from_millis(1000),
             startup_timeout: Duration::from_secs(10),
@@ -180,6 +198,12 @@ impl Config {
     /// Sets the buffering strategy.
     pub fn with_buffering(mut self, buffering: Buffering) -> Config {
         self.buffering = buffering;
+        self
+    }
+
+    /// Sets the quorum rule (see [`Config::quorum`]).
+    pub fn with_quorum(mut self, quorum: Quorum) -> Config {
+        self.quorum = quorum;
         self
     }
 
@@ -321,10 +345,18 @@ impl Config {
         if self.heartbeat_interval.is_zero() {
             return Err(Error::config("the heartbeat interval is zero"));
         }
-        if self.failure_timeout <= self.heartbeat_interval {
+        if self.failure_timeout < self.heartbeat_interval * MIN_HEARTBEATS_PER_TIMEOUT {
             return Err(Error::config(format!(
-                "the failure timeout ({:?}) must exceed the heartbeat interval ({:?})",
+                "the failure timeout ({:?}) must span at least {MIN_HEARTBEATS_PER_TIMEOUT} \
+                 heartbeat intervals ({:?})",
                 self.failure_timeout, self.heartbeat_interval
+            )));
+        }
+        if self.failure_timeout < MIN_FAILURE_TIMEOUT {
+            return Err(Error::config(format!(
+                "the failure timeout ({:?}) is below the minimum of {MIN_FAILURE_TIMEOUT:?}, \
+                 which a loaded host can meet",
+                self.failure_timeout
             )));
         }
         if self.send_window_msgs == 0 {
@@ -385,6 +417,7 @@ impl Config {
             (self.max_frame_bytes / 4 / RELAY_OVERHEAD_BOUND).clamp(1, most_msgs);
         CoreConfig {
             buffering: self.buffering,
+            quorum: self.quorum,
             send_window_msgs: self.send_window_msgs,
             send_window_bytes: self.send_window_bytes,
             relay_window_msgs: self.relay_window_msgs,
@@ -433,6 +466,21 @@ mod tests {
             .validate()
             .unwrap_err();
         assert!(e.to_string().contains("failure timeout"), "{e}");
+        // A few heartbeats at least, and a floor a loaded host can meet.
+        let timing = |hb, timeout| {
+            Config::new(1, members())
+                .with_heartbeat_interval(Duration::from_millis(hb))
+                .with_failure_timeout(Duration::from_millis(timeout))
+                .validate()
+        };
+        let e = timing(100, 250).unwrap_err();
+        assert!(e.to_string().contains("3 heartbeat intervals"), "{e}");
+        let e = timing(1, 2).unwrap_err();
+        assert!(e.to_string().contains("at least 3"), "{e}");
+        let e = timing(10, 40).unwrap_err();
+        assert!(e.to_string().contains("minimum of 50ms"), "{e}");
+        assert!(timing(10, 50).is_ok());
+        assert!(timing(100, 300).is_ok());
         let e = Config::new(1, members())
             .with_io_coalesce(MAX_IO_COALESCE + Duration::from_micros(1))
             .validate()

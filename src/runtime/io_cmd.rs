@@ -30,6 +30,9 @@ pub(super) enum IoCmd {
     /// a new incarnation's that connected after the select thread counted the old
     /// one failed and that has not been in the view yet (the old one is what left).
     Disconnect(MemberId),
+    /// The core stopped following the member though its connection may be up:
+    /// close it, announcing that the close is on purpose.
+    Suspect(MemberId),
     /// The member joined the view (*process joined*): a later *process left* of it
     /// is its own.
     Joined(MemberId),

@@ -84,7 +84,7 @@ mod trace;
 mod transport;
 mod worker;
 
-pub use config::{Config, MAX_IO_COALESCE};
+pub use config::{Config, MAX_IO_COALESCE, MIN_FAILURE_TIMEOUT, MIN_HEARTBEATS_PER_TIMEOUT};
 pub use error::Error;
 pub use event::{Event, Stats};
 pub use log::set_verbosity;

@@ -344,6 +344,10 @@ impl Shared {
             self.send_locked(t.to, t.msg);
             sent = true;
         }
+        while let Some(peer) = core.poll_disconnect() {
+            let _ = self.io_tx.send(IoCmd::Suspect(peer));
+            sent = true;
+        }
         let mut events = Vec::new();
         while let Some(e) = core.poll_event() {
             match &e {

@@ -21,9 +21,12 @@ const BATCH_ITEMS: usize = 16;
 pub(crate) enum WorkItem {
     /// A protocol message read from a peer.
     Msg(MemberId, Message),
-    /// The failure detector suspects the peer (sent after its last message), or the
-    /// peer left.
-    Failed(MemberId),
+    /// The peer is gone (`evidence`: its connection closed or was reset without
+    /// its announcing it, or it sent Leave) or only suspected (sent after its last
+    /// message).
+    Failed { peer: MemberId, evidence: bool },
+    /// A suspected peer's same incarnation is connected again.
+    Reconnected(MemberId),
 }
 
 /// One worker's inbound queue. The select thread pushes; the worker takes up to a
@@ -120,7 +123,15 @@ pub(crate) fn run(shared: Arc<Shared>, rx: Arc<Shard>, shard: usize) {
                         }
                         core.handle_message(from, msg);
                     }
-                    WorkItem::Failed(member) => core.handle_member_failed(member),
+                    WorkItem::Failed {
+                        peer,
+                        evidence: true,
+                    } => core.handle_member_failed(peer),
+                    WorkItem::Failed {
+                        peer,
+                        evidence: false,
+                    } => core.handle_member_unreachable(peer),
+                    WorkItem::Reconnected(peer) => core.handle_member_reconnected(peer),
                 }
             }
             // Handled: uncounted before the drain, under the core lock, so that a

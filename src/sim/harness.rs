@@ -163,6 +163,15 @@ impl Harness {
         }
     }
 
+    /// Member `at`'s transport connects to `of` again (the same incarnation).
+    pub fn reconnect(&mut self, at: MemberId, of: MemberId) {
+        let i = self.ix(at);
+        if !self.crashed[i] {
+            self.members[i].handle_member_reconnected(of);
+            self.flush(i);
+        }
+    }
+
     /// Every live member suspects `of`.
     pub fn notice_all(&mut self, of: MemberId) {
         for at in self.ids.clone() {

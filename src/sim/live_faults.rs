@@ -179,7 +179,14 @@ impl Sim {
                 let last = self.links[out].back().map_or(self.now, |(t, _)| *t);
                 let when = last.max(self.now) + self.rng.range(1, 100);
                 let evidence = true;
-                self.schedule(when, Ev::Notice { at: j, of: i, evidence });
+                self.schedule(
+                    when,
+                    Ev::Notice {
+                        at: j,
+                        of: i,
+                        evidence,
+                    },
+                );
             }
         }
     }
@@ -200,7 +207,14 @@ impl Sim {
             if !self.crashed[i] && !self.crashed[j] {
                 let when = self.now + FAILURE_TIMEOUT_US + self.rng.range(0, 1_000);
                 let evidence = false;
-                self.schedule(when, Ev::Notice { at: i, of: j, evidence });
+                self.schedule(
+                    when,
+                    Ev::Notice {
+                        at: i,
+                        of: j,
+                        evidence,
+                    },
+                );
             }
         }
     }
@@ -229,7 +243,14 @@ impl Sim {
                 if !self.crashed[i] && !self.crashed[j] {
                     let when = self.now + FAILURE_TIMEOUT_US + self.rng.range(0, 1_000);
                     let evidence = false;
-                    self.schedule(when, Ev::Notice { at: i, of: j, evidence });
+                    self.schedule(
+                        when,
+                        Ev::Notice {
+                            at: i,
+                            of: j,
+                            evidence,
+                        },
+                    );
                 }
             }
         }

@@ -15,7 +15,7 @@ pub(super) enum BodySize {
 pub(super) fn body_size(kind: u8) -> Result<BodySize, WireError> {
     Ok(match kind {
         KIND_HELLO => BodySize::Exactly(4 + 8),
-        KIND_HEARTBEAT | KIND_LEAVE => BodySize::Exactly(0),
+        KIND_HEARTBEAT | KIND_LEAVE | KIND_DISCONNECT => BodySize::Exactly(0),
         KIND_JOIN_REQUEST => BodySize::Exactly(EPOCH_BYTES + 4),
         KIND_WELCOME => BodySize::AtLeast(EPOCH_BYTES + 8 + 1 + 2 * COUNT_BYTES),
         KIND_BROADCAST => BodySize::AtLeast(8 + 8 + COUNT_BYTES),
@@ -37,6 +37,7 @@ pub(super) fn decode_body(kind: u8, r: &mut Reader) -> Result<Frame, WireError> 
         }
         KIND_HEARTBEAT => return Ok(Frame::Heartbeat),
         KIND_LEAVE => return Ok(Frame::Leave),
+        KIND_DISCONNECT => return Ok(Frame::Disconnect),
         KIND_BROADCAST => Message::Broadcast {
             epoch: r.u64()?,
             delivered: r.u64()?,

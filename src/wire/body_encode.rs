@@ -11,6 +11,7 @@ pub(super) fn kind_of(frame: &Frame) -> u8 {
         Frame::Hello { .. } => KIND_HELLO,
         Frame::Heartbeat => KIND_HEARTBEAT,
         Frame::Leave => KIND_LEAVE,
+        Frame::Disconnect => KIND_DISCONNECT,
         Frame::Protocol(msg) => match msg {
             Message::Broadcast { .. } => KIND_BROADCAST,
             Message::Relay { .. } => KIND_RELAY,

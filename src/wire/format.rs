@@ -17,6 +17,7 @@ pub const DEFAULT_MAX_FRAME_BYTES: usize = 1 << 20;
 pub(super) const KIND_HELLO: u8 = 0x01;
 pub(super) const KIND_HEARTBEAT: u8 = 0x02;
 pub(super) const KIND_LEAVE: u8 = 0x03;
+pub(super) const KIND_DISCONNECT: u8 = 0x04;
 pub(super) const KIND_BROADCAST: u8 = 0x10;
 pub(super) const KIND_RELAY: u8 = 0x11;
 pub(super) const KIND_ACK: u8 = 0x12;
@@ -55,6 +56,10 @@ pub enum Frame {
     Heartbeat,
     /// Graceful departure: the sender leaves the group; peers treat it as failed at once.
     Leave,
+    /// The sender closes this connection on purpose (it suspects the receiver, or
+    /// stopped following it) and is alive: the close that follows is no evidence of
+    /// a crash. The receiver suspects the sender and may dial it again.
+    Disconnect,
     /// A protocol message (crate::protocol::Message).
     Protocol(Message),
 }

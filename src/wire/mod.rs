@@ -27,6 +27,7 @@
 //! | `0x01` | `Hello` | `member: u32, incarnation: u64` (12 bytes) |
 //! | `0x02` | `Heartbeat` | empty |
 //! | `0x03` | `Leave` | empty |
+//! | `0x04` | `Disconnect` | empty |
 //! | `0x10` | `Broadcast` | `epoch: u64, delivered: u64, msgs: msg[count]` |
 //! | `0x11` | `Relay` | `epoch: epoch, stable: u64, relays: relay[count]` |
 //! | `0x12` | `Ack` | `epoch: u64, delivered: u64` (16 bytes) |
@@ -120,7 +121,7 @@ pub fn encode(frame: &Frame, out: &mut Vec<u8>) {
             put_u32(out, *member);
             put_u64(out, *incarnation);
         }
-        Frame::Heartbeat | Frame::Leave => {}
+        Frame::Heartbeat | Frame::Leave | Frame::Disconnect => {}
         Frame::Protocol(msg) => encode_message(msg, out),
     }
     debug_assert_eq!(out.len() - start, HEADER_BYTES + body_len as usize);
@@ -132,7 +133,7 @@ pub fn encoded_len(frame: &Frame) -> usize {
     HEADER_BYTES
         + match frame {
             Frame::Hello { .. } => 4 + 8,
-            Frame::Heartbeat | Frame::Leave => 0,
+            Frame::Heartbeat | Frame::Leave | Frame::Disconnect => 0,
             Frame::Protocol(msg) => message_len(msg),
         }
 }

@@ -58,6 +58,7 @@ fn every_kind() -> Vec<Frame> {
         },
         Frame::Heartbeat,
         Frame::Leave,
+        Frame::Disconnect,
         Frame::Protocol(Message::Broadcast {
             epoch: 2,
             delivered: 41,
@@ -160,6 +161,10 @@ fn header_layout() {
         [0xAB, 0xCA, 1, 0x02, 0, 0, 0, 0]
     );
     assert_eq!(encoded(&Frame::Leave), [0xAB, 0xCA, 1, 0x03, 0, 0, 0, 0]);
+    assert_eq!(
+        encoded(&Frame::Disconnect),
+        [0xAB, 0xCA, 1, 0x04, 0, 0, 0, 0]
+    );
 }
 
 #[test]
@@ -266,7 +271,7 @@ fn unsupported_version() {
 
 #[test]
 fn unknown_kind() {
-    for kind in [0x00, 0x04, 0x0F, 0x19, 0xFF] {
+    for kind in [0x00, 0x05, 0x0F, 0x19, 0xFF] {
         let bytes = raw(kind, &[]);
         assert_eq!(decode_all(&bytes[..4]), Err(WireError::UnknownKind(kind)));
         assert_eq!(decode_all(&bytes), Err(WireError::UnknownKind(kind)));

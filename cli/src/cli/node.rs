@@ -10,7 +10,7 @@ use clap::Args;
 
 use abcast::{Config, Error, Event, Node};
 
-use super::options::{BufferingArg, RuntimeArgs};
+use super::options::{BufferingArg, QuorumArg, RuntimeArgs};
 
 /// Options of `abcast node`.
 #[derive(Debug, Args)]
@@ -24,6 +24,10 @@ pub struct NodeArgs {
     /// Buffering strategy.
     #[arg(long, value_enum, default_value_t = BufferingArg::Replicated)]
     pub buffering: BufferingArg,
+    /// When a member may leave the view: `majority` (safe under partitions) or
+    /// `none` (every suspicion final; a partition splits the group).
+    #[arg(long, value_enum, default_value_t = QuorumArg::Majority)]
+    pub quorum: QuorumArg,
     /// Heartbeat interval on idle links, in milliseconds.
     #[arg(long, default_value_t = 200, help_heading = "Advanced")]
     pub heartbeat_ms: u64,
@@ -68,6 +72,7 @@ fn run_inner(args: NodeArgs) -> Result<ExitCode, Error> {
     let members = Config::parse_members(&args.members)?;
     let mut config = Config::new(args.id, members)
         .with_buffering(args.buffering.into())
+        .with_quorum(args.quorum.into())
         .with_heartbeat_interval(Duration::from_millis(args.heartbeat_ms))
         .with_failure_timeout(Duration::from_millis(args.failure_timeout_ms))
         .with_startup_timeout(Duration::from_millis(args.startup_timeout_ms))
@@ -190,6 +195,7 @@ fn run_inner(args: NodeArgs) -> Result<ExitCode, Error> {
                 relayer,
             }) => eprintln!("event seq={seq} relayer-changed epoch={epoch} relayer={relayer}"),
             Ok(Event::Excluded) => eprintln!("event excluded"),
+            Ok(Event::NoQuorum) => eprintln!("event no-quorum"),
             Err(Error::Stopped) => {
                 let _ = out.flush();
                 return Ok(ExitCode::SUCCESS);

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
-use abcast::{Buffering, Config};
+use abcast::{Buffering, Config, Quorum};
 
 /// `--buffering` values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -31,6 +31,28 @@ impl From<BufferingArg> for Buffering {
         match b {
             BufferingArg::Replicated => Buffering::Replicated,
             BufferingArg::Distributed => Buffering::Distributed,
+        }
+    }
+}
+
+/// `--quorum` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum QuorumArg {
+    /// A member leaves the view on evidence that it crashed, or when a majority
+    /// agrees it is unreachable; a member without a majority stops (safe under
+    /// partitions and pauses).
+    Majority,
+    /// Every suspicion is final (fastest reaction; a partition or a long pause
+    /// splits the group into groups that each deliver their own order): only for a
+    /// single host or a perfect failure detector.
+    None,
+}
+
+impl From<QuorumArg> for Quorum {
+    fn from(q: QuorumArg) -> Quorum {
+        match q {
+            QuorumArg::Majority => Quorum::Majority,
+            QuorumArg::None => Quorum::None,
         }
     }
 }

@@ -82,8 +82,29 @@ impl Member {
     }
 
     pub(super) fn on_sync_start(&mut self, from: MemberId, epoch: Epoch, relayer_received: Seq) {
-        if from != epoch.relayer || !self.epoch_after(epoch, self.epoch) {
-            return; // stale, or not offered by its own relayer
+        if from != epoch.relayer {
+            return; // not offered by its own relayer
+        }
+        if !self.epoch_after(epoch, self.epoch) {
+            if self.config.quorum == Quorum::Majority
+                && epoch != self.epoch
+                && self.view.contains(&from)
+                && !self.evidenced.contains(&from)
+            {
+                // A new relayer that never heard of this member's later epoch (its
+                // sync-start was lost with a relayer that crashed): a report naming
+                // that epoch tells it to start again with a higher number.
+                self.transmits.push_back(Transmit {
+                    to: vec![from],
+                    msg: Message::SyncReport {
+                        epoch: self.epoch,
+                        received: self.received,
+                        relays: Vec::new(),
+                        unrelayed: Vec::new(),
+                    },
+                });
+            }
+            return; // stale
         }
         if self.evidenced.contains(&from) {
             return; // deferred, and its sender is gone since
@@ -272,8 +293,7 @@ impl Member {
                 // relayer or a client, or from a new relayer that learnt the removal
                 // from a report (a member it removed may be waiting for it).
                 let telling = matches!(self.phase, Phase::Normal | Phase::Leading);
-                if self.confirmed && telling && self.told_not_in_view.insert(m)
-                {
+                if self.confirmed && telling && self.told_not_in_view.insert(m) {
                     self.transmits.push_back(Transmit {
                         to: vec![m],
                         msg: Message::NotInView {

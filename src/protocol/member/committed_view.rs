@@ -81,16 +81,20 @@ impl CommittedView {
     /// stable watermark (it replaces every change before it): one whose every
     /// member is `me`, its relayer or in `evidenced`.
     pub(super) fn settle(&mut self, me: MemberId, evidenced: &BTreeSet<MemberId>) {
-        let known = self.pending.iter().rev().find_map(|(seq, change)| match change {
-            Change::Installed(view, relayer)
-                if view
-                    .iter()
-                    .all(|m| *m == me || m == relayer || evidenced.contains(m)) =>
-            {
-                Some(*seq)
-            }
-            _ => None,
-        });
+        let known = self
+            .pending
+            .iter()
+            .rev()
+            .find_map(|(seq, change)| match change {
+                Change::Installed(view, relayer)
+                    if view
+                        .iter()
+                        .all(|m| *m == me || m == relayer || evidenced.contains(m)) =>
+                {
+                    Some(*seq)
+                }
+                _ => None,
+            });
         if let Some(seq) = known {
             self.advance(seq);
         }

@@ -558,9 +558,11 @@ impl Member {
             && !self.has_quorum();
         let resumed_report = matches!(msg, Message::SyncReport { .. })
             && self.phase == Phase::Leading
-            && self.relayer.as_ref().is_some_and(|r| r.resumed.contains(&from));
-        if self.suspected.contains(&from) && !stale_relay_bug && !handing_over && !resumed_report
-        {
+            && self
+                .relayer
+                .as_ref()
+                .is_some_and(|r| r.resumed.contains(&from));
+        if self.suspected.contains(&from) && !stale_relay_bug && !handing_over && !resumed_report {
             return; // in-transit messages from a failed member are discarded
         }
         match msg {

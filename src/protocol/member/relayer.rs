@@ -71,6 +71,22 @@ impl Member {
         relays: Vec<Relay>,
         unrelayed: Vec<(u64, Bytes)>,
     ) {
+        if self.phase == Phase::Leading
+            && epoch.number > self.epoch.number
+            && self.view.contains(&from)
+            && !self.suspected.contains(&from)
+        {
+            // It follows a later epoch than ours (see `on_sync_start`): start again
+            // with a higher number, keeping the joins asked for.
+            self.max_epoch_number = self.max_epoch_number.max(epoch.number);
+            let r = self.relayer.take().expect("leading member is relayer");
+            for (joiner, attempt) in r.pending_joins {
+                let known = self.join_requests.entry(joiner);
+                *known = (*known).max(attempt);
+            }
+            self.start_leading();
+            return;
+        }
         if self.phase != Phase::Leading || epoch != self.epoch {
             return;
         }
@@ -387,7 +403,10 @@ impl Member {
             })
             .collect();
         delivered.sort_unstable_by(|a, b| b.cmp(a));
-        delivered.get(delivered.len() / 2).copied().unwrap_or(self.received)
+        delivered
+            .get(delivered.len() / 2)
+            .copied()
+            .unwrap_or(self.received)
     }
 
     /// Sequences pending messages while the relay window has room (and, with a

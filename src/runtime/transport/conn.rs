@@ -22,7 +22,12 @@ pub(super) enum PeerState {
     Waiting,
     /// Connected and identified, on this connection.
     Ready(Token),
-    /// Suspected, left or never connected: crash-stop, for good.
+    /// Suspected without evidence (silent past the failure timeout, it sent a bad
+    /// frame or said it closes on purpose, it left the view, or it never connected
+    /// in time): the same incarnation may connect again, and the core is told.
+    Suspected,
+    /// Its process is gone (its connection closed or was reset without its saying
+    /// that it closes on purpose, or it sent Leave): final for the incarnation.
     Failed,
 }
 
@@ -43,6 +48,15 @@ pub(super) struct Peer {
     /// This incarnation connected after the peer counted as failed, and has not
     /// joined the view yet: a *process left* until then is its predecessor's.
     pub(super) awaiting_join: bool,
+}
+
+/// What a lost connection says of its peer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Loss {
+    /// Its process is gone.
+    Evidence,
+    /// It may be alive.
+    Suspicion,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -73,6 +87,8 @@ pub(super) struct Conn {
     pub(super) broken: Option<String>,
     /// We half-closed it (leaving): nothing more is written.
     pub(super) fin_sent: bool,
+    /// The peer sent Disconnect: it closes on purpose, and its close is no evidence.
+    pub(super) announced: bool,
     pub(super) last_heard: Instant,
     pub(super) opened: Instant,
 }
@@ -95,6 +111,7 @@ impl Conn {
             paused: false,
             broken: None,
             fin_sent: false,
+            announced: false,
             last_heard: now,
             opened: now,
         }

@@ -1,6 +1,8 @@
-//! Failure detection and closing: heartbeats on idle links, suspicion after the
-//! failure timeout without traffic (or at once on end of stream, a reset, a write
-//! error or a bad frame), and crash-stop: a failed peer is never taken back.
+//! Failure detection and closing: heartbeats on idle links; suspicion after the
+//! failure timeout without traffic, on a bad frame or an announced close (the peer
+//! may come back: see `suspect.rs`); evidence of a peer's end on end of stream, a
+//! reset or a write error with no announcement, or a Leave (final for its
+//! incarnation).
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -14,18 +16,30 @@ use crate::runtime::shared::RUNNING;
 use crate::runtime::worker::WorkItem;
 use crate::wire::{self, Frame};
 
-use super::{Chunk, PeerState, Role, Transport, DIAL_RETRY};
+use super::{Chunk, Loss, PeerState, Role, Transport, DIAL_RETRY};
 
 impl Transport {
-    pub(super) fn notify_failed(&mut self, peer: MemberId) {
+    /// Tells `peer`'s worker shard (after every message read from it) that it is
+    /// gone or suspected, or connected again.
+    pub(super) fn notify_core(&mut self, item: WorkItem) {
+        let peer = match &item {
+            WorkItem::Failed { peer, .. } | WorkItem::Reconnected(peer) => *peer,
+            WorkItem::Msg(peer, _) => *peer,
+        };
         let shard = peer as usize % self.shards.len();
         self.shared.inflight[shard].fetch_add(1, Ordering::SeqCst);
-        self.shards[shard].push(WorkItem::Failed(peer));
+        self.shards[shard].push(item);
     }
 
-    /// Closes a connection. An identified member is suspected (after its last
-    /// message); a connection that never said a valid Hello affects no one.
+    /// Closes a connection that ended (end of stream, reset, write error, Leave): its
+    /// member's process is gone, unless it announced the close or `loss` says
+    /// otherwise. A connection that never said a valid Hello affects no one.
     pub(super) fn close(&mut self, token: Token, reason: String) {
+        self.close_with(token, reason, Loss::Evidence);
+    }
+
+    /// [`Transport::close`], with what the close says of the peer.
+    pub(super) fn close_with(&mut self, token: Token, reason: String, loss: Loss) {
         let Some(mut conn) = self.conns.remove(&token) else {
             return;
         };
@@ -34,7 +48,12 @@ impl Transport {
             if let Some(msg) = conn.pending.take() {
                 let _ = self.dispatch(peer, msg, true);
             }
-            self.fail_peer_now(peer, &reason);
+            let loss = if conn.announced {
+                Loss::Suspicion
+            } else {
+                loss
+            };
+            self.fail_peer_now(peer, &reason, loss);
             return;
         }
         match conn.role {
@@ -45,6 +64,16 @@ impl Transport {
                     "connection to member {m} at {}: {reason}",
                     conn.addr
                 );
+                if loss == Loss::Evidence
+                    && self
+                        .peers
+                        .get(&m)
+                        .is_some_and(|p| p.state == PeerState::Suspected)
+                {
+                    // The dial was refused: nothing listens where a suspected member
+                    // was, its process is gone.
+                    self.fail_peer_now(m, &reason, Loss::Evidence);
+                }
                 if let Some(p) = self.peers.get_mut(&m) {
                     if p.dialing == Some(token) {
                         p.dialing = None;
@@ -63,9 +92,9 @@ impl Transport {
         }
     }
 
-    /// Suspects `m` (crash-stop): closes its connection, drops its queue and tells
+    /// Closes `m`'s connection at once (no announcement), drops its queue and tells
     /// its worker shard after every message read from it.
-    pub(super) fn fail_peer(&mut self, m: MemberId, reason: &str) {
+    pub(super) fn fail_peer(&mut self, m: MemberId, reason: &str, loss: Loss) {
         let token = match self.peers.get(&m).map(|p| p.state) {
             Some(PeerState::Ready(t)) => Some(t),
             Some(PeerState::Waiting) => None,
@@ -80,14 +109,16 @@ impl Transport {
                 }
             }
         }
-        self.fail_peer_now(m, reason);
+        self.fail_peer_now(m, reason, loss);
     }
 
-    pub(super) fn fail_peer_now(&mut self, m: MemberId, reason: &str) {
+    pub(super) fn fail_peer_now(&mut self, m: MemberId, reason: &str, loss: Loss) {
         let Some(p) = self.peers.get_mut(&m) else {
             return;
         };
-        if p.state == PeerState::Failed {
+        if p.state == PeerState::Failed
+            || (p.state == PeerState::Suspected && loss == Loss::Suspicion)
+        {
             return;
         }
         if let Some(t) = p.dialing.take() {
@@ -95,14 +126,24 @@ impl Transport {
                 let _ = self.poll.registry().deregister(&mut c.stream);
             }
         }
-        p.state = PeerState::Failed;
+        p.state = match loss {
+            Loss::Evidence => PeerState::Failed,
+            Loss::Suspicion => PeerState::Suspected,
+        };
+        p.next_dial = Instant::now() + DIAL_RETRY;
         p.wq.clear();
         p.wq_bytes = 0;
         p.relay_bytes = 0;
         if self.shared.state.load(Ordering::SeqCst) == RUNNING && !self.closed_all {
-            rlog!(INFO, self.id, "member {m} failed or left: {reason}");
+            match loss {
+                Loss::Evidence => rlog!(INFO, self.id, "member {m} is gone: {reason}"),
+                Loss::Suspicion => rlog!(INFO, self.id, "member {m} is suspected: {reason}"),
+            }
         }
-        self.notify_failed(m);
+        self.notify_core(WorkItem::Failed {
+            peer: m,
+            evidence: loss == Loss::Evidence,
+        });
         self.note_acked(m, Seq::MAX);
         self.check_startup(Instant::now());
     }
@@ -111,7 +152,7 @@ impl Transport {
         self.closed_all = true;
         let ids: Vec<MemberId> = self.peers.keys().copied().collect();
         for m in ids {
-            self.fail_peer(m, reason);
+            self.fail_peer(m, reason, Loss::Evidence);
         }
         let tokens: Vec<Token> = self.conns.keys().copied().collect();
         for t in tokens {
@@ -141,12 +182,15 @@ impl Transport {
             }
         }
         for (m, quiet) in silent {
-            self.fail_peer(m, &format!("no traffic for {} ms", quiet.as_millis()));
+            self.suspect_peer(m, &format!("no traffic for {} ms", quiet.as_millis()));
         }
+        self.drain_closing(now);
+        self.redial_suspected(now);
         for t in stale {
-            self.close(
+            self.close_with(
                 t,
                 format!("no valid Hello within {} ms", hello_timeout.as_millis()),
+                Loss::Suspicion,
             );
         }
         if let Some(r) = self.round.as_mut() {
@@ -223,7 +267,7 @@ impl Transport {
                 .map(|(t, _)| *t)
                 .collect();
             for t in stuck {
-                self.close(t, "no answer".into());
+                self.close_with(t, "no answer".into(), Loss::Suspicion);
             }
         }
         self.check_startup(now);

@@ -13,7 +13,7 @@ use crate::runtime::io_cmd::StartupReport;
 use crate::runtime::log::{rlog, DEBUG, INFO, WARN};
 use crate::wire::{self, Frame};
 
-use super::{Conn, Flow, PeerState, Role, Transport, DIAL_RETRY, MAX_UNIDENTIFIED};
+use super::{Conn, Flow, Loss, PeerState, Role, Transport, DIAL_RETRY, MAX_UNIDENTIFIED};
 
 impl Transport {
     pub(super) fn accept_all(&mut self) {
@@ -108,6 +108,7 @@ impl Transport {
             let what = match frame {
                 Frame::Heartbeat => "a heartbeat",
                 Frame::Leave => "a Leave",
+                Frame::Disconnect => "a Disconnect",
                 _ => "a protocol message",
             };
             self.close(token, format!("expected a Hello first, got {what}"));
@@ -132,7 +133,7 @@ impl Transport {
                         PeerState::Failed if p.incarnation == Some(incarnation) => Some(format!(
                             "member {member}'s incarnation {incarnation:x} counts as failed"
                         )),
-                        PeerState::Failed => None,
+                        PeerState::Failed | PeerState::Suspected => None,
                         PeerState::Waiting if member < self.id && !self.joining => Some(format!(
                             "Hello from member {member}, which ranks lower: this member dials it"
                         )),
@@ -160,7 +161,16 @@ impl Transport {
         }
         let addr = conn.addr;
         let p = self.peers.get_mut(&member).expect("peer");
+        let suspected = p.state == PeerState::Suspected;
+        // A member that never connected (it started late) is its first incarnation.
+        let same = p.incarnation.is_none_or(|i| i == incarnation);
+        if suspected && !same {
+            // A new incarnation: the suspected one is gone.
+            self.fail_peer_now(member, "it runs as a new incarnation", Loss::Evidence);
+        }
+        let p = self.peers.get_mut(&member).expect("peer");
         let rejoin = p.state == PeerState::Failed;
+        let reconnected = suspected && same;
         if let Some(t) = p.dialing.take() {
             if t != token {
                 if let Some(mut c) = self.conns.remove(&t) {
@@ -192,6 +202,9 @@ impl Transport {
             self.id,
             "connected to member {member} at {addr} (incarnation {incarnation:x})"
         );
+        if reconnected {
+            self.on_reconnected(member);
+        }
         self.check_startup(Instant::now());
         self.flush_conn(token);
         if self.conns.contains_key(&token) {
@@ -225,7 +238,11 @@ impl Transport {
                 self.id,
                 "member {m} did not connect within the startup timeout: it counts as failed"
             );
-            self.fail_peer(*m, "not connected within the startup timeout");
+            self.fail_peer(
+                *m,
+                "not connected within the startup timeout",
+                Loss::Suspicion,
+            );
         }
         let mut report = StartupReport::default();
         for p in self.peers.values() {

@@ -26,11 +26,13 @@ mod handshake;
 mod leave;
 mod read;
 mod rounds;
+mod suspect;
 mod write;
 
-use conn::{Chunk, Conn, Peer, PeerState, Role};
+use conn::{Chunk, Conn, Loss, Peer, PeerState, Role};
 use leave::Leaving;
 use rounds::{Held, HeldItem, Round};
+use suspect::Closing;
 
 pub(crate) const LISTENER: Token = Token(0);
 pub(crate) const WAKER: Token = Token(1);
@@ -106,6 +108,9 @@ struct Transport {
     startup_deadline: Instant,
     leaving: Option<Leaving>,
     closed_all: bool,
+    /// Connections closed on purpose, writing their last frames and the Disconnect
+    /// announcement, then waiting for the peer's close: at most one per peer.
+    closing: Vec<Closing>,
     read_buf: Vec<u8>,
     /// Application messages read since the loop last looked (see
     /// `Config::io_coalesce`).
@@ -188,6 +193,7 @@ impl Transport {
             min_acked: 0,
             leaving: None,
             closed_all: false,
+            closing: Vec::new(),
             read_buf: vec![0; READ_CHUNK],
             pass_msgs: 0,
             pass_bytes: 0,
@@ -329,9 +335,10 @@ impl Transport {
                             "process left of member {m}'s previous incarnation: its new one stays connected"
                         );
                     } else {
-                        self.fail_peer(m, "left the view (process left)");
+                        self.suspect_peer(m, "left the view (process left)");
                     }
                 }
+                IoCmd::Suspect(m) => self.suspect_peer(m, "this member stopped following it"),
                 IoCmd::Joined(m) => {
                     if let Some(p) = self.peers.get_mut(&m) {
                         p.awaiting_join = false;

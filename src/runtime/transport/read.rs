@@ -14,7 +14,7 @@ use crate::runtime::shared::SHARD_CAP_ITEMS;
 use crate::runtime::worker::WorkItem;
 use crate::wire::{self, Frame, WireError};
 
-use super::{Flow, Transport, HELLO_MAX_BODY};
+use super::{Flow, Loss, Transport, HELLO_MAX_BODY};
 
 impl Transport {
     pub(super) fn on_conn_event(&mut self, token: Token) {
@@ -24,7 +24,7 @@ impl Transport {
         if !conn.connected {
             match conn.stream.take_error() {
                 Ok(Some(e)) | Err(e) => {
-                    self.close(token, format!("connect: {e}"));
+                    self.close_with(token, format!("connect: {e}"), connect_loss(&e));
                     return;
                 }
                 Ok(None) => {}
@@ -40,7 +40,7 @@ impl Transport {
                 }
                 Err(e) if e.kind() == io::ErrorKind::NotConnected => return,
                 Err(e) => {
-                    self.close(token, format!("connect: {e}"));
+                    self.close_with(token, format!("connect: {e}"), connect_loss(&e));
                     return;
                 }
             }
@@ -90,17 +90,21 @@ impl Transport {
                 }
                 Ok(None) => {
                     if conn.eof {
-                        let reason = if conn.rbuf.is_empty() {
-                            conn.broken
+                        // A truncated frame may be a frame cut by a peer that closed
+                        // on purpose mid-write: no evidence.
+                        let (reason, loss) = if conn.rbuf.is_empty() {
+                            let reason = conn
+                                .broken
                                 .clone()
-                                .unwrap_or_else(|| "connection closed by the peer".to_string())
+                                .unwrap_or_else(|| "connection closed by the peer".to_string());
+                            (reason, Loss::Evidence)
                         } else {
-                            format!(
-                                "truncated frame at end of stream ({} bytes left)",
-                                conn.rbuf.len()
-                            )
+                            let left = conn.rbuf.len();
+                            let reason =
+                                format!("truncated frame at end of stream ({left} bytes left)");
+                            (reason, Loss::Suspicion)
                         };
-                        self.close(token, reason);
+                        self.close_with(token, reason, loss);
                         return;
                     }
                     match conn.stream.read(&mut self.read_buf) {
@@ -129,7 +133,11 @@ impl Transport {
                 }
                 Err(e) => {
                     let reason = describe_wire_error(&e);
-                    self.close(token, reason);
+                    let peer = conn.peer;
+                    match peer {
+                        Some(peer) => self.suspect_peer(peer, &reason),
+                        None => self.close(token, reason),
+                    }
                     return;
                 }
             }
@@ -180,10 +188,15 @@ impl Transport {
             }
             Frame::Heartbeat => {}
             Frame::Hello { member, .. } => {
-                self.close(
-                    token,
-                    format!("second Hello on the connection of member {peer} (it says {member})"),
-                );
+                let reason =
+                    format!("second Hello on the connection of member {peer} (it says {member})");
+                self.suspect_peer(peer, &reason);
+                return Flow::Closed;
+            }
+            Frame::Disconnect => {
+                conn.announced = true;
+                let reason = "it closes the connection on purpose (Disconnect frame)";
+                self.close_with(token, reason.to_string(), Loss::Suspicion);
                 return Flow::Closed;
             }
             Frame::Leave => {
@@ -197,6 +210,16 @@ impl Transport {
             }
         }
         Flow::Continue
+    }
+}
+
+/// A refused dial is evidence that nothing listens there any more; any other
+/// connect error (no route, no answer) says nothing of the process.
+fn connect_loss(e: &io::Error) -> Loss {
+    if e.kind() == io::ErrorKind::ConnectionRefused {
+        Loss::Evidence
+    } else {
+        Loss::Suspicion
     }
 }
 

@@ -209,7 +209,7 @@ impl Transport {
             let min_acked = self
                 .peers
                 .values()
-                .filter(|p| p.state != PeerState::Failed)
+                .filter(|p| !matches!(p.state, PeerState::Failed | PeerState::Suspected))
                 .map(|p| self.acked.get(&p.id).copied().unwrap_or(0))
                 .min()
                 .unwrap_or(Seq::MAX);

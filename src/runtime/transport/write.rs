@@ -38,7 +38,7 @@ impl Transport {
             let Some(p) = self.peers.get_mut(m) else {
                 continue;
             };
-            if p.state == PeerState::Failed {
+            if matches!(p.state, PeerState::Failed | PeerState::Suspected) {
                 continue;
             }
             p.wq.push_back(Chunk {
@@ -57,7 +57,7 @@ impl Transport {
             dirty.push(*m);
         }
         for m in overflow {
-            self.fail_peer(m, "its write queue overflowed: it is not reading");
+            self.suspect_peer(m, "its write queue overflowed: it is not reading");
         }
         queued
     }

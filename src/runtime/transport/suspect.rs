@@ -1,0 +1,191 @@
+//! Suspicion without evidence: a connection closed on purpose, announced, and the
+//! peer dialled again.
+//!
+//! A member that stops talking to a live peer (its failure timeout passed, the peer
+//! sent a bad frame, the core stopped following it or removed it from the view)
+//! writes what is queued and a `Disconnect` frame, half-closes, and waits for the
+//! peer's close before it lets the socket go: closing a socket with unread data
+//! resets it, and a reset would discard the announcement. The peer, reading
+//! `Disconnect`, suspects this member rather than take the close as evidence of a
+//! crash. The higher id of the two dials the lower again every `DIAL_RETRY`; when
+//! the same incarnation answers, the core is told it is reachable again
+//! (`Member::handle_member_reconnected`), and a refused dial is evidence that the
+//! suspected process is gone.
+
+use std::collections::VecDeque;
+use std::io::{self, IoSlice, Read, Write};
+use std::net::Shutdown;
+use std::time::Instant;
+
+use bytes::Bytes;
+use mio::net::TcpStream;
+
+use crate::protocol::{MemberId, Seq};
+use crate::runtime::log::{rlog, INFO};
+use crate::runtime::worker::WorkItem;
+use crate::wire::{self, Frame};
+
+use super::{Chunk, Loss, PeerState, Transport, DIAL_RETRY};
+
+/// A connection closed on purpose (see the module docs).
+pub(super) struct Closing {
+    stream: TcpStream,
+    /// What is still to be written: the peer's queue, then the announcement.
+    wq: VecDeque<Chunk>,
+    fin_sent: bool,
+    /// The socket is let go by then, whatever is left.
+    deadline: Instant,
+}
+
+impl Closing {
+    /// Writes, half-closes and reads; true once done (the peer closed, the
+    /// connection broke, or the deadline passed).
+    fn advance(&mut self, now: Instant, scratch: &mut [u8]) -> bool {
+        if now >= self.deadline {
+            return true;
+        }
+        while !self.fin_sent {
+            if self.wq.is_empty() {
+                let _ = self.stream.shutdown(Shutdown::Write);
+                self.fin_sent = true;
+                break;
+            }
+            let slices: Vec<IoSlice<'_>> = self
+                .wq
+                .iter()
+                .take(64)
+                .map(|c| IoSlice::new(&c.data[c.off..]))
+                .collect();
+            match self.stream.write_vectored(&slices) {
+                Ok(0) => return true,
+                Ok(mut n) => {
+                    while n > 0 {
+                        let c = self
+                            .wq
+                            .front_mut()
+                            .expect("written bytes belong to a chunk");
+                        let left = c.data.len() - c.off;
+                        if n >= left {
+                            n -= left;
+                            self.wq.pop_front();
+                        } else {
+                            c.off += n;
+                            n = 0;
+                        }
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return true,
+            }
+        }
+        loop {
+            match self.stream.read(scratch) {
+                Ok(0) => return self.fin_sent,
+                Ok(_) => {} // nothing it says counts any more
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return true,
+            }
+        }
+    }
+}
+
+impl Transport {
+    /// Suspects live-maybe peer `m`: closes its connection on purpose, announced
+    /// (see the module docs), and tells the core (`Loss::Suspicion`).
+    pub(super) fn suspect_peer(&mut self, m: MemberId, reason: &str) {
+        let Some(p) = self.peers.get_mut(&m) else {
+            return;
+        };
+        let token = match p.state {
+            PeerState::Ready(t) => Some(t),
+            PeerState::Waiting => None,
+            PeerState::Suspected | PeerState::Failed => return,
+        };
+        let mut wq = std::mem::take(&mut p.wq);
+        if let Some(mut conn) = token.and_then(|t| self.conns.remove(&t)) {
+            let _ = self.poll.registry().deregister(&mut conn.stream);
+            if let Some(msg) = conn.pending.take() {
+                let _ = self.dispatch(m, msg, true);
+            }
+            if conn.hello_off < conn.hello.len() {
+                wq.push_front(Chunk {
+                    data: Bytes::from(conn.hello[conn.hello_off..].to_vec()),
+                    off: 0,
+                    relay: false,
+                });
+            }
+            let mut announcement = Vec::new();
+            wire::encode(&Frame::Disconnect, &mut announcement);
+            wq.push_back(Chunk {
+                data: Bytes::from(announcement),
+                off: 0,
+                relay: false,
+            });
+            if conn.broken.is_none() && !conn.fin_sent {
+                self.closing.push(Closing {
+                    stream: conn.stream,
+                    wq,
+                    fin_sent: false,
+                    deadline: Instant::now() + self.shared.config.failure_timeout,
+                });
+            }
+        }
+        self.fail_peer_now(m, reason, Loss::Suspicion);
+        let now = Instant::now();
+        self.drain_closing(now);
+    }
+
+    /// Moves every connection being closed on purpose along (see [`Closing`]).
+    pub(super) fn drain_closing(&mut self, now: Instant) {
+        let mut i = 0;
+        while i < self.closing.len() {
+            if self.closing[i].advance(now, &mut self.read_buf) {
+                self.closing.swap_remove(i);
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    /// Dials the suspected peers that rank lower than this member, every
+    /// `DIAL_RETRY`.
+    pub(super) fn redial_suspected(&mut self, now: Instant) {
+        if self.closed_all || self.leaving.is_some() {
+            return;
+        }
+        let dial: Vec<MemberId> = self
+            .peers
+            .values()
+            .filter(|p| {
+                p.id < self.id
+                    && p.state == PeerState::Suspected
+                    && p.dialing.is_none()
+                    && p.next_dial <= now
+            })
+            .map(|p| p.id)
+            .collect();
+        for m in dial {
+            self.peers.get_mut(&m).expect("peer").next_dial = now + DIAL_RETRY;
+            self.dial(m);
+        }
+    }
+
+    /// A suspected peer's same incarnation said Hello again: its acknowledgements
+    /// start over, and the core is told, after anything read from it before.
+    pub(super) fn on_reconnected(&mut self, m: MemberId) {
+        rlog!(
+            INFO,
+            self.id,
+            "member {m} is reachable again (same incarnation)"
+        );
+        let floor = self.min_acked.min(
+            self.shared
+                .relay_sent_upto
+                .load(std::sync::atomic::Ordering::SeqCst),
+        );
+        self.acked.insert(m, floor.min(Seq::MAX));
+        self.notify_core(WorkItem::Reconnected(m));
+    }
+}
