@@ -163,7 +163,7 @@ impl Transport {
         let p = self.peers.get_mut(&member).expect("peer");
         let suspected = p.state == PeerState::Suspected;
         // A member that never connected (it started late) is its first incarnation.
-        let same = p.incarnation.is_none_or(|i| i == incarnation);
+        let same = p.incarnation.map_or(true, |i| i == incarnation);
         if suspected && !same {
             // A new incarnation: the suspected one is gone.
             self.fail_peer_now(member, "it runs as a new incarnation", Loss::Evidence);

@@ -20,7 +20,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use mio::net::TcpStream;
 
-use crate::protocol::{MemberId, Seq};
+use crate::protocol::MemberId;
 use crate::runtime::log::{rlog, INFO};
 use crate::runtime::worker::WorkItem;
 use crate::wire::{self, Frame};
@@ -185,7 +185,7 @@ impl Transport {
                 .relay_sent_upto
                 .load(std::sync::atomic::Ordering::SeqCst),
         );
-        self.acked.insert(m, floor.min(Seq::MAX));
+        self.acked.insert(m, floor);
         self.notify_core(WorkItem::Reconnected(m));
     }
 }
