@@ -13,7 +13,7 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use abcast::{Buffering, Config, Event, Node};
+use abcast::{Buffering, Config, Event, Node, Quorum};
 
 const END: u8 = 1;
 
@@ -43,7 +43,13 @@ fn run(n: usize, size: usize, buffering: Buffering, duration: Duration) -> (f64,
     let starting: Vec<_> = members
         .iter()
         .map(|(id, _)| {
-            let cfg = Config::new(*id, members.clone()).with_buffering(buffering);
+            let quorum = match buffering {
+                Buffering::Replicated => Quorum::Majority,
+                Buffering::Distributed => Quorum::None,
+            };
+            let cfg = Config::new(*id, members.clone())
+                .with_buffering(buffering)
+                .with_quorum(quorum);
             std::thread::spawn(move || Node::start(cfg).expect("start a member"))
         })
         .collect();

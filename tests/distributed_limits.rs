@@ -1,30 +1,30 @@
-//! Distributed buffering's limits, shown rather than hidden.
+//! Distributed buffering: what it tolerates, and what it refuses.
 //!
-//! A client under distributed buffering keeps only the last fan-out round it received.
-//! That suffices while a crashed relayer's links differ by at most the round it was
-//! writing — a process crash, with the transport finishing each round before the
-//! next. When a host vanishes with several rounds in flight, a member can miss rounds
-//! that nobody kept: distributed buffering then breaks a property, replicated
-//! buffering does not.
+//! A member under distributed buffering keeps only the last fan-out round it
+//! received, so its relayer hands out one round at a time: the next only once every
+//! live member acknowledged the last. Members are then never more than one round
+//! apart, and a new relayer repairs every survivor from the rounds they kept, even
+//! when a relayer's host vanishes with data in flight. It needs `Quorum::None`.
 
-use abcast::protocol::{CoreConfig, Member};
+use abcast::protocol::{CoreConfig, Member, Quorum};
 use abcast::sim::harness::Harness;
-use abcast::sim::{run_and_check, FaultProfile, Property, SimConfig};
+use abcast::sim::{run_and_check, FaultProfile, SimConfig};
 use abcast::Buffering;
 
-/// The relayer sends two rounds; member 2 receives both, member 3 neither (the host
-/// vanished with them in flight). Member 2 then keeps only the second.
-fn two_rounds_lost(buffering: Buffering) -> Harness {
-    let mut h = Harness::with_config(
-        3,
-        CoreConfig {
-            buffering,
-            ..CoreConfig::default()
-        },
-    );
-    h.broadcast(1, "round 1");
-    h.broadcast(1, "round 2");
-    assert_eq!(h.in_flight(1, 3), 2, "two rounds in flight");
+fn distributed() -> CoreConfig {
+    CoreConfig {
+        buffering: Buffering::Distributed,
+        quorum: Quorum::None,
+        ..CoreConfig::default()
+    }
+}
+
+/// The relayer orders two messages; member 2 receives what was handed out, member
+/// 3 nothing (the host vanished with it in flight).
+fn relayer_host_vanishes(config: CoreConfig) -> Harness {
+    let mut h = Harness::with_config(3, config);
+    h.broadcast(1, "first");
+    h.broadcast(1, "second");
     h.deliver_all(1, 2);
     h.drop_in_flight(1, 3);
     h.crash(1);
@@ -34,67 +34,67 @@ fn two_rounds_lost(buffering: Buffering) -> Harness {
 }
 
 #[test]
-fn several_partially_received_rounds_break_distributed_buffering() {
-    let h = two_rounds_lost(Buffering::Distributed);
-    let v = h
-        .check()
-        .expect_err("distributed buffering cannot repair two lost rounds");
-    // Member 3 cannot follow the order any more: it leaves rather than diverge, and
-    // member 2 delivered messages member 3 never will.
-    assert!(h.member(3).is_excluded());
-    assert!(
-        matches!(v.property, Property::Liveness | Property::Agreement),
-        "{v}"
-    );
+fn the_next_round_waits_for_every_acknowledgement() {
+    let mut h = Harness::with_config(3, distributed());
+    h.broadcast(1, "first");
+    assert_eq!(h.in_flight(1, 3), 1, "the first round is handed out");
+    h.broadcast(1, "second");
+    assert_eq!(h.in_flight(1, 3), 1, "the second waits for the first's acknowledgements");
+    h.deliver_all(1, 2);
+    h.deliver_all(1, 3);
+    h.deliver_all(2, 1);
+    assert_eq!(h.in_flight(1, 3), 0, "member 3 has not acknowledged yet");
+    h.deliver_all(3, 1);
+    assert_eq!(h.in_flight(1, 3), 1, "every member acknowledged: the next round goes");
+    h.run_until_quiet();
+    h.check().expect("every property holds");
 }
 
 #[test]
-fn replicated_buffering_repairs_the_same_schedule() {
-    let h = two_rounds_lost(Buffering::Replicated);
-    h.check().expect("replicated buffering repairs both rounds");
-    assert_eq!(h.delivered(3).len(), 2);
+fn a_vanished_relayer_host_leaves_members_one_round_apart() {
+    let h = relayer_host_vanishes(distributed());
+    h.check().expect("the new relayer repairs member 3 from member 2's round");
     assert_eq!(h.delivered(3), h.delivered(2));
+    let h = relayer_host_vanishes(CoreConfig::default());
+    h.check().expect("replicated buffering repairs it too");
 }
 
 #[test]
-fn vanishing_relayer_hosts_break_distributed_buffering_in_simulation() {
-    let mut broken = 0;
-    for seed in 0..300 {
-        let distributed = SimConfig::new(
-            seed,
-            5,
-            Buffering::Distributed,
-            FaultProfile::RelayerHostVanishes,
-        );
-        if run_and_check(&distributed).is_err() {
-            broken += 1;
-            // The very same schedule under replicated buffering holds every property.
-            let replicated = SimConfig {
-                buffering: Buffering::Replicated,
-                ..distributed
-            };
-            if let Err(f) = run_and_check(&replicated) {
-                panic!("replicated buffering failed where it should not: {f}");
+fn vanishing_relayer_hosts_are_survived_in_simulation() {
+    for members in [3, 5] {
+        for seed in 0..300 {
+            let cfg = SimConfig::new(
+                seed,
+                members,
+                Buffering::Distributed,
+                FaultProfile::RelayerHostVanishes,
+            );
+            if let Err(f) = run_and_check(&cfg) {
+                panic!("distributed buffering failed: {f}");
             }
         }
     }
-    assert!(
-        broken > 0,
-        "no schedule outside distributed buffering's assumptions broke it"
-    );
-    eprintln!("distributed buffering broke in {broken} of 300 runs whose relayer host vanished; replicated held in all");
+}
+
+#[test]
+fn distributed_buffering_needs_no_quorum() {
+    let majority = CoreConfig {
+        quorum: Quorum::Majority,
+        ..distributed()
+    };
+    assert!(majority.validate().is_err());
+    assert!(distributed().validate().is_ok());
+    assert!(CoreConfig::default().validate().is_ok());
+    assert!("buffering=distributed,quorum=majority"
+        .parse::<SimConfig>()
+        .is_err());
+    let parsed: SimConfig = "buffering=distributed".parse().expect("parses");
+    assert_eq!(parsed.quorum, Quorum::None);
 }
 
 #[test]
 fn distributed_buffering_keeps_one_round_and_replicated_keeps_until_stable() {
-    let mut d = Member::new(
-        2,
-        &[1, 2, 3],
-        CoreConfig {
-            buffering: Buffering::Distributed,
-            ..CoreConfig::default()
-        },
-    );
+    let mut d = Member::new(2, &[1, 2, 3], distributed());
     let mut r = Member::new(2, &[1, 2, 3], CoreConfig::default());
     let mut relayer = Member::new(
         1,

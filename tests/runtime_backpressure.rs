@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use abcast::{Buffering, Error, Event, Node};
+use abcast::{Buffering, Error, Event, Node, Quorum};
 use common::{check_logs, members, payload, start_nodes, wait_until, Delivery};
 
 const SEND_WINDOW: usize = 32;
@@ -46,6 +46,10 @@ fn collector(node: Arc<Node>, log: Log, stop: Arc<AtomicBool>) -> std::thread::J
 fn stalled_member_blocks_the_group(stalled: u32, buffering: Buffering) {
     let nodes = start_nodes(&members(3), |cfg| {
         cfg.with_buffering(buffering)
+            .with_quorum(match buffering {
+                Buffering::Replicated => Quorum::Majority,
+                Buffering::Distributed => Quorum::None,
+            })
             .with_send_window(SEND_WINDOW)
             .with_relay_window(RELAY_WINDOW)
             .with_delivery_queue(DELIVERY_QUEUE)

@@ -8,14 +8,23 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use abcast::{Buffering, Config, Event, Node};
+use abcast::{Buffering, Config, Event, Node, Quorum};
 use common::{
     broadcast_from_all, check_logs, collect, members, payload, start_nodes, wait_until, Delivery,
 };
 
+/// Distributed buffering needs `Quorum::None`.
+fn quorum_for(buffering: Buffering) -> Quorum {
+    match buffering {
+        Buffering::Replicated => Quorum::Majority,
+        Buffering::Distributed => Quorum::None,
+    }
+}
+
 fn start_group(n: usize, buffering: Buffering) -> Vec<Arc<Node>> {
     let nodes = start_nodes(&members(n), |cfg| {
         cfg.with_buffering(buffering)
+            .with_quorum(quorum_for(buffering))
             .with_failure_timeout(Duration::from_secs(3))
             .with_startup_timeout(Duration::from_secs(10))
     });
@@ -123,6 +132,7 @@ fn throughput() {
     };
     let nodes = start_nodes(&members(3), |cfg| {
         cfg.with_buffering(buffering)
+            .with_quorum(quorum_for(buffering))
             .with_relay_workers(workers)
             .with_failure_timeout(Duration::from_secs(5))
     });

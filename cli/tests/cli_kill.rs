@@ -40,9 +40,12 @@ fn kill_scenario(n: usize, kills: usize, buffering: &str) {
 fn failure_scenario(n: usize, kills: usize, buffering: &str, how: Failure) {
     let started = Instant::now();
     let members = members(n);
+    let quorum = if buffering == "distributed" { "none" } else { "majority" };
     let extra = [
         "--buffering",
         buffering,
+        "--quorum",
+        quorum,
         "--heartbeat-ms",
         "100",
         "--failure-timeout-ms",

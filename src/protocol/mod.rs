@@ -74,10 +74,11 @@ pub enum Buffering {
     #[default]
     Replicated,
     /// A member keeps only its own not-yet-relayed broadcasts and the last fan-out
-    /// round it received. Cheaper: no stability acknowledgements. Safe only when a
-    /// crashed relayer's links differ by at most the round it was writing (a process
-    /// crash, with the transport finishing each round before the next); several
-    /// partially received rounds (a host vanishing with data in flight) break it.
+    /// round it received; the relayer hands out one round at a time, the next once
+    /// every live member acknowledged the last, so that members are never more than
+    /// one round apart. Less memory than replicated buffering, one round trip per
+    /// round. Needs [`Quorum::None`] (see [`CoreConfig::validate`]): it tolerates
+    /// crashes, not partitions or false suspicions.
     Distributed,
 }
 
@@ -141,6 +142,21 @@ impl Default for CoreConfig {
             max_batch_bytes: 256 * 1024,
             planted_bug: None,
         }
+    }
+}
+
+impl CoreConfig {
+    /// Checks the settings: distributed buffering needs [`Quorum::None`]. Under a
+    /// majority quorum a member may be taken out of the view while it is alive and
+    /// behind, and a majority that later includes it may have kept nothing of the
+    /// rounds between (each member keeps one round): what a majority delivered would
+    /// not survive, which is what the majority quorum promises.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.buffering == Buffering::Distributed && self.quorum != Quorum::None {
+            return Err("distributed buffering needs Quorum::None: it keeps one round per                         member, so a majority may not hold what a majority delivered                         (use replicated buffering with a majority quorum)"
+                .into());
+        }
+        Ok(())
     }
 }
 

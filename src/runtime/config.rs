@@ -324,6 +324,13 @@ impl Config {
         if self.members.is_empty() {
             return Err(Error::config("the member list is empty"));
         }
+        if self.buffering == Buffering::Distributed && self.quorum != Quorum::None {
+            return Err(Error::config(
+                "distributed buffering needs the quorum rule Quorum::None (--quorum none, \
+                 ABCAST_QUORUM_NONE): it tolerates crashes, not partitions or false \
+                 suspicions; with a majority quorum use replicated buffering",
+            ));
+        }
         let mut ids = BTreeSet::new();
         let mut addrs = BTreeSet::new();
         for (id, addr) in &self.members {

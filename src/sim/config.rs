@@ -100,7 +100,8 @@ pub struct SimConfig {
     pub members: usize,
     /// Buffering mode of every member.
     pub buffering: Buffering,
-    /// Quorum rule of every member (text form: `quorum=none`; majority when absent).
+    /// Quorum rule of every member (text form: `quorum=none`; when absent, majority
+    /// with replicated buffering and none with distributed, which needs it).
     pub quorum: Quorum,
     /// Failures to inject.
     pub profile: FaultProfile,
@@ -117,7 +118,11 @@ impl SimConfig {
             seed,
             members,
             buffering,
-            quorum: Quorum::Majority,
+            // Distributed buffering needs it (`CoreConfig::validate`).
+            quorum: match buffering {
+                Buffering::Replicated => Quorum::Majority,
+                Buffering::Distributed => Quorum::None,
+            },
             profile,
             msgs_per_member: 12,
             planted_bug: None,
@@ -156,6 +161,7 @@ impl FromStr for SimConfig {
     /// Parses the form [`SimConfig`]'s `Display` prints.
     fn from_str(s: &str) -> Result<Self, String> {
         let mut c = SimConfig::new(0, 3, Buffering::Replicated, FaultProfile::NoFaults);
+        let mut quorum = None;
         for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let (k, v) = part
                 .split_once('=')
@@ -173,11 +179,11 @@ impl FromStr for SimConfig {
                     }
                 }
                 "quorum" => {
-                    c.quorum = match v {
+                    quorum = Some(match v {
                         "majority" => Quorum::Majority,
                         "none" => Quorum::None,
                         _ => return Err(bad("quorum")),
-                    }
+                    })
                 }
                 "profile" => {
                     c.profile = FaultProfile::ALL
@@ -203,6 +209,13 @@ impl FromStr for SimConfig {
         }
         if c.members == 0 {
             return Err("members must be at least 1".into());
+        }
+        c.quorum = quorum.unwrap_or(match c.buffering {
+            Buffering::Replicated => Quorum::Majority,
+            Buffering::Distributed => Quorum::None,
+        });
+        if c.buffering == Buffering::Distributed && c.quorum != Quorum::None {
+            return Err("distributed buffering needs quorum=none".into());
         }
         Ok(c)
     }

@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use bytes::Bytes;
 
 use super::checker::{check, Delivery, Record, Violation};
-use crate::protocol::{Buffering, CoreConfig, Member, MemberId, Message, MsgId};
+use crate::protocol::{Buffering, CoreConfig, Member, MemberId, Message, MsgId, Quorum};
 
 /// Members `1..=n` joined by FIFO links that deliver only when told to.
 pub struct Harness {
@@ -24,6 +24,11 @@ impl Harness {
             n,
             CoreConfig {
                 buffering,
+                // Distributed buffering needs it (`CoreConfig::validate`).
+                quorum: match buffering {
+                    Buffering::Replicated => Quorum::Majority,
+                    Buffering::Distributed => Quorum::None,
+                },
                 ..CoreConfig::default()
             },
         )

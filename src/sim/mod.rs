@@ -193,6 +193,9 @@ impl Sim {
             max_batch_bytes: 1 << 20,
             planted_bug: cfg.planted_bug,
         };
+        if let Err(why) = core.validate() {
+            panic!("simulated configuration {cfg}: {why}");
+        }
         let members = ids
             .iter()
             .map(|id| Member::new(*id, &ids, core.clone()))

@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
-use abcast::{Config, Error, Event, Node};
+use abcast::{Config, Error, Event, Node, Quorum};
 
 use crate::cli::bench::clock::Clock;
+use crate::cli::options::BufferingArg;
 use crate::cli::bench::protocol::Report;
 
 use super::load::load;
@@ -23,6 +24,11 @@ pub fn run(args: &MemberArgs, ctrl: &Receiver<Ctrl>, out: Out) -> Result<(), Str
     let ids: Vec<u32> = members.iter().map(|(id, _)| *id).collect();
     let mut config = Config::new(args.id, members)
         .with_buffering(args.buffering.into())
+        .with_quorum(match args.buffering {
+            // Distributed buffering needs it; the bench runs on hosts that do not vanish.
+            BufferingArg::Distributed => Quorum::None,
+            BufferingArg::Replicated => Quorum::Majority,
+        })
         .with_heartbeat_interval(Duration::from_millis(args.heartbeat_ms))
         .with_failure_timeout(Duration::from_millis(args.failure_timeout_ms));
     config = args.runtime.apply(config);
