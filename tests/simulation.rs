@@ -18,12 +18,19 @@ const PLAN: &[(FaultProfile, Buffering, u64)] = &[
     (FaultProfile::CrashDuringSync, Buffering::Replicated, 1400),
     (FaultProfile::CrashDuringSync, Buffering::Distributed, 600),
     (FaultProfile::Cascade, Buffering::Replicated, 1400),
+    (FaultProfile::Cascade, Buffering::Distributed, 1400),
     (
         FaultProfile::RelayerHostVanishes,
         Buffering::Replicated,
         600,
     ),
+    (
+        FaultProfile::RelayerHostVanishes,
+        Buffering::Distributed,
+        600,
+    ),
     (FaultProfile::Rejoin, Buffering::Replicated, 1000),
+    (FaultProfile::Rejoin, Buffering::Distributed, 1000),
 ];
 
 fn all_runs() -> Vec<SimConfig> {
