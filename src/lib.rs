@@ -45,13 +45,14 @@
 //! acknowledgement per relay batch) and memory up to the relay window.
 //!
 //! [`Buffering::Distributed`] keeps only each member's own un-relayed broadcasts and
-//! the last round of relays it received: no acknowledgements, little memory. It is
-//! correct when the relayer's *process* dies (its sockets still deliver what it wrote,
-//! and the transport finishes each round before the next), but not when a relayer's
-//! host vanishes with several rounds in flight: a member can then miss relays that
-//! nobody kept, and it leaves the group ([`Event::Excluded`]) rather than diverge.
-//! Choose it only for groups on one host, or where you have measured that the
-//! acknowledgements matter.
+//! the last round of relays it received: little memory. Its relayer hands out one
+//! round at a time, the next once every live member acknowledged the last, so members
+//! are never more than a round apart: it survives the crashes replicated buffering
+//! survives (relayer and client processes that die, hosts that vanish with data in
+//! flight, crashes during synchronization, cascades, rejoins). It needs
+//! [`Quorum::None`] (configuration validation refuses it with a majority quorum), so
+//! a partition, a long pause or a false suspicion splits the group: choose it only
+//! where suspicions are right, such as a group on one host.
 
 pub mod ffi;
 pub mod protocol;

@@ -39,13 +39,21 @@ fn the_next_round_waits_for_every_acknowledgement() {
     h.broadcast(1, "first");
     assert_eq!(h.in_flight(1, 3), 1, "the first round is handed out");
     h.broadcast(1, "second");
-    assert_eq!(h.in_flight(1, 3), 1, "the second waits for the first's acknowledgements");
+    assert_eq!(
+        h.in_flight(1, 3),
+        1,
+        "the second waits for the first's acknowledgements"
+    );
     h.deliver_all(1, 2);
     h.deliver_all(1, 3);
     h.deliver_all(2, 1);
     assert_eq!(h.in_flight(1, 3), 0, "member 3 has not acknowledged yet");
     h.deliver_all(3, 1);
-    assert_eq!(h.in_flight(1, 3), 1, "every member acknowledged: the next round goes");
+    assert_eq!(
+        h.in_flight(1, 3),
+        1,
+        "every member acknowledged: the next round goes"
+    );
     h.run_until_quiet();
     h.check().expect("every property holds");
 }
@@ -53,7 +61,8 @@ fn the_next_round_waits_for_every_acknowledgement() {
 #[test]
 fn a_vanished_relayer_host_leaves_members_one_round_apart() {
     let h = relayer_host_vanishes(distributed());
-    h.check().expect("the new relayer repairs member 3 from member 2's round");
+    h.check()
+        .expect("the new relayer repairs member 3 from member 2's round");
     assert_eq!(h.delivered(3), h.delivered(2));
     let h = relayer_host_vanishes(CoreConfig::default());
     h.check().expect("replicated buffering repairs it too");

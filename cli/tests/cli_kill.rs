@@ -40,7 +40,11 @@ fn kill_scenario(n: usize, kills: usize, buffering: &str) {
 fn failure_scenario(n: usize, kills: usize, buffering: &str, how: Failure) {
     let started = Instant::now();
     let members = members(n);
-    let quorum = if buffering == "distributed" { "none" } else { "majority" };
+    let quorum = if buffering == "distributed" {
+        "none"
+    } else {
+        "majority"
+    };
     let extra = [
         "--buffering",
         buffering,

@@ -420,8 +420,7 @@ impl Config {
             Buffering::Replicated => 1024,
             Buffering::Distributed => usize::MAX,
         };
-        let max_batch_msgs =
-            (self.max_frame_bytes / 4 / RELAY_OVERHEAD_BOUND).clamp(1, most_msgs);
+        let max_batch_msgs = (self.max_frame_bytes / 4 / RELAY_OVERHEAD_BOUND).clamp(1, most_msgs);
         CoreConfig {
             buffering: self.buffering,
             quorum: self.quorum,

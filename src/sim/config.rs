@@ -19,8 +19,7 @@ pub enum FaultProfile {
     /// Up to N-1 crashes in a row, of relayers and clients, process crashes and hosts
     /// vanishing, at random moments (synchronization phases included).
     Cascade,
-    /// The relayer's host vanishes while several relay rounds are in flight: outside
-    /// distributed buffering's assumptions.
+    /// The relayer's host vanishes with relays in flight.
     RelayerHostVanishes,
     /// Up to N-1 crashes; once the group is quiet, every crashed member comes back as
     /// a new incarnation and joins, while everyone broadcasts again — and, in half the

@@ -215,8 +215,7 @@ pub struct Member {
     /// A joiner's current attempt (see [`Message::JoinRequest`]).
     attempt: u32,
     /// Relays kept for a future synchronization phase. Replicated: every relay above
-    /// the stable watermark. Distributed: the last round received (at the relayer,
-    /// the last round sent and what it sequenced since).
+    /// the stable watermark. Distributed: the last round (relayer: and since).
     buffer: VecDeque<Relay>,
     /// Payload bytes of the relays in `buffer`.
     buffer_bytes: usize,
@@ -775,11 +774,7 @@ impl Member {
             Phase::AwaitingSyncStart => self.relayer_failed(),
             _ => {}
         }
-        // A deferred sync-start from a member that failed meanwhile is discarded, as
-        // its in-transit messages are.
-        if let Some((from, epoch, relayer_received)) =
-            deferred.filter(|(from, _, _)| !self.suspected.contains(from))
-        {
+        if let Some((from, epoch, relayer_received)) = deferred {
             self.on_sync_start(from, epoch, relayer_received);
         }
         self.after_membership_change();

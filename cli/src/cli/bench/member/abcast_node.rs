@@ -10,8 +10,8 @@ use crossbeam_channel::{Receiver, RecvTimeoutError};
 use abcast::{Config, Error, Event, Node, Quorum};
 
 use crate::cli::bench::clock::Clock;
-use crate::cli::options::BufferingArg;
 use crate::cli::bench::protocol::Report;
+use crate::cli::options::BufferingArg;
 
 use super::load::load;
 use super::tally::Tally;
