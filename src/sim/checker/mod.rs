@@ -148,7 +148,7 @@ pub struct Record {
     pub synchronizing: Vec<bool>,
     /// Per slot, whether it is still waiting to be welcomed at the end.
     pub joining: Vec<bool>,
-    /// Per slot, whether it ended without a quorum (see [`Record::stalled`]).
+    /// Per slot, whether it ended without a quorum (see `Record::stalled`).
     pub no_quorum: Vec<bool>,
     /// Per slot, whether the current incarnation's host vanished (a crash no one
     /// has evidence of: it counts against a majority until a majority removes it).

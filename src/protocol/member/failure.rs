@@ -1,0 +1,215 @@
+//! Suspicion, evidence and the quorum: what a member does when a peer fails, is
+//! connected again, or says that this member is not in the view.
+
+use super::super::{Buffering, Epoch, MemberId, Message, Quorum, Seq};
+use super::{Event, Member, Phase, Transmit};
+
+impl Member {
+    /// `member` spoke though its *process left* was delivered here and it has not
+    /// asked to join since (say it started late without joining): it takes part in
+    /// nothing, and is told so once, unless this member is not in the group for good
+    /// itself.
+    pub(super) fn tell_not_in_view(&mut self, member: MemberId) {
+        if self.phase != Phase::Normal || !self.confirmed || !self.told_not_in_view.insert(member) {
+            return;
+        }
+        self.transmits.push_back(Transmit {
+            to: vec![member],
+            msg: Message::NotInView {
+                epoch: self.epoch,
+                seq: self.received,
+            },
+        });
+    }
+
+    /// A member says that the group's view, in its epoch `epoch`, left this member
+    /// out: this member is excluded if it believes it.
+    ///
+    /// With [`Quorum::None`], only a member of the view that is not suspected is
+    /// believed. With a majority quorum, a member that this member knows is believed
+    /// when its epoch is this member's own last epoch of normal operation or a later
+    /// one. Both sides of a partition may have delivered each other's *process
+    /// left* (the side without a majority within the relay window, before it noticed
+    /// that it lost its majority), but only the side with a majority can finish a
+    /// synchronization phase and enter a later epoch; a side that never changed
+    /// relayer had its relayer order the exclusions, and its members believe it.
+    ///
+    /// A member asking to join ignores it: it is in no view yet, and what it hears is
+    /// about a place it gave up (its welcome comes next). So does a joined member
+    /// when the sender had not yet delivered up to its *process joined* (`seq`, what
+    /// the sender delivered, is before this member's join point).
+    pub(super) fn on_not_in_view(&mut self, from: MemberId, epoch: Epoch, seq: Seq) {
+        let before_join = self.joined_at.get(self.id).is_some_and(|j| seq < *j);
+        if self.phase == Phase::Joining || before_join {
+            return;
+        }
+        let believed = match self.config.quorum {
+            Quorum::Majority => {
+                self.rank(from).is_some()
+                    && (epoch == self.installed_epoch
+                        || self.epoch_after(epoch, self.installed_epoch))
+            }
+            Quorum::None => self.view.contains(&from) && !self.suspected.contains(&from),
+        };
+        if believed {
+            self.exclude();
+        }
+    }
+
+    /// A peer this member suspected is connected again (the same incarnation: a
+    /// partition healed, a pause ended, a link came back). If its *process left* was
+    /// delivered here, it is told it is not in the view; otherwise nothing changes:
+    /// suspicion is final for the incarnation.
+    pub fn handle_member_reconnected(&mut self, member: MemberId) {
+        if self.phase == Phase::Excluded || member == self.id {
+            return;
+        }
+        if self.view.contains(&member) {
+            self.resume_with(member);
+            return;
+        }
+        if self.ranking.contains(&member) {
+            self.told_not_in_view.remove(&member);
+            self.tell_not_in_view(member);
+        }
+    }
+
+    /// Whether this member can reach a majority of its view, not counting members
+    /// with evidence of their end (always true with [`Quorum::None`], and while it
+    /// has no view).
+    pub fn has_quorum(&self) -> bool {
+        if self.config.quorum == Quorum::None || self.view.is_empty() {
+            return true;
+        }
+        let members = match &self.relayer {
+            // Distributed buffering has no acknowledgements to tell what a majority
+            // delivered: its relayer counts the committed view too.
+            Some(r)
+                if self.phase == Phase::Normal
+                    && self.config.buffering == Buffering::Replicated =>
+            {
+                &r.quorum_base
+            }
+            _ => self.committed.members(),
+        };
+        let mut base = 0usize;
+        let mut live = 0usize;
+        for m in members {
+            if self.evidenced.contains(m) {
+                continue;
+            }
+            base += 1;
+            if *m == self.id || !self.suspected.contains(m) {
+                live += 1;
+            }
+        }
+        2 * live > base
+    }
+
+    /// Reports [`Event::NoQuorum`] when the quorum was just lost.
+    pub(super) fn note_quorum(&mut self) {
+        if self.phase == Phase::Excluded || self.phase == Phase::Joining {
+            return;
+        }
+        if self.has_quorum() {
+            self.quorum_lost = false;
+        } else if !self.quorum_lost {
+            self.quorum_lost = true;
+            self.events.push_back(Event::NoQuorum);
+        }
+    }
+
+    /// There is evidence that `member`'s process is gone: its connection was reset or
+    /// closed without its saying that it closes on purpose, or it left. Call it after
+    /// handing over every message already read from that member. Final for the
+    /// member's incarnation.
+    pub fn handle_member_failed(&mut self, member: MemberId) {
+        self.member_failed(member, true);
+    }
+
+    /// The failure detector suspects `member` without evidence: it was silent for the
+    /// failure timeout, or closed its connection on purpose (it suspects this member),
+    /// or sent what cannot be decoded. Call it after handing over every message already
+    /// read from that member. Final for the member's incarnation; with
+    /// [`Quorum::Majority`] the member leaves the view only if a majority remains.
+    pub fn handle_member_unreachable(&mut self, member: MemberId) {
+        let evidence = self.config.quorum == Quorum::None;
+        self.member_failed(member, evidence);
+    }
+
+    pub(super) fn member_failed(&mut self, member: MemberId, evidence: bool) {
+        if self.phase == Phase::Excluded || member == self.id {
+            return;
+        }
+        let new_evidence = evidence && self.evidenced.insert(member);
+        if new_evidence {
+            self.committed.settle(self.id, &self.evidenced);
+        }
+        if !self.suspected.insert(member) {
+            if new_evidence {
+                // Already suspected, now known gone: it may leave without a majority,
+                // and no longer counts towards one.
+                self.after_membership_change();
+            }
+            return;
+        }
+        if self.phase == Phase::Joining {
+            self.request_join(); // the relayer may have been the one that failed
+            return;
+        }
+        // A deferred sync-start may now be followed (see `on_sync_start`).
+        let deferred = self.deferred_sync_start.take();
+        match self.phase {
+            Phase::Leading => {
+                let r = self.relayer.as_mut().expect("leading member is relayer");
+                r.waiting_reports.remove(&member);
+                // In-transit messages from it are discarded, its report included;
+                // the relays it reported were absorbed already and stay.
+                r.reports.remove(member);
+                self.maybe_finish_sync();
+            }
+            Phase::Normal if self.relayer.is_some() => {
+                let r = self.relayer.as_mut().expect("relayer");
+                r.delivered_by.remove(member);
+                r.pending.retain(|(origin, _, _)| *origin != member);
+                // What it had sent and we had not sequenced is discarded: a new
+                // incarnation continues from what was sequenced.
+                let sequenced = self.origin_delivered.get(member).copied().unwrap_or(0);
+                r.accepted.insert(member, sequenced);
+                self.remove_failed();
+            }
+            Phase::Normal | Phase::Reported if member == self.epoch.relayer => {
+                self.relayer_failed();
+            }
+            Phase::AwaitingSyncStart => self.relayer_failed(),
+            _ => {}
+        }
+        if let Some((from, epoch, relayer_received)) = deferred {
+            self.on_sync_start(from, epoch, relayer_received);
+        }
+        self.after_membership_change();
+    }
+
+    /// What a suspicion, new evidence or a delivered membership change may unblock:
+    /// a relayer takes out the failed members it now may and, with a quorum, admits
+    /// the joiners that asked while it had none; a new relayer finishes
+    /// synchronization, a deferred sync-start is followed; and the quorum is noted.
+    pub(super) fn after_membership_change(&mut self) {
+        if self.phase == Phase::Normal && self.relayer.is_some() {
+            self.remove_failed();
+            if self.has_quorum() {
+                // Requests that came while there was no quorum.
+                for (joiner, attempt) in std::mem::take(&mut self.join_requests).into_entries() {
+                    self.join_member(joiner, attempt);
+                }
+            }
+        }
+        if self.phase == Phase::Leading {
+            self.maybe_finish_sync();
+        }
+        if let Some((from, epoch, relayer_received)) = self.deferred_sync_start.take() {
+            self.on_sync_start(from, epoch, relayer_received);
+        }
+        self.note_quorum();
+    }
+}
