@@ -92,6 +92,7 @@ mod tests {
                 "id",
                 "members",
                 "buffering",
+                "quorum",
                 "failure_timeout_ms",
                 "startup_timeout_ms",
                 "join",

@@ -2,9 +2,10 @@
 //! nobody when it wakes: what its peers sent meanwhile waits in its sockets, and the
 //! paused time is not held against them.
 //!
-//! Member 1 heartbeats every 100 ms, member 2 only every 900 ms (timeout 1000 ms on
-//! both), so member 2 never goes 1000 ms without hearing member 1 across a 700 ms
-//! pause, while member 1, woken, last read member 2 up to 1600 ms before. A member
+//! Member 1 heartbeats every 100 ms, member 2 only every 330 ms (timeout 1000 ms on
+//! both, the longest interval the configuration accepts is a third of it), so
+//! member 2 never goes 1000 ms without hearing member 1 across a 750 ms pause, while
+//! member 1, woken, last read member 2 up to 1080 ms before. A member
 //! that checked its timers before reading its sockets would suspect member 2.
 
 mod common;
@@ -19,7 +20,7 @@ fn a_member_woken_from_a_pause_shorter_than_the_timeout_suspects_nobody() {
     let timing = |hb: &'static str| vec!["--heartbeat-ms", hb, "--failure-timeout-ms", "1000"];
     let mut procs = [
         NodeProc::spawn(1, &members, &timing("100")),
-        NodeProc::spawn(2, &members, &timing("900")),
+        NodeProc::spawn(2, &members, &timing("330")),
     ];
     procs[1].feed(1, Duration::ZERO);
     assert!(
@@ -29,9 +30,9 @@ fn a_member_woken_from_a_pause_shorter_than_the_timeout_suspects_nobody() {
         "the group did not form"
     );
     for round in 0..4 {
-        // The pause itself: member 1 stopped for 700 ms.
+        // The pause itself: member 1 stopped for 750 ms.
         procs[0].freeze();
-        std::thread::sleep(Duration::from_millis(700));
+        std::thread::sleep(Duration::from_millis(750));
         procs[0].thaw();
         // Two failure timeouts after waking, nobody has seen anybody leave.
         let settled = Instant::now() + Duration::from_millis(2000);

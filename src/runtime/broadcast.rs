@@ -15,6 +15,8 @@ impl Shared {
     /// outbox, gives it the next `origin_seq`, and decides who sends it (see
     /// *Batching* in `docs/design.md`). Blocks, when `block` is set, while the send
     /// window or the delivery queue is full; else returns [`Error::WouldBlock`].
+    /// Without a quorum it returns [`Error::NoQuorum`] at once (what waits in the
+    /// outbox already stays there until the quorum is back).
     pub(super) fn push_broadcast(&self, payload: &[u8], block: bool) -> Result<MsgId, Error> {
         // A large payload is copied before the outbox is locked (a small one into
         // the outbox's shared chunk, with it locked).
@@ -31,6 +33,9 @@ impl Shared {
             // Checked with the outbox locked: `leave` locks it after it changes the
             // state, and drains after that, so it takes along every message here.
             self.check_running()?;
+            if !ob.quorum {
+                return Err(Error::NoQuorum);
+            }
             if !ob.has_room(payload.len(), &self.config) {
                 if !block {
                     return Err(Error::WouldBlock);

@@ -38,8 +38,11 @@ pub(super) struct Outbox {
     /// broadcasts not yet delivered, and their payload bytes.
     pub(super) core_unrelayed_msgs: usize,
     pub(super) core_unrelayed_bytes: usize,
-    /// As of the last drain: the core takes broadcasts (it is not joining).
+    /// As of the last drain: the core takes broadcasts (it is not joining, not
+    /// excluded, and has a quorum).
     pub(super) accepting: bool,
+    /// As of the last drain: the core has a quorum (`Member::has_quorum`).
+    pub(super) quorum: bool,
     /// As of the last drain: `Member::broadcasts_in_flight` (a relay will come back,
     /// and the worker that handles it drains).
     pub(super) in_flight: bool,
@@ -62,6 +65,7 @@ impl Outbox {
             core_unrelayed_msgs: 0,
             core_unrelayed_bytes: 0,
             accepting: false,
+            quorum: true,
             in_flight: false,
             relayer: false,
             arena: BytesMut::new(),
@@ -74,7 +78,8 @@ impl Outbox {
     pub(super) fn observe(&mut self, core: &Member) {
         self.core_unrelayed_msgs = core.unrelayed_msgs();
         self.core_unrelayed_bytes = core.unrelayed_bytes();
-        self.accepting = !core.is_joining() && !core.is_excluded();
+        self.quorum = core.has_quorum();
+        self.accepting = !core.is_joining() && !core.is_excluded() && self.quorum;
         self.in_flight = core.broadcasts_in_flight();
         self.relayer = core.is_relayer();
         if self.msgs.is_empty() {

@@ -267,10 +267,11 @@ impl Shared {
         {
             let mut ob = self.outbox.lock();
             self.flush_pending.store(false, Ordering::SeqCst);
-            if ob.msgs.is_empty() || core.is_joining() {
+            if ob.msgs.is_empty() || core.is_joining() || !core.has_quorum() {
                 // A joiner whose join was lost with its relayer asks again, and takes
-                // no broadcast until it is welcomed: these wait here until then (none
-                // is accepted meanwhile).
+                // no broadcast until it is welcomed; a member without a quorum takes
+                // none until it has one again: these wait here until then (none is
+                // accepted meanwhile).
                 return;
             }
             if core.is_excluded() {
@@ -283,10 +284,10 @@ impl Shared {
             ob.core_unrelayed_msgs += spare.len();
             ob.core_unrelayed_bytes += std::mem::take(&mut ob.bytes);
         }
-        for (origin_seq, payload) in spare.drain(..) {
+        while let Some((origin_seq, payload)) = spare.pop_front() {
             // The outbox checked the send window against the core's count: the core
             // takes every message, and gives it the same `origin_seq`.
-            match core.broadcast(payload) {
+            match core.broadcast(payload.clone()) {
                 Ok(id) if id.origin_seq == origin_seq => {}
                 Ok(id) => rlog!(
                     log::WARN,
@@ -294,11 +295,26 @@ impl Shared {
                     "broadcast {origin_seq} took origin_seq {} in the core",
                     id.origin_seq
                 ),
-                Err(protocol::WouldBlock) => rlog!(
-                    log::WARN,
-                    self.id,
-                    "the core refused broadcast {origin_seq} (send window)"
-                ),
+                Err(protocol::WouldBlock) => {
+                    // Not lost: it and those after it go back to the outbox, in
+                    // order, for a later drain.
+                    rlog!(
+                        log::DEBUG,
+                        self.id,
+                        "the core takes no broadcast now; {} wait in the outbox",
+                        spare.len() + 1
+                    );
+                    spare.push_front((origin_seq, payload));
+                    let mut ob = self.outbox.lock();
+                    let back: usize = spare.iter().map(|(_, p)| p.len()).sum();
+                    ob.core_unrelayed_msgs = ob.core_unrelayed_msgs.saturating_sub(spare.len());
+                    ob.core_unrelayed_bytes = ob.core_unrelayed_bytes.saturating_sub(back);
+                    ob.bytes += back;
+                    while let Some(m) = spare.pop_back() {
+                        ob.msgs.push_front(m);
+                    }
+                    return;
+                }
             }
         }
     }

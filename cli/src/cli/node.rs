@@ -131,14 +131,8 @@ fn run_inner(args: NodeArgs) -> Result<ExitCode, Error> {
                             if line.last() == Some(&b'\n') {
                                 line.pop();
                             }
-                            match node.broadcast(&line) {
-                                Ok(_) => {}
-                                Err(Error::PayloadTooLarge { len, max }) => {
-                                    eprintln!(
-                                        "abcast node: line of {len} bytes skipped (max {max})"
-                                    )
-                                }
-                                Err(_) => return,
+                            if !broadcast_line(&node, &line) {
+                                return;
                             }
                         }
                         Err(e) => {
@@ -211,3 +205,31 @@ fn run_inner(args: NodeArgs) -> Result<ExitCode, Error> {
         }
     }
 }
+
+/// Broadcasts one stdin line. Without a quorum the line waits (and so does stdin)
+/// until there is one again, so that no line is lost; an oversize line is skipped
+/// with a message. Returns false once the member can broadcast no more (it left,
+/// was excluded or stopped).
+fn broadcast_line(node: &Node, line: &[u8]) -> bool {
+    let mut waiting = false;
+    loop {
+        match node.broadcast(line) {
+            Ok(_) => return true,
+            Err(Error::PayloadTooLarge { len, max }) => {
+                eprintln!("abcast node: line of {len} bytes skipped (max {max})");
+                return true;
+            }
+            Err(Error::NoQuorum) => {
+                if !waiting {
+                    eprintln!("abcast node: no quorum; stdin waits until there is one");
+                    waiting = true;
+                }
+                std::thread::sleep(NO_QUORUM_RETRY);
+            }
+            Err(_) => return false,
+        }
+    }
+}
+
+/// How often a line held back for want of a quorum is offered again.
+const NO_QUORUM_RETRY: Duration = Duration::from_millis(10);

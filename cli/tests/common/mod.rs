@@ -42,7 +42,27 @@ fn read_lines(stream: impl std::io::Read + Send + 'static, lines: Lines) {
 impl NodeProc {
     /// Starts `abcast node --id ID --members ... EXTRA...`.
     pub fn spawn(id: u32, members: &[(u32, SocketAddr)], extra: &[&str]) -> NodeProc {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_abcast"))
+        Self::spawn_under(&[], id, members, extra)
+    }
+
+    /// Starts `abcast node` as [`NodeProc::spawn`] does, under `wrapper` (such as
+    /// `ip netns exec NS`, which execs in place: the PID is the member's own).
+    pub fn spawn_under(
+        wrapper: &[&str],
+        id: u32,
+        members: &[(u32, SocketAddr)],
+        extra: &[&str],
+    ) -> NodeProc {
+        let program = env!("CARGO_BIN_EXE_abcast");
+        let mut command = match wrapper.split_first() {
+            None => Command::new(program),
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(program);
+                c
+            }
+        };
+        let mut child = command
             .arg("node")
             .arg("--id")
             .arg(id.to_string())

@@ -48,7 +48,10 @@ impl Transport {
             if let Some(msg) = conn.pending.take() {
                 let _ = self.dispatch(peer, msg, true);
             }
-            let loss = if conn.announced {
+            let distrusted = self
+                .distrust_ends_until
+                .is_some_and(|until| Instant::now() < until);
+            let loss = if conn.announced || distrusted {
                 Loss::Suspicion
             } else {
                 loss
@@ -187,11 +190,11 @@ impl Transport {
         self.drain_closing(now);
         self.redial_suspected(now);
         for t in stale {
-            self.close_with(
-                t,
-                format!("no valid Hello within {} ms", hello_timeout.as_millis()),
-                Loss::Suspicion,
-            );
+            let reason = format!("no valid Hello within {} ms", hello_timeout.as_millis());
+            match self.conns.get(&t).map(|c| c.role) {
+                Some(Role::Dialed(m)) => self.abandon_dial(t, m, reason),
+                _ => self.close_with(t, reason, Loss::Suspicion),
+            }
         }
         if let Some(r) = self.round.as_mut() {
             if !r.warned && now.saturating_duration_since(r.since) > timeout * 4 {
@@ -292,6 +295,8 @@ pub(super) fn stalled_for(gap: Duration, tick: Duration, timeout: Duration) -> O
 impl Transport {
     /// The select loop was stalled for `stalled`: peers' silence during it does not
     /// count (nor a connection's wait for its Hello).
+    /// A stall longer than peers keep a connection they close on purpose also
+    /// makes the ends of stream read in the next failure timeout no evidence.
     pub(super) fn discount_stall(&mut self, stalled: Duration, now: Instant) {
         rlog!(
             INFO,
@@ -299,6 +304,9 @@ impl Transport {
             "the select thread did not run for {} ms: that silence is not held against peers",
             stalled.as_millis()
         );
+        if stalled >= super::suspect::CLOSING_LINGER {
+            self.distrust_ends_until = Some(now + self.shared.config.failure_timeout);
+        }
         for c in self.conns.values_mut() {
             c.last_heard = (c.last_heard + stalled).min(now);
             c.opened = (c.opened + stalled).min(now);

@@ -109,8 +109,12 @@ struct Transport {
     leaving: Option<Leaving>,
     closed_all: bool,
     /// Connections closed on purpose, writing their last frames and the Disconnect
-    /// announcement, then waiting for the peer's close: at most one per peer.
+    /// announcement, then waiting for the peer's close (bounded per peer).
     closing: Vec<Closing>,
+    /// Until then, an end of stream without an announcement is no evidence: this
+    /// member woke from a stall longer than its peers keep a closing connection
+    /// (see `suspect.rs`), so the close may be one it could not read in time.
+    distrust_ends_until: Option<Instant>,
     read_buf: Vec<u8>,
     /// Application messages read since the loop last looked (see
     /// `Config::io_coalesce`).
@@ -194,6 +198,7 @@ impl Transport {
             leaving: None,
             closed_all: false,
             closing: Vec::new(),
+            distrust_ends_until: None,
             read_buf: vec![0; READ_CHUNK],
             pass_msgs: 0,
             pass_bytes: 0,

@@ -3,11 +3,15 @@
 //!
 //! A member that stops talking to a live peer (its failure timeout passed, the peer
 //! sent a bad frame, the core stopped following it or removed it from the view)
-//! writes what is queued and a `Disconnect` frame, half-closes, and waits for the
-//! peer's close before it lets the socket go: closing a socket with unread data
-//! resets it, and a reset would discard the announcement. The peer, reading
-//! `Disconnect`, suspects this member rather than take the close as evidence of a
-//! crash. The higher id of the two dials the lower again every `DIAL_RETRY`; when
+//! finishes the frame it was writing, drops the rest of the peer's queue (a peer
+//! that comes back is sent again what it misses), writes a `Disconnect` frame,
+//! half-closes, and waits for the peer's close before it lets the socket go:
+//! closing a socket with unread data resets it, and a reset would discard the
+//! announcement. The peer, reading `Disconnect`, suspects this member rather than
+//! take the close as evidence of a crash. A paused or wedged peer reads nothing, so
+//! the socket is kept for as long as [`CLOSING_LINGER`] (a member stalled longer
+//! than that distrusts the ends of stream it finds on waking: see
+//! `Transport::discount_stall`), at most [`CLOSING_PER_PEER`] per peer. The higher id of the two dials the lower again every `DIAL_RETRY`; when
 //! the same incarnation answers, the core is told it is reachable again
 //! (`Member::handle_member_reconnected`), and a refused dial is evidence that the
 //! suspected process is gone.
@@ -15,20 +19,31 @@
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, Read, Write};
 use std::net::Shutdown;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use mio::net::TcpStream;
+use mio::Token;
 
 use crate::protocol::MemberId;
-use crate::runtime::log::{rlog, INFO};
+use crate::runtime::log::{rlog, DEBUG, INFO};
 use crate::runtime::worker::WorkItem;
 use crate::wire::{self, Frame};
 
 use super::{Chunk, Loss, PeerState, Transport, DIAL_RETRY};
 
+/// How long a connection closed on purpose is kept for its peer to read the
+/// announcement (a peer paused or wedged for less than this reads it on waking).
+pub(super) const CLOSING_LINGER: Duration = Duration::from_secs(60);
+
+/// The most connections to one peer kept closing at once: no dial is made while
+/// that many are kept, and past it the oldest whose announcement is written goes
+/// first.
+const CLOSING_PER_PEER: usize = 4;
+
 /// A connection closed on purpose (see the module docs).
 pub(super) struct Closing {
+    peer: MemberId,
     stream: TcpStream,
     /// What is still to be written: the peer's queue, then the announcement.
     wq: VecDeque<Chunk>,
@@ -103,7 +118,9 @@ impl Transport {
             PeerState::Waiting => None,
             PeerState::Suspected | PeerState::Failed => return,
         };
+        // Only the frame being written is finished; the announcement follows it.
         let mut wq = std::mem::take(&mut p.wq);
+        wq.truncate(usize::from(wq.front().is_some_and(|c| c.off > 0)));
         if let Some(mut conn) = token.and_then(|t| self.conns.remove(&t)) {
             let _ = self.poll.registry().deregister(&mut conn.stream);
             if let Some(msg) = conn.pending.take() {
@@ -116,25 +133,85 @@ impl Transport {
                     relay: false,
                 });
             }
-            let mut announcement = Vec::new();
-            wire::encode(&Frame::Disconnect, &mut announcement);
-            wq.push_back(Chunk {
-                data: Bytes::from(announcement),
-                off: 0,
-                relay: false,
-            });
             if conn.broken.is_none() && !conn.fin_sent {
-                self.closing.push(Closing {
-                    stream: conn.stream,
-                    wq,
-                    fin_sent: false,
-                    deadline: Instant::now() + self.shared.config.failure_timeout,
-                });
+                self.keep_closing(m, conn.stream, wq);
             }
         }
         self.fail_peer_now(m, reason, Loss::Suspicion);
         let now = Instant::now();
         self.drain_closing(now);
+    }
+
+    /// Writes `wq` and then the `Disconnect` announcement on `stream`, a connection
+    /// to `m` closed on purpose, and keeps it until the peer closed it too (see the
+    /// module docs).
+    fn keep_closing(&mut self, m: MemberId, stream: TcpStream, mut wq: VecDeque<Chunk>) {
+        let mut announcement = Vec::new();
+        wire::encode(&Frame::Disconnect, &mut announcement);
+        wq.push_back(Chunk {
+            data: Bytes::from(announcement),
+            off: 0,
+            relay: false,
+        });
+        if self.closing_to(m) >= CLOSING_PER_PEER {
+            let announced = self.closing.iter().position(|c| c.peer == m && c.fin_sent);
+            let oldest = self.closing.iter().position(|c| c.peer == m);
+            if let Some(i) = announced.or(oldest) {
+                self.closing.remove(i);
+            }
+        }
+        self.closing.push(Closing {
+            peer: m,
+            stream,
+            wq,
+            fin_sent: false,
+            deadline: Instant::now() + CLOSING_LINGER,
+        });
+    }
+
+    /// How many connections to `m` are being closed on purpose.
+    fn closing_to(&self, m: MemberId) -> usize {
+        self.closing.iter().filter(|c| c.peer == m).count()
+    }
+
+    /// Gives up dialing `m` on `token`, whose Hello went unanswered in time. If any
+    /// of our Hello went out, the close is announced: a peer that was paused reads
+    /// the Hello and a close on purpose when it wakes, not a member that came and
+    /// went (which would be evidence of its end).
+    pub(super) fn abandon_dial(&mut self, token: Token, m: MemberId, reason: String) {
+        let announce = self
+            .conns
+            .get(&token)
+            .is_some_and(|c| c.hello_off > 0 && c.broken.is_none() && !c.fin_sent);
+        if !announce {
+            self.close_with(token, reason, Loss::Suspicion);
+            return;
+        }
+        let Some(mut conn) = self.conns.remove(&token) else {
+            return;
+        };
+        let _ = self.poll.registry().deregister(&mut conn.stream);
+        rlog!(
+            DEBUG,
+            self.id,
+            "connection to member {m} at {}: {reason}",
+            conn.addr
+        );
+        let mut wq = VecDeque::new();
+        if conn.hello_off < conn.hello.len() {
+            wq.push_back(Chunk {
+                data: Bytes::from(conn.hello[conn.hello_off..].to_vec()),
+                off: 0,
+                relay: false,
+            });
+        }
+        self.keep_closing(m, conn.stream, wq);
+        if let Some(p) = self.peers.get_mut(&m) {
+            if p.dialing == Some(token) {
+                p.dialing = None;
+                p.next_dial = Instant::now() + DIAL_RETRY;
+            }
+        }
     }
 
     /// Moves every connection being closed on purpose along (see [`Closing`]).
@@ -150,7 +227,7 @@ impl Transport {
     }
 
     /// Dials the suspected peers that rank lower than this member, every
-    /// `DIAL_RETRY`.
+    /// `DIAL_RETRY`, unless [`CLOSING_PER_PEER`] connections to one are still closing.
     pub(super) fn redial_suspected(&mut self, now: Instant) {
         if self.closed_all || self.leaving.is_some() {
             return;
@@ -165,6 +242,7 @@ impl Transport {
                     && p.next_dial <= now
             })
             .map(|p| p.id)
+            .filter(|m| self.closing_to(*m) < CLOSING_PER_PEER)
             .collect();
         for m in dial {
             self.peers.get_mut(&m).expect("peer").next_dial = now + DIAL_RETRY;

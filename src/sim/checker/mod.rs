@@ -253,25 +253,27 @@ impl Record {
         !self.crashed[i] && !told_excluded
     }
 
-    /// Whether slot `i` may legitimately stand still: it ended without a quorum, and
-    /// no majority of the group is reachable, because at least as many members
-    /// vanished silently as are still alive (a member counts a majority of the last
-    /// view it knows every member has, which may still hold members it saw leave).
-    /// Such a member is exempt from liveness, agreement and validity (never from
-    /// total order).
+    /// Whether slot `i` may legitimately stand still. A member counts a majority of
+    /// its committed view: the last view it knows every member has, which may still
+    /// hold members it saw leave or crash. So a member stands still when it ended
+    /// without a quorum and at least as many members vanished silently as are still
+    /// alive; and the whole group may stand still when some live member ended
+    /// without a quorum and the live members are no majority of every member that
+    /// took part (that member's committed view can still count the crashed ones,
+    /// and the others wait for it in synchronization). Such a member is exempt from
+    /// liveness, agreement and validity (never from total order).
     fn stalled(&self, i: usize) -> bool {
-        if !self.no_quorum[i] {
-            return false;
-        }
         let slots = 0..self.ids.len();
-        let alive = slots
-            .clone()
-            .filter(|x| !self.crashed[*x] && !self.excluded[*x])
-            .count();
+        let live = |x: &usize| !self.crashed[*x] && !self.excluded[*x];
+        let alive = slots.clone().filter(live).count();
         let vanished = slots
+            .clone()
             .filter(|x| self.crashed[*x] && self.vanished[*x])
             .count();
-        alive <= vanished
+        let own = self.no_quorum[i] && alive <= vanished;
+        let some_live_without_quorum = slots.filter(live).any(|x| self.no_quorum[x]);
+        let group = some_live_without_quorum && 2 * alive <= self.ids.len();
+        own || group
     }
 
     /// The group members held to liveness, agreement and validity.
