@@ -219,6 +219,21 @@ fn read_between(p: &NodeProc, from: Instant, to: Instant) -> Vec<Delivery> {
         .collect()
 }
 
+/// The longest time between two deliveries read in `[from, to]` (or between `from`
+/// and the first of them): how long the group stood still, for the test log.
+fn longest_gap(p: &NodeProc, from: Instant, to: Instant) -> Duration {
+    let mut last = from;
+    let mut longest = Duration::ZERO;
+    for (t, _) in p.timed_deliveries() {
+        if t < from || t > to {
+            continue;
+        }
+        longest = longest.max(t - last);
+        last = t;
+    }
+    longest.max(to - last)
+}
+
 /// The message number of a payload `m<origin>-<k>`.
 fn number(d: &Delivery) -> u64 {
     d.payload
@@ -242,6 +257,13 @@ fn run(case: &str, fault: Fault) {
     let fault_end = g.inject(fault, lost_for);
     let fed_at_heal = g.fed();
 
+    for &m in &others {
+        eprintln!(
+            "{case}: member {m}'s longest pause in deliveries during the fault: {} ms \
+             (failure timeout {FAILURE_TIMEOUT_MS} ms)",
+            longest_gap(g.proc(m), fault_start, fault_end).as_millis()
+        );
+    }
     if fault.splits() {
         // The majority side kept delivering, from both of its members.
         for &m in &others {
@@ -363,7 +385,11 @@ fn run(case: &str, fault: Fault) {
         );
     }
     check_order(case, &g, &in_final);
-    eprintln!("{case}: final group {in_final:?}\n{}", g.stderr_all());
+    eprintln!(
+        "{case}: final group {in_final:?}, each delivered {} messages\n{}",
+        g.proc(in_final[0]).deliveries().len(),
+        g.stderr_all()
+    );
 }
 
 /// No duplicates, each origin's messages in the order it broadcast them, members
@@ -422,6 +448,10 @@ fn check_order(case: &str, g: &Group, in_final: &[u32]) {
             .map(|(seq, _)| *seq);
         if let (Some(first), Some(end)) = (first, log.keys().next_back()) {
             let tail = end - first + 1;
+            eprintln!(
+                "{case}: member {x}, out of the group, differs from seq {first} on \
+                 ({tail} entries)"
+            );
             assert!(
                 tail <= TAIL_BOUND,
                 "{case}: member {x} (out of the group) differs from seq {first} on for \
