@@ -30,6 +30,7 @@ use crate::runtime::log::{rlog, DEBUG, INFO};
 use crate::runtime::worker::WorkItem;
 use crate::wire::{self, Frame};
 
+use super::conn::Conn;
 use super::{Chunk, Loss, PeerState, Transport, DIAL_RETRY};
 
 /// How long a connection closed on purpose is kept for its peer to read the
@@ -106,6 +107,15 @@ impl Closing {
     }
 }
 
+/// What of our Hello on `conn` is not written yet, to go out before anything else.
+fn unwritten_hello(conn: &Conn) -> Option<Chunk> {
+    (conn.hello_off < conn.hello.len()).then(|| Chunk {
+        data: Bytes::from(conn.hello[conn.hello_off..].to_vec()),
+        off: 0,
+        relay: false,
+    })
+}
+
 impl Transport {
     /// Suspects live-maybe peer `m`: closes its connection on purpose, announced
     /// (see the module docs), and tells the core (`Loss::Suspicion`).
@@ -126,12 +136,8 @@ impl Transport {
             if let Some(msg) = conn.pending.take() {
                 let _ = self.dispatch(m, msg, true);
             }
-            if conn.hello_off < conn.hello.len() {
-                wq.push_front(Chunk {
-                    data: Bytes::from(conn.hello[conn.hello_off..].to_vec()),
-                    off: 0,
-                    relay: false,
-                });
+            if let Some(rest) = unwritten_hello(&conn) {
+                wq.push_front(rest);
             }
             if conn.broken.is_none() && !conn.fin_sent {
                 self.keep_closing(m, conn.stream, wq);
@@ -197,14 +203,7 @@ impl Transport {
             "connection to member {m} at {}: {reason}",
             conn.addr
         );
-        let mut wq = VecDeque::new();
-        if conn.hello_off < conn.hello.len() {
-            wq.push_back(Chunk {
-                data: Bytes::from(conn.hello[conn.hello_off..].to_vec()),
-                off: 0,
-                relay: false,
-            });
-        }
+        let wq = unwritten_hello(&conn).into_iter().collect();
         self.keep_closing(m, conn.stream, wq);
         if let Some(p) = self.peers.get_mut(&m) {
             if p.dialing == Some(token) {
