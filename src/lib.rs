@@ -54,12 +54,14 @@
 //! a partition, a long pause or a false suspicion splits the group: choose it only
 //! where suspicions are right, such as a group on one host.
 
+pub mod auth;
 pub mod ffi;
 pub mod protocol;
 pub mod runtime;
 pub mod sim;
 pub mod wire;
 
+pub use auth::{GroupKey, Protection};
 pub use protocol::{Buffering, Quorum};
 pub use protocol::{MemberId, MsgId, Seq};
 pub use runtime::{Config, Error, Event, Node};

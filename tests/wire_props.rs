@@ -103,6 +103,15 @@ fn frame() -> impl Strategy<Value = Frame> {
     prop_oneof![
         1 => (any::<u32>(), any::<u64>())
             .prop_map(|(member, incarnation)| Frame::Hello { member, incarnation }),
+        1 => (any::<u32>(), any::<u64>(), any::<u8>(), any::<[u8; 32]>()).prop_map(
+            |(member, incarnation, protection, nonce)| Frame::Challenge {
+                member,
+                incarnation,
+                protection,
+                nonce,
+            }
+        ),
+        1 => any::<[u8; 32]>().prop_map(|mac| Frame::Proof { mac }),
         1 => Just(Frame::Heartbeat),
         1 => Just(Frame::Leave),
         1 => Just(Frame::Disconnect),

@@ -31,6 +31,12 @@ pub enum Command {
     /// Measure a group on loopback (throughput, latency, fail-over, memory) beside
     /// the raw-TCP limit of the same traffic.
     Bench(bench::BenchArgs),
+    /// Write a new random group key to a new file PATH (mode 0600; an existing file
+    /// is never overwritten). Give every member a copy, with `--key-file PATH`.
+    Keygen {
+        /// Where to write the key file.
+        path: std::path::PathBuf,
+    },
     /// One member of a `bench` or `demo` group (started by them).
     #[command(hide = true)]
     BenchMember(bench::member::MemberArgs),
@@ -45,6 +51,20 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Node(args) => node::run(args),
         Command::Demo(args) => demo::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Keygen { path } => match abcast::GroupKey::write_new_file(&path) {
+            Ok(key) => {
+                eprintln!(
+                    "wrote a new group key to {} (fingerprint {})",
+                    path.display(),
+                    key.fingerprint()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("abcast keygen: {e}");
+                ExitCode::from(1)
+            }
+        },
         Command::BenchMember(args) => bench::member::run(args),
         Command::BenchForwarder(args) => bench::forwarder::run(args),
     }
@@ -96,6 +116,8 @@ mod tests {
                 "failure_timeout_ms",
                 "startup_timeout_ms",
                 "join",
+                "key_file",
+                "auth_only",
                 "verbose",
                 "quiet"
             ]

@@ -5,6 +5,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
 use super::Error;
+use crate::auth::{GroupKey, Protection};
 use crate::protocol::{Buffering, CoreConfig, MemberId, Quorum};
 use crate::wire;
 
@@ -119,6 +120,14 @@ pub struct Config {
     /// back after a crash) instead of forming it: the member dials every member and
     /// asks to join; it delivers from its own *process joined* on.
     pub join: bool,
+    /// The group's key (see [`crate::auth`]): with one, every connection starts with
+    /// a handshake that proves both ends hold it, and every frame is sealed; peers
+    /// without it are refused. Every member must hold the same key. `None` (the
+    /// default): membership is unauthenticated, and the node logs a warning saying so.
+    pub group_key: Option<GroupKey>,
+    /// How frames are sealed with a group key: encrypted and authenticated (the
+    /// default) or authenticated only. Every member must use the same.
+    pub protection: Protection,
 }
 
 /// The shortest failure timeout accepted: a loaded host's scheduler can keep a
@@ -159,6 +168,8 @@ impl Config {
             leave_timeout: Duration::from_secs(5),
             listen_addr: None,
             join: false,
+            group_key: None,
+            protection: Protection::Encrypted,
         }
     }
 
@@ -297,6 +308,18 @@ impl Config {
     /// Listens on `addr` instead of this member's configured address.
     pub fn with_listen_addr(mut self, addr: SocketAddr) -> Config {
         self.listen_addr = Some(addr);
+        self
+    }
+
+    /// Sets the group key (see [`Config::group_key`]).
+    pub fn with_group_key(mut self, key: GroupKey) -> Config {
+        self.group_key = Some(key);
+        self
+    }
+
+    /// Sets how frames are sealed with a group key (see [`Config::protection`]).
+    pub fn with_protection(mut self, protection: Protection) -> Config {
+        self.protection = protection;
         self
     }
 

@@ -10,7 +10,7 @@ use parking_lot::Mutex;
 
 use super::delivery::End;
 use super::io_cmd::{IoCmd, StartupReport};
-use super::log::{self, rlog, INFO};
+use super::log::{self, rlog, INFO, WARN};
 use super::os;
 use super::shared::{Shared, EXCLUDED, LEAVING, RUNNING, STOPPED};
 use super::{transport, worker};
@@ -92,6 +92,22 @@ impl Node {
         } else {
             Member::new(config.self_id, &ids, config.core_config())
         };
+        match &config.group_key {
+            None => rlog!(
+                WARN,
+                config.self_id,
+                "membership is unauthenticated: anyone who can reach this member's port can \
+                 speak as a member (give the group a key: abcast keygen, --key-file, \
+                 Config::group_key)"
+            ),
+            Some(k) => rlog!(
+                INFO,
+                config.self_id,
+                "group key {}: frames {}",
+                k.fingerprint(),
+                config.protection
+            ),
+        }
         let workers = config.relay_workers;
         let shared = Arc::new(Shared::new(config, core, waker, io_tx));
         let mut threads = Vec::new();

@@ -360,6 +360,13 @@ impl Shared {
             self.send_locked(t.to, t.msg);
             sent = true;
         }
+        while let Some((peer, what)) = core.poll_misbehaviour() {
+            rlog!(
+                log::WARN,
+                self.id,
+                "member {peer} sent {what}: it is suspected and its connection closed"
+            );
+        }
         while let Some(peer) = core.poll_disconnect() {
             let _ = self.io_tx.send(IoCmd::Suspect(peer));
             sent = true;

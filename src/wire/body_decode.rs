@@ -16,6 +16,8 @@ pub(super) fn body_size(kind: u8) -> Result<BodySize, WireError> {
     Ok(match kind {
         KIND_HELLO => BodySize::Exactly(4 + 8),
         KIND_HEARTBEAT | KIND_LEAVE | KIND_DISCONNECT => BodySize::Exactly(0),
+        KIND_CHALLENGE => BodySize::Exactly(CHALLENGE_BODY_BYTES),
+        KIND_PROOF => BodySize::Exactly(PROOF_BYTES),
         KIND_JOIN_REQUEST => BodySize::Exactly(EPOCH_BYTES + 4),
         KIND_WELCOME => BodySize::AtLeast(EPOCH_BYTES + 8 + 1 + 2 * COUNT_BYTES),
         KIND_BROADCAST => BodySize::AtLeast(8 + 8 + COUNT_BYTES),
@@ -35,6 +37,15 @@ pub(super) fn decode_body(kind: u8, r: &mut Reader) -> Result<Frame, WireError> 
                 incarnation: r.u64()?,
             })
         }
+        KIND_CHALLENGE => {
+            return Ok(Frame::Challenge {
+                member: r.u32()?,
+                incarnation: r.u64()?,
+                protection: r.u8()?,
+                nonce: r.array()?,
+            })
+        }
+        KIND_PROOF => return Ok(Frame::Proof { mac: r.array()? }),
         KIND_HEARTBEAT => return Ok(Frame::Heartbeat),
         KIND_LEAVE => return Ok(Frame::Leave),
         KIND_DISCONNECT => return Ok(Frame::Disconnect),
@@ -138,6 +149,12 @@ impl Reader {
 
     pub(super) fn u8(&mut self) -> Result<u8, WireError> {
         Ok(self.take(1)?[0])
+    }
+
+    pub(super) fn array<const N: usize>(&mut self) -> Result<[u8; N], WireError> {
+        let mut a = [0u8; N];
+        a.copy_from_slice(self.take(N)?);
+        Ok(a)
     }
 
     pub(super) fn u32(&mut self) -> Result<u32, WireError> {

@@ -9,6 +9,8 @@ use crate::protocol::{Epoch, Message, Relay, RelayBody};
 pub(super) fn kind_of(frame: &Frame) -> u8 {
     match frame {
         Frame::Hello { .. } => KIND_HELLO,
+        Frame::Challenge { .. } => KIND_CHALLENGE,
+        Frame::Proof { .. } => KIND_PROOF,
         Frame::Heartbeat => KIND_HEARTBEAT,
         Frame::Leave => KIND_LEAVE,
         Frame::Disconnect => KIND_DISCONNECT,

@@ -18,6 +18,8 @@ pub(super) const KIND_HELLO: u8 = 0x01;
 pub(super) const KIND_HEARTBEAT: u8 = 0x02;
 pub(super) const KIND_LEAVE: u8 = 0x03;
 pub(super) const KIND_DISCONNECT: u8 = 0x04;
+pub(super) const KIND_CHALLENGE: u8 = 0x05;
+pub(super) const KIND_PROOF: u8 = 0x06;
 pub(super) const KIND_BROADCAST: u8 = 0x10;
 pub(super) const KIND_RELAY: u8 = 0x11;
 pub(super) const KIND_ACK: u8 = 0x12;
@@ -42,6 +44,13 @@ pub(super) const RELAY_FIXED_BYTES: usize = 8 + 4 + 8 + 1;
 /// The smallest relay: an empty payload or a member id (4 bytes either way).
 pub(super) const RELAY_MIN_BYTES: usize = RELAY_FIXED_BYTES + 4;
 
+/// Bytes of a handshake nonce ([`Frame::Challenge`]).
+pub const NONCE_BYTES: usize = 32;
+/// Bytes of a handshake proof ([`Frame::Proof`], an HMAC-SHA256).
+pub const PROOF_BYTES: usize = 32;
+/// Bytes of a [`Frame::Challenge`] body.
+pub const CHALLENGE_BODY_BYTES: usize = 4 + 8 + 1 + NONCE_BYTES;
+
 /// One unit of the wire protocol.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Frame {
@@ -51,6 +60,25 @@ pub enum Frame {
         member: MemberId,
         /// Distinguishes successive runs of the same member id.
         incarnation: u64,
+    },
+    /// With a group key, the first frame on every connection, both directions
+    /// (instead of the Hello, which follows, sealed): who is speaking, how it
+    /// protects frames, and a fresh random nonce (see the `auth` module).
+    Challenge {
+        /// The speaker's id.
+        member: MemberId,
+        /// The speaker's incarnation.
+        incarnation: u64,
+        /// 1: frames encrypted and authenticated; 2: authenticated only.
+        protection: u8,
+        /// Fresh random bytes.
+        nonce: [u8; NONCE_BYTES],
+    },
+    /// With a group key, the answer to the other side's Challenge: an HMAC under
+    /// the key over both Challenges.
+    Proof {
+        /// The HMAC-SHA256.
+        mac: [u8; PROOF_BYTES],
     },
     /// Keeps an idle link alive.
     Heartbeat,
@@ -83,6 +111,9 @@ pub enum WireError {
     },
     /// The body does not match its kind's layout (what is wrong).
     Malformed(&'static str),
+    /// A sealed frame failed to open: it was not sealed under this connection's
+    /// keys, or it was altered, replayed or reordered.
+    Unauthentic,
 }
 
 impl fmt::Display for WireError {
@@ -108,6 +139,11 @@ impl fmt::Display for WireError {
                 )
             }
             WireError::Malformed(what) => write!(f, "malformed frame: {what}"),
+            WireError::Unauthentic => write!(
+                f,
+                "a frame failed authentication (altered, replayed, reordered or not sealed \
+                 under the group key)"
+            ),
         }
     }
 }

@@ -28,6 +28,8 @@
 //! | `0x02` | `Heartbeat` | empty |
 //! | `0x03` | `Leave` | empty |
 //! | `0x04` | `Disconnect` | empty |
+//! | `0x05` | `Challenge` | `member: u32, incarnation: u64, protection: u8, nonce: [u8; 32]` (45 bytes) |
+//! | `0x06` | `Proof` | `mac: [u8; 32]` (32 bytes) |
 //! | `0x10` | `Broadcast` | `epoch: u64, delivered: u64, msgs: msg[count]` |
 //! | `0x11` | `Relay` | `epoch: epoch, stable: u64, relays: relay[count]` |
 //! | `0x12` | `Ack` | `epoch: u64, delivered: u64` (16 bytes) |
@@ -93,7 +95,10 @@ mod tests;
 
 use body_decode::{body_size, decode_body, BodySize, Reader};
 use body_encode::{encode_message, kind_of, message_len, put_u16, put_u32, put_u64, put_u8};
-pub use format::{Frame, WireError, DEFAULT_MAX_FRAME_BYTES, HEADER_BYTES, MAGIC, VERSION};
+pub use format::{
+    Frame, WireError, CHALLENGE_BODY_BYTES, DEFAULT_MAX_FRAME_BYTES, HEADER_BYTES, MAGIC,
+    NONCE_BYTES, PROOF_BYTES, VERSION,
+};
 
 // ---------------------------------------------------------------------------
 // Encoding
@@ -121,6 +126,18 @@ pub fn encode(frame: &Frame, out: &mut Vec<u8>) {
             put_u32(out, *member);
             put_u64(out, *incarnation);
         }
+        Frame::Challenge {
+            member,
+            incarnation,
+            protection,
+            nonce,
+        } => {
+            put_u32(out, *member);
+            put_u64(out, *incarnation);
+            put_u8(out, *protection);
+            out.extend_from_slice(nonce);
+        }
+        Frame::Proof { mac } => out.extend_from_slice(mac),
         Frame::Heartbeat | Frame::Leave | Frame::Disconnect => {}
         Frame::Protocol(msg) => encode_message(msg, out),
     }
@@ -133,6 +150,8 @@ pub fn encoded_len(frame: &Frame) -> usize {
     HEADER_BYTES
         + match frame {
             Frame::Hello { .. } => 4 + 8,
+            Frame::Challenge { .. } => CHALLENGE_BODY_BYTES,
+            Frame::Proof { .. } => PROOF_BYTES,
             Frame::Heartbeat | Frame::Leave | Frame::Disconnect => 0,
             Frame::Protocol(msg) => message_len(msg),
         }
@@ -149,16 +168,74 @@ pub fn encoded_len(frame: &Frame) -> usize {
 /// `max_frame_bytes` bounds the body length (the header is not counted). After an
 /// error, `buf` is left as it was; the connection should be closed.
 pub fn decode(buf: &mut BytesMut, max_frame_bytes: usize) -> Result<Option<Frame>, WireError> {
-    let Some(total) = frame_len(buf, max_frame_bytes)? else {
+    decode_record(buf, &|_| max_frame_bytes, 0, |_| Ok(()))
+}
+
+/// How large a body a receiver accepts, by the frame's role: synchronization
+/// reports and welcomes (which carry a member's buffers or the view) up to `sync`,
+/// every other kind up to `frame`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BodyLimits {
+    /// The bound for every kind but `SyncReport` and `Welcome`.
+    pub frame: usize,
+    /// The bound for `SyncReport` and `Welcome`.
+    pub sync: usize,
+}
+
+impl BodyLimits {
+    /// The same bound for every kind.
+    pub fn uniform(max: usize) -> BodyLimits {
+        BodyLimits {
+            frame: max,
+            sync: max,
+        }
+    }
+
+    /// The bound on a body of `kind`.
+    pub fn for_kind(&self, kind: u8) -> usize {
+        match kind {
+            format::KIND_SYNC_REPORT | format::KIND_WELCOME => self.sync,
+            _ => self.frame,
+        }
+    }
+}
+
+/// As [`decode`], with a bound per kind, and for a frame followed by a trailer of
+/// `trailer` bytes (a sealed frame's tag): `open` is handed the whole record
+/// (frame and trailer, checked against the bounds before any body byte is
+/// waited for) and must leave the clear frame in it, or fail. After an error the
+/// connection must be closed.
+pub fn decode_sealed(
+    buf: &mut BytesMut,
+    limits: BodyLimits,
+    trailer: usize,
+    open: impl FnOnce(&mut BytesMut) -> Result<(), WireError>,
+) -> Result<Option<Frame>, WireError> {
+    decode_record(buf, &|kind| limits.for_kind(kind), trailer, open)
+}
+
+fn decode_record(
+    buf: &mut BytesMut,
+    limit: &dyn Fn(u8) -> usize,
+    trailer: usize,
+    open: impl FnOnce(&mut BytesMut) -> Result<(), WireError>,
+) -> Result<Option<Frame>, WireError> {
+    let Some(total) = frame_len_by(buf, limit)? else {
         return Ok(None);
     };
-    if buf.len() < total {
+    if buf.len() < total + trailer {
         return Ok(None);
     }
-    // The header was checked by `frame_len`; only its kind is still needed.
+    // The header was checked by `frame_len_by`; only its kind is still needed.
     let kind = buf[3];
-    let frame = buf.split_to(total).freeze();
-    let mut r = Reader::body_of(frame, HEADER_BYTES);
+    let mut record = buf.split_to(total + trailer);
+    open(&mut record)?;
+    if record.len() != total {
+        return Err(WireError::Malformed(
+            "a sealed frame opened to another length",
+        ));
+    }
+    let mut r = Reader::body_of(record.freeze(), HEADER_BYTES);
     let decoded = decode_body(kind, &mut r)?;
     if r.remaining() != 0 {
         return Err(WireError::Malformed("trailing bytes after the frame body"));
@@ -175,6 +252,10 @@ pub fn decode(buf: &mut BytesMut, max_frame_bytes: usize) -> Result<Option<Frame
 /// version and kind as they arrive, and a body length above `max_frame_bytes` (or, for
 /// the kinds of fixed size, not their size) with just the 8 header bytes.
 pub fn frame_len(buf: &[u8], max_frame_bytes: usize) -> Result<Option<usize>, WireError> {
+    frame_len_by(buf, &|_| max_frame_bytes)
+}
+
+fn frame_len_by(buf: &[u8], limit: &dyn Fn(u8) -> usize) -> Result<Option<usize>, WireError> {
     if buf.len() >= 2 {
         let magic = BigEndian::read_u16(&buf[0..2]);
         if magic != MAGIC {
@@ -194,11 +275,9 @@ pub fn frame_len(buf: &[u8], max_frame_bytes: usize) -> Result<Option<usize>, Wi
         return Ok(None);
     }
     let len = BigEndian::read_u32(&buf[4..8]) as usize;
-    if len > max_frame_bytes {
-        return Err(WireError::FrameTooLarge {
-            len,
-            max: max_frame_bytes,
-        });
+    let max = limit(kind);
+    if len > max {
+        return Err(WireError::FrameTooLarge { len, max });
     }
     match body {
         BodySize::Exactly(n) if len != n => {

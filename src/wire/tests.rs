@@ -271,7 +271,7 @@ fn unsupported_version() {
 
 #[test]
 fn unknown_kind() {
-    for kind in [0x00, 0x05, 0x0F, 0x19, 0xFF] {
+    for kind in [0x00, 0x07, 0x0F, 0x19, 0xFF] {
         let bytes = raw(kind, &[]);
         assert_eq!(decode_all(&bytes[..4]), Err(WireError::UnknownKind(kind)));
         assert_eq!(decode_all(&bytes), Err(WireError::UnknownKind(kind)));

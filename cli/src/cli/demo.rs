@@ -19,7 +19,7 @@ use super::bench::member::DEFAULT_PACE_US;
 use super::bench::progress::LiveLine;
 use super::bench::protocol::Report;
 use super::bench::report::{print_disagreement, print_stderr_tails};
-use super::options::{BufferingArg, RuntimeArgs};
+use super::options::{BufferingArg, KeyArgs, RuntimeArgs};
 
 /// Options of `abcast demo`.
 #[derive(Debug, Args)]
@@ -170,6 +170,17 @@ pub fn run(args: DemoArgs) -> ExitCode {
         eprintln!("abcast demo: --duration must be 1 to 60 seconds");
         return ExitCode::from(2);
     }
+    // The group gets a key of its own: its members prove it to one another, and
+    // every frame is sealed.
+    let key = DemoKey(std::env::temp_dir().join(format!("abcast-demo-key-{}", std::process::id())));
+    let _ = std::fs::remove_file(&key.0);
+    let fingerprint = match abcast::GroupKey::write_new_file(&key.0) {
+        Ok(k) => k.fingerprint(),
+        Err(e) => {
+            println!("FAILED: {e}");
+            return ExitCode::from(1);
+        }
+    };
     let spec = GroupSpec {
         mode: Mode::Abcast,
         nodes: args.nodes,
@@ -185,6 +196,10 @@ pub fn run(args: DemoArgs) -> ExitCode {
         heartbeat_ms: 100,
         failure_timeout_ms: 1000,
         runtime: RuntimeArgs::default(),
+        key: KeyArgs {
+            key_file: Some(key.0.clone()),
+            auth_only: false,
+        },
         leave_when_done: false,
         latency_trace: None,
         pin_cpus: None,
@@ -192,7 +207,8 @@ pub fn run(args: DemoArgs) -> ExitCode {
     let per_member = args.rate / args.nodes as f64;
     println!(
         "abcast demo: {} members on 127.0.0.1, each a separate process (`abcast bench-member`, \
-         children of this one), {} buffering.",
+         children of this one), {} buffering, with a new group key (fingerprint {fingerprint}): \
+         frames authenticated and encrypted.",
         args.nodes,
         args.buffering.name()
     );
@@ -302,5 +318,14 @@ pub fn run(args: DemoArgs) -> ExitCode {
         failed.dedup();
         println!("FAILED: {}", failed.join(", "));
         ExitCode::from(1)
+    }
+}
+
+/// The demo's key file, removed when the demo ends.
+struct DemoKey(std::path::PathBuf);
+
+impl Drop for DemoKey {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
     }
 }

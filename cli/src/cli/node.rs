@@ -10,7 +10,7 @@ use clap::Args;
 
 use abcast::{Config, Error, Event, Node};
 
-use super::options::{BufferingArg, QuorumArg, RuntimeArgs};
+use super::options::{BufferingArg, KeyArgs, QuorumArg, RuntimeArgs};
 
 /// Options of `abcast node`.
 #[derive(Debug, Args)]
@@ -41,6 +41,9 @@ pub struct NodeArgs {
     /// crash): deliver from this member's own *process joined* on.
     #[arg(long)]
     pub join: bool,
+    /// The group key.
+    #[command(flatten)]
+    pub key: KeyArgs,
     /// Runtime settings.
     #[command(flatten)]
     pub runtime: RuntimeArgs,
@@ -78,6 +81,7 @@ fn run_inner(args: NodeArgs) -> Result<ExitCode, Error> {
         .with_startup_timeout(Duration::from_millis(args.startup_timeout_ms))
         .with_join(args.join);
     config = args.runtime.apply(config);
+    config = args.key.apply(config)?;
     // Before starting, so that a signal during start-up is not lost.
     let mut signals = super::signal::install().map_err(|e| Error::Io {
         context: "install signal handlers".into(),

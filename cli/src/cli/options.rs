@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
-use abcast::{Buffering, Config, Quorum};
+use abcast::{Buffering, Config, GroupKey, Protection, Quorum};
 
 /// `--buffering` values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -54,6 +54,48 @@ impl From<QuorumArg> for Quorum {
             QuorumArg::Majority => Quorum::Majority,
             QuorumArg::None => Quorum::None,
         }
+    }
+}
+
+/// The group key options the `node` and `bench` subcommands share.
+#[derive(Clone, Debug, Default, Args)]
+pub struct KeyArgs {
+    /// The group's key file (made by `abcast keygen`): only members that hold the
+    /// same key can connect, and every frame is sealed. Without it, membership is
+    /// unauthenticated.
+    #[arg(long, value_name = "PATH")]
+    pub key_file: Option<std::path::PathBuf>,
+    /// With --key-file: authenticate frames without encrypting them (every member
+    /// must choose the same).
+    #[arg(long, requires = "key_file")]
+    pub auth_only: bool,
+}
+
+impl KeyArgs {
+    /// `config` with the key read from the key file, if one was given.
+    pub fn apply(&self, mut config: Config) -> Result<Config, abcast::Error> {
+        if let Some(path) = &self.key_file {
+            let key = GroupKey::read_file(path)
+                .map_err(|e| abcast::Error::InvalidConfig(e.to_string()))?;
+            config = config.with_group_key(key);
+        }
+        if self.auth_only {
+            config = config.with_protection(Protection::Authenticated);
+        }
+        Ok(config)
+    }
+
+    /// The options again, for a member process started with them.
+    pub fn to_args(&self) -> Vec<String> {
+        let mut v = Vec::new();
+        if let Some(p) = &self.key_file {
+            v.push("--key-file".to_string());
+            v.push(p.display().to_string());
+        }
+        if self.auth_only {
+            v.push("--auth-only".to_string());
+        }
+        v
     }
 }
 

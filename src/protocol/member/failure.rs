@@ -172,6 +172,7 @@ impl Member {
                 let r = self.relayer.as_mut().expect("relayer");
                 r.delivered_by.remove(member);
                 r.pending.retain(|(origin, _, _)| *origin != member);
+                r.pending_by.remove(member);
                 // What it had sent and we had not sequenced is discarded: a new
                 // incarnation continues from what was sequenced.
                 let sequenced = self.origin_delivered.get(member).copied().unwrap_or(0);

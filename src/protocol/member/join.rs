@@ -162,6 +162,11 @@ impl Member {
         if !view.contains(&(self.id, self.attempt)) || next_seq == 0 {
             return; // not this attempt's welcome: a stale one
         }
+        if view.iter().any(|(m, _)| !self.known.contains(m))
+            || !view.iter().any(|(m, _)| *m == epoch.relayer)
+        {
+            return; // a view of members outside the group, or without its relayer
+        }
         self.join_attempts = MemberMap::new();
         for (m, attempt) in &view {
             if *attempt > 0 {
@@ -190,7 +195,8 @@ impl Member {
                 self.unrelayed_bytes -= p.len();
             }
         }
-        self.next_origin_seq = self.next_origin_seq.max(own + 1);
+        // `own` is at most `MAX_WIRE_NUMBER` (see `check_input`).
+        self.next_origin_seq = self.next_origin_seq.max(own.saturating_add(1));
         self.sent_upto = own;
         self.phase = if synchronizing {
             Phase::Reported

@@ -5,6 +5,7 @@ mod committed_view;
 mod event;
 mod failure;
 mod held_back;
+mod input;
 mod join;
 mod relayer;
 
@@ -48,8 +49,10 @@ struct RelayerState {
     /// detection, across fail-overs, with no window to forget.
     accepted: MemberMap<u64>,
     /// Messages taken for sequencing, waiting for room in the relay window.
-    /// Bounded by the members' send windows.
+    /// Bounded by the members' send windows (`Member::max_pending_per_sender` each).
     pending: VecDeque<(MemberId, u64, Bytes)>,
+    /// Per origin, how many of `pending` are its.
+    pending_by: MemberMap<usize>,
     /// Per member, the highest sequence number it has delivered (replicated buffering).
     delivered_by: MemberMap<Seq>,
     /// The members a majority is counted among ([`Quorum::Majority`]): the view this
@@ -146,7 +149,8 @@ pub struct Member {
     /// Per member that joined while this member was in the view, the position of its
     /// *process joined*.
     joined_at: MemberMap<Seq>,
-    /// Whom a joining member asks to join.
+    /// Every other member of the group (configured): whom a joining member asks to
+    /// join, and the only ids whose messages count.
     known: Vec<MemberId>,
     /// False for a joiner until its *process joined* is known to every member (the
     /// stable watermark passed it; with distributed buffering, a later round
@@ -195,6 +199,8 @@ pub struct Member {
     /// Peers this member stopped following while their connection may still be up:
     /// the transport closes it, saying it does so on purpose.
     disconnects: VecDeque<MemberId>,
+    /// Members found sending what no correct member sends, and what (for the log).
+    misbehaviours: VecDeque<(MemberId, &'static str)>,
 }
 
 impl Member {
@@ -205,6 +211,7 @@ impl Member {
         view.sort_unstable();
         view.dedup();
         let first = view.first().copied().unwrap_or(id);
+        let known = view.iter().copied().filter(|k| *k != id).collect();
         let epoch = Epoch {
             number: 1,
             relayer: first,
@@ -230,7 +237,7 @@ impl Member {
             received: 0,
             origin_delivered: MemberMap::new(),
             joined_at: MemberMap::new(),
-            known: Vec::new(),
+            known,
             confirmed: true,
             held_events: VecDeque::new(),
             told_not_in_view: BTreeSet::new(),
@@ -251,6 +258,7 @@ impl Member {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             disconnects: VecDeque::new(),
+            misbehaviours: VecDeque::new(),
         }
     }
 
@@ -435,7 +443,7 @@ impl Member {
             return Err(WouldBlock);
         }
         let origin_seq = self.next_origin_seq;
-        self.next_origin_seq += 1;
+        self.next_origin_seq = origin_seq.checked_add(1).ok_or(WouldBlock)?;
         self.unrelayed_bytes += payload.len();
         self.unrelayed.push_back((origin_seq, payload.clone()));
         let sending = match self.phase {
@@ -465,15 +473,23 @@ impl Member {
         if self.phase == Phase::Excluded || from == self.id {
             return;
         }
+        if let Err(what) = self.check_input(from, &msg) {
+            self.misbehaved(from, what);
+            return;
+        }
         if self.phase == Phase::Joining {
             match msg {
+                // Only from the relayer it names (checked above), which must be one
+                // this member asked and does not suspect.
                 Message::Welcome {
                     epoch,
                     view,
                     next_seq,
                     origin_delivered,
                     synchronizing,
-                } => self.on_welcome(epoch, view, next_seq, origin_delivered, synchronizing),
+                } if !self.suspected.contains(&from) => {
+                    self.on_welcome(epoch, view, next_seq, origin_delivered, synchronizing)
+                }
                 // A new relayer counts us in its view (a previous relayer sequenced our
                 // join) but our welcome was lost: ask it again.
                 Message::SyncStart { epoch, .. } if !self.suspected.contains(&from) => {

@@ -13,7 +13,8 @@ use crate::protocol::{
 impl Member {
     /// Opens the synchronization phase as the new relayer (master FT manager).
     pub(super) fn start_leading(&mut self) {
-        self.max_epoch_number += 1;
+        // Epoch numbers taken from peers are at most `MAX_WIRE_NUMBER`.
+        self.max_epoch_number = self.max_epoch_number.saturating_add(1);
         self.epoch = Epoch {
             number: self.max_epoch_number,
             relayer: self.id,
@@ -270,6 +271,15 @@ impl Member {
         if !sequencing {
             return; // sent before the synchronization phase ended: reported later
         }
+        let held = self
+            .relayer
+            .as_ref()
+            .and_then(|r| r.pending_by.get(from).copied())
+            .unwrap_or(0);
+        if held.saturating_add(msgs.len()) > self.max_pending_per_sender() {
+            self.misbehaved(from, "broadcasts beyond its send window");
+            return;
+        }
         for (origin_seq, payload) in msgs {
             self.accept_for_sequencing(from, origin_seq, payload);
         }
@@ -289,15 +299,18 @@ impl Member {
         if origin_seq <= *last && !no_dedup {
             return; // already sequenced: a duplicate
         }
-        if origin_seq > *last + 1 && !no_dedup {
+        if origin_seq > last.saturating_add(1) && !no_dedup {
             return; // a gap: cannot happen over FIFO links; refuse rather than reorder
         }
         *last = (*last).max(origin_seq);
         r.pending.push_back((origin, origin_seq, payload));
+        *r.pending_by.entry(origin) += 1;
     }
 
     pub(super) fn note_delivered(&mut self, member: MemberId, delivered: Seq) {
         if let Some(r) = self.relayer.as_mut() {
+            // Nobody can have delivered what was not sequenced yet.
+            let delivered = delivered.min(r.next_seq.saturating_sub(1));
             if self.phase == Phase::Normal && !self.suspected.contains(&member) {
                 let d = r.delivered_by.entry(member);
                 if delivered > *d {
@@ -443,6 +456,9 @@ impl Member {
             let Some((origin, origin_seq, payload)) = r.pending.pop_front() else {
                 return;
             };
+            if let Some(n) = r.pending_by.get_mut(origin) {
+                *n = n.saturating_sub(1);
+            }
             self.sequence(origin, origin_seq, RelayBody::App(payload));
         }
     }

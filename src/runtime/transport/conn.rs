@@ -8,12 +8,58 @@ use bytes::{Bytes, BytesMut};
 use mio::net::TcpStream;
 use mio::Token;
 
+use crate::auth::{Claim, Handshake, Opener, Sealer};
 use crate::protocol::{MemberId, Message};
 
 pub(super) struct Chunk {
+    /// The bytes to write: the encoded frame, or once `sealed`, the sealed frame.
     pub(super) data: Bytes,
     pub(super) off: usize,
     pub(super) relay: bool,
+    /// The encoded frame's length: what the queue bounds count.
+    pub(super) len: usize,
+    /// `data` is ready to write as it is (sealed for its connection, or there is no
+    /// group key).
+    pub(super) sealed: bool,
+}
+
+impl Chunk {
+    /// An encoded frame, to be sealed (with a group key) when it is first written.
+    pub(super) fn frame(data: Bytes, relay: bool) -> Chunk {
+        Chunk {
+            len: data.len(),
+            data,
+            off: 0,
+            relay,
+            sealed: false,
+        }
+    }
+
+    /// Bytes to write as they are.
+    pub(super) fn raw(data: Bytes) -> Chunk {
+        Chunk {
+            len: data.len(),
+            data,
+            off: 0,
+            relay: false,
+            sealed: true,
+        }
+    }
+}
+
+/// A connection's authentication (see [`crate::auth`]).
+pub(super) enum ConnAuth {
+    /// No group key: frames in clear.
+    Plain,
+    /// The handshake is under way.
+    Handshaking(Box<Handshake>),
+    /// Both ends proved the key: every frame is sealed.
+    Sealed {
+        sealer: Box<Sealer>,
+        opener: Box<Opener>,
+        /// Who the handshake proved the peer is.
+        peer: Claim,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -73,8 +119,10 @@ pub(super) struct Conn {
     pub(super) connected: bool,
     /// The identified member, once its Hello was accepted.
     pub(super) peer: Option<MemberId>,
-    /// Our Hello, written before anything else.
+    /// Our handshake (with a group key, our Challenge and Proof) and Hello, written
+    /// before anything else.
     pub(super) hello: Vec<u8>,
+    pub(super) auth: ConnAuth,
     pub(super) hello_off: usize,
     pub(super) rbuf: BytesMut,
     /// A decoded message waiting for room in its worker shard.
@@ -95,7 +143,13 @@ pub(super) struct Conn {
 
 impl Conn {
     /// A connection that has said nothing yet.
-    pub(super) fn new(stream: TcpStream, addr: SocketAddr, role: Role, connected: bool) -> Conn {
+    pub(super) fn new(
+        stream: TcpStream,
+        addr: SocketAddr,
+        role: Role,
+        connected: bool,
+        auth: ConnAuth,
+    ) -> Conn {
         let now = Instant::now();
         Conn {
             stream,
@@ -104,6 +158,7 @@ impl Conn {
             connected,
             peer: None,
             hello: Vec::new(),
+            auth,
             hello_off: 0,
             rbuf: BytesMut::new(),
             pending: None,

@@ -38,6 +38,20 @@ impl Transport {
         self.close_with(token, reason, Loss::Evidence);
     }
 
+    /// The level to log a refused or failed connection at: a warning, but the same
+    /// reason again within a second as a debug line (a peer with the wrong key, or
+    /// a scan, retries many times a second).
+    pub(super) fn refusal_level(&mut self, reason: &str) -> u8 {
+        let now = Instant::now();
+        if let Some((at, last)) = &self.refusal_logged {
+            if last == reason && now.saturating_duration_since(*at) < Duration::from_secs(1) {
+                return DEBUG;
+            }
+        }
+        self.refusal_logged = Some((now, reason.to_string()));
+        WARN
+    }
+
     /// [`Transport::close`], with what the close says of the peer.
     pub(super) fn close_with(&mut self, token: Token, reason: String, loss: Loss) {
         let Some(mut conn) = self.conns.remove(&token) else {
@@ -67,7 +81,11 @@ impl Transport {
                     "connection to member {m} at {}: {reason}",
                     conn.addr
                 );
+                // Only a refused connect is evidence: a peer that accepted and then
+                // closed before it said who it is may be anyone (with a group key,
+                // someone that does not hold it).
                 if loss == Loss::Evidence
+                    && !conn.connected
                     && self
                         .peers
                         .get(&m)
@@ -85,8 +103,9 @@ impl Transport {
                 }
             }
             Role::Accepted => {
+                let level = self.refusal_level(&reason);
                 rlog!(
-                    WARN,
+                    level,
                     self.id,
                     "closed connection from {}: {reason}",
                     conn.addr
@@ -233,11 +252,7 @@ impl Transport {
             let hb = Bytes::from(hb);
             for m in beat {
                 let p = self.peers.get_mut(&m).expect("peer");
-                p.wq.push_back(Chunk {
-                    data: hb.clone(),
-                    off: 0,
-                    relay: false,
-                });
+                p.wq.push_back(Chunk::frame(hb.clone(), false));
                 p.wq_bytes += hb.len();
                 self.flush_peer(m);
             }

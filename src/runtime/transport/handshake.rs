@@ -8,11 +8,13 @@ use std::time::Instant;
 use mio::net::TcpStream;
 use mio::{Interest, Token};
 
+use crate::auth::{Handshake, Side, Step};
 use crate::protocol::MemberId;
 use crate::runtime::io_cmd::StartupReport;
 use crate::runtime::log::{rlog, DEBUG, INFO, WARN};
 use crate::wire::{self, Frame};
 
+use super::conn::ConnAuth;
 use super::{Conn, Flow, Loss, PeerState, Role, Transport, DIAL_RETRY, MAX_UNIDENTIFIED};
 
 impl Transport {
@@ -46,8 +48,11 @@ impl Transport {
                     }
                     let _ = stream.set_nodelay(true);
                     rlog!(DEBUG, self.id, "accepted connection from {addr}");
+                    let Some(auth) = self.new_auth(Side::Acceptor) else {
+                        continue;
+                    };
                     self.conns
-                        .insert(token, Conn::new(stream, addr, Role::Accepted, true));
+                        .insert(token, Conn::new(stream, addr, Role::Accepted, true, auth));
                     self.pump_read(token);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
@@ -81,25 +86,169 @@ impl Transport {
             return;
         }
         rlog!(DEBUG, self.id, "dialing member {m} at {addr}");
+        let Some(auth) = self.new_auth(Side::Dialer) else {
+            let _ = self.poll.registry().deregister(&mut stream);
+            self.peers.get_mut(&m).expect("peer").next_dial = Instant::now() + DIAL_RETRY;
+            return;
+        };
         self.conns
-            .insert(token, Conn::new(stream, addr, Role::Dialed(m), false));
+            .insert(token, Conn::new(stream, addr, Role::Dialed(m), false, auth));
         self.peers.get_mut(&m).expect("peer").dialing = Some(token);
     }
 
-    pub(super) fn our_hello(&self) -> Vec<u8> {
+    /// A new connection's authentication: a handshake with a group key (`None` if
+    /// one cannot be started: the system has no randomness).
+    fn new_auth(&self, side: Side) -> Option<ConnAuth> {
+        let Some(keys) = &self.keys else {
+            return Some(ConnAuth::Plain);
+        };
+        match Handshake::new(
+            keys.clone(),
+            side,
+            self.id,
+            self.incarnation,
+            self.protection,
+        ) {
+            Ok(hs) => Some(ConnAuth::Handshaking(Box::new(hs))),
+            Err(e) => {
+                rlog!(WARN, self.id, "cannot start a handshake: {e}");
+                None
+            }
+        }
+    }
+
+    /// What this member writes first on a connection it dialed, once connected:
+    /// its Hello, or with a group key its Challenge.
+    pub(super) fn opening_bytes(&self, token: Token) -> Vec<u8> {
         let mut v = Vec::new();
-        wire::encode(
-            &Frame::Hello {
-                member: self.id,
-                incarnation: self.incarnation,
-            },
-            &mut v,
-        );
+        match self.conns.get(&token).map(|c| &c.auth) {
+            Some(ConnAuth::Handshaking(hs)) => wire::encode(&hs.challenge(), &mut v),
+            _ => wire::encode(&self.hello_frame(), &mut v),
+        }
         v
+    }
+
+    fn hello_frame(&self) -> Frame {
+        Frame::Hello {
+            member: self.id,
+            incarnation: self.incarnation,
+        }
+    }
+
+    /// Appends our Hello to what `token` writes first: sealed when the connection is.
+    /// False if it cannot be sealed.
+    fn queue_hello(&mut self, token: Token) -> bool {
+        let mut hello = Vec::new();
+        wire::encode(&self.hello_frame(), &mut hello);
+        let conn = self.conns.get_mut(&token).expect("conn");
+        let bytes = match &mut conn.auth {
+            ConnAuth::Sealed { sealer, .. } => match sealer.seal(&hello) {
+                Ok(b) => b,
+                Err(_) => return false,
+            },
+            _ => hello,
+        };
+        conn.hello.extend_from_slice(&bytes);
+        true
+    }
+
+    /// A frame on a connection whose handshake is under way (see [`crate::auth`]).
+    fn on_handshake(&mut self, token: Token, frame: Frame) -> Flow {
+        let conn = self.conns.get_mut(&token).expect("conn");
+        let role = conn.role;
+        let ConnAuth::Handshaking(hs) = &mut conn.auth else {
+            unreachable!("called for connections in their handshake")
+        };
+        let step = match hs.handle_frame(&frame) {
+            Ok(step) => step,
+            Err(e) => {
+                let addr = conn.addr;
+                let level = self.refusal_level(&e.to_string());
+                rlog!(level, self.id, "refused connection with {addr}: {e}");
+                self.close(token, e.to_string());
+                return Flow::Closed;
+            }
+        };
+        if let Some(claim) = hs.claim() {
+            let problem = match role {
+                Role::Dialed(expected) if claim.member != expected => Some(format!(
+                    "dialed member {expected} but the peer says it is member {}",
+                    claim.member
+                )),
+                Role::Dialed(_) => None,
+                Role::Accepted if claim.member == self.id => Some(format!(
+                    "Challenge claims this member's own id {}",
+                    claim.member
+                )),
+                Role::Accepted if !self.peers.contains_key(&claim.member) => {
+                    Some(format!("Challenge from unknown member id {}", claim.member))
+                }
+                Role::Accepted => None,
+            };
+            if let Some(reason) = problem {
+                self.close(token, reason);
+                return Flow::Closed;
+            }
+        }
+        let (send, established) = match step {
+            Step::Send(send) => (send, None),
+            Step::Established {
+                send,
+                session,
+                peer,
+            } => (send, Some((session, peer))),
+        };
+        let conn = self.conns.get_mut(&token).expect("conn");
+        for f in &send {
+            wire::encode(f, &mut conn.hello);
+        }
+        if let Some((session, peer)) = established {
+            rlog!(
+                DEBUG,
+                self.id,
+                "connection with {}: member {} proved the group key",
+                conn.addr,
+                peer.member
+            );
+            let session = *session;
+            conn.auth = ConnAuth::Sealed {
+                sealer: Box::new(session.sealer),
+                opener: Box::new(session.opener),
+                peer,
+            };
+            if matches!(role, Role::Dialed(_)) && !self.queue_hello(token) {
+                self.close(token, "cannot seal the Hello".into());
+                return Flow::Closed;
+            }
+        }
+        self.flush_conn(token);
+        if self.conns.contains_key(&token) {
+            Flow::Continue
+        } else {
+            Flow::Closed
+        }
     }
 
     pub(super) fn on_hello(&mut self, token: Token, frame: Frame) -> Flow {
         let conn = self.conns.get_mut(&token).expect("conn");
+        if let ConnAuth::Handshaking(_) = conn.auth {
+            return self.on_handshake(token, frame);
+        }
+        if let Frame::Challenge { member, .. } = frame {
+            let reason = format!(
+                "member {member} uses a group key and this member has none (give every \
+                 member the same key file)"
+            );
+            let addr = conn.addr;
+            let level = self.refusal_level(&reason);
+            rlog!(level, self.id, "refused connection with {addr}: {reason}");
+            self.close(token, reason);
+            return Flow::Closed;
+        }
+        let proven = match &conn.auth {
+            ConnAuth::Sealed { peer, .. } => Some(*peer),
+            _ => None,
+        };
         let Frame::Hello {
             member,
             incarnation,
@@ -116,6 +265,12 @@ impl Transport {
         };
         let role = conn.role;
         let problem = match role {
+            _ if proven.is_some_and(|p| (p.member, p.incarnation) != (member, incarnation)) => {
+                Some(format!(
+                    "the sealed Hello names member {member} incarnation {incarnation:x}, not \
+                     the one the handshake proved"
+                ))
+            }
             Role::Dialed(expected) if member != expected => Some(format!(
                 "dialed member {expected} but the peer says it is member {member}"
             )),
@@ -152,13 +307,13 @@ impl Transport {
             self.close(token, "this member no longer takes part".into());
             return Flow::Closed;
         }
-        let hello = self.our_hello();
+        if role == Role::Accepted && !self.queue_hello(token) {
+            self.close(token, "cannot seal the Hello".into());
+            return Flow::Closed;
+        }
         let conn = self.conns.get_mut(&token).expect("conn");
         conn.peer = Some(member);
         conn.last_heard = Instant::now();
-        if role == Role::Accepted {
-            conn.hello = hello;
-        }
         let addr = conn.addr;
         let p = self.peers.get_mut(&member).expect("peer");
         let suspected = p.state == PeerState::Suspected;

@@ -17,6 +17,7 @@ use super::io_cmd::{IoCmd, StartupReport};
 use super::log::{rlog, INFO, WARN};
 use super::shared::{Shared, SHARD_CAP_ITEMS};
 use super::worker::ShardTx;
+use crate::auth::{Keys, Protection};
 use crate::protocol::{Buffering, MemberId, Seq};
 use crate::wire::{self, Frame};
 
@@ -29,7 +30,7 @@ mod rounds;
 mod suspect;
 mod write;
 
-use conn::{Chunk, Conn, Loss, Peer, PeerState, Role};
+use conn::{Chunk, Conn, ConnAuth, Loss, Peer, PeerState, Role};
 use leave::Leaving;
 use rounds::{Held, HeldItem, Round};
 use suspect::Closing;
@@ -123,6 +124,11 @@ struct Transport {
     pass_bytes: usize,
     gate_open: bool,
     tick: Duration,
+    /// With a group key: what every handshake derives from it.
+    keys: Option<Arc<Keys>>,
+    protection: Protection,
+    /// When a refused connection was last logged as a warning, and why.
+    refusal_logged: Option<(Instant, String)>,
 }
 
 impl Transport {
@@ -174,6 +180,8 @@ impl Transport {
                 .map_or(0, |d| d.as_nanos() as u64);
             nanos ^ ((std::process::id() as u64) << 32)
         };
+        let keys = cfg.group_key.as_ref().map(|k| Arc::new(Keys::new(k)));
+        let protection = cfg.protection;
         Transport {
             id,
             distributed: cfg.buffering == Buffering::Distributed,
@@ -204,6 +212,9 @@ impl Transport {
             pass_bytes: 0,
             gate_open: true,
             tick,
+            keys,
+            protection,
+            refusal_logged: None,
         }
     }
 

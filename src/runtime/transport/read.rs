@@ -8,12 +8,14 @@ use std::time::Instant;
 
 use mio::Token;
 
+use crate::auth::TAG_BYTES;
 use crate::protocol::{MemberId, Message};
 use crate::runtime::log::{rlog, INFO};
 use crate::runtime::shared::SHARD_CAP_ITEMS;
 use crate::runtime::worker::WorkItem;
-use crate::wire::{self, Frame, WireError};
+use crate::wire::{self, BodyLimits, Frame, WireError};
 
+use super::conn::ConnAuth;
 use super::{Flow, Loss, Transport, HELLO_MAX_BODY};
 
 impl Transport {
@@ -33,7 +35,7 @@ impl Transport {
                 Ok(_) => {
                     conn.connected = true;
                     let _ = conn.stream.set_nodelay(true);
-                    let hello = self.our_hello();
+                    let hello = self.opening_bytes(token);
                     let conn = self.conns.get_mut(&token).expect("conn");
                     conn.hello = hello;
                     conn.last_heard = Instant::now();
@@ -77,12 +79,23 @@ impl Transport {
                 conn.paused = false;
                 conn.last_heard = Instant::now();
             }
-            let max = if conn.peer.is_some() {
-                self.shared.config.max_sync_frame_bytes
+            let limits = if conn.peer.is_some() {
+                BodyLimits {
+                    frame: self.shared.config.max_frame_bytes,
+                    sync: self.shared.config.max_sync_frame_bytes,
+                }
             } else {
-                HELLO_MAX_BODY
+                BodyLimits::uniform(HELLO_MAX_BODY)
             };
-            match wire::decode(&mut conn.rbuf, max) {
+            let decoded = match &mut conn.auth {
+                ConnAuth::Sealed { opener, .. } => {
+                    wire::decode_sealed(&mut conn.rbuf, limits, TAG_BYTES, |r| {
+                        opener.open(r).map_err(|_| WireError::Unauthentic)
+                    })
+                }
+                _ => wire::decode_sealed(&mut conn.rbuf, limits, 0, |_| Ok(())),
+            };
+            match decoded {
                 Ok(Some(frame)) => {
                     if let Flow::Closed = self.on_frame(token, frame) {
                         return;
@@ -187,6 +200,11 @@ impl Transport {
                 }
             }
             Frame::Heartbeat => {}
+            Frame::Challenge { .. } | Frame::Proof { .. } => {
+                let reason = format!("a handshake frame from member {peer} after its handshake");
+                self.suspect_peer(peer, &reason);
+                return Flow::Closed;
+            }
             Frame::Hello { member, .. } => {
                 let reason =
                     format!("second Hello on the connection of member {peer} (it says {member})");

@@ -168,6 +168,10 @@ impl Transport {
     /// `m` delivered up to `seq` (or, with `seq == Seq::MAX`, failed): it may finish
     /// the current relay round.
     pub(super) fn note_acked(&mut self, m: MemberId, seq: Seq) {
+        // Nobody acknowledges what was not sent: a larger value is clamped (MAX:
+        // the member left, it waits for nothing).
+        let sent = self.shared.relay_sent_upto.load(Ordering::SeqCst);
+        let seq = if seq == Seq::MAX { seq } else { seq.min(sent) };
         if seq != Seq::MAX {
             let a = self.acked.entry(m).or_insert(0);
             *a = (*a).max(seq);

@@ -30,7 +30,7 @@ use crate::runtime::log::{rlog, DEBUG, INFO};
 use crate::runtime::worker::WorkItem;
 use crate::wire::{self, Frame};
 
-use super::conn::Conn;
+use super::conn::{Conn, ConnAuth};
 use super::{Chunk, Loss, PeerState, Transport, DIAL_RETRY};
 
 /// How long a connection closed on purpose is kept for its peer to read the
@@ -109,11 +109,8 @@ impl Closing {
 
 /// What of our Hello on `conn` is not written yet, to go out before anything else.
 fn unwritten_hello(conn: &Conn) -> Option<Chunk> {
-    (conn.hello_off < conn.hello.len()).then(|| Chunk {
-        data: Bytes::from(conn.hello[conn.hello_off..].to_vec()),
-        off: 0,
-        relay: false,
-    })
+    (conn.hello_off < conn.hello.len())
+        .then(|| Chunk::raw(Bytes::from(conn.hello[conn.hello_off..].to_vec())))
 }
 
 impl Transport {
@@ -140,7 +137,7 @@ impl Transport {
                 wq.push_front(rest);
             }
             if conn.broken.is_none() && !conn.fin_sent {
-                self.keep_closing(m, conn.stream, wq);
+                self.keep_closing(m, conn, wq);
             }
         }
         self.fail_peer_now(m, reason, Loss::Suspicion);
@@ -148,17 +145,23 @@ impl Transport {
         self.drain_closing(now);
     }
 
-    /// Writes `wq` and then the `Disconnect` announcement on `stream`, a connection
+    /// Writes `wq` and then the `Disconnect` announcement on `conn`, a connection
     /// to `m` closed on purpose, and keeps it until the peer closed it too (see the
-    /// module docs).
-    fn keep_closing(&mut self, m: MemberId, stream: TcpStream, mut wq: VecDeque<Chunk>) {
+    /// module docs). A connection still in its handshake is closed at once: its peer
+    /// has not identified this member on it, so its close says nothing.
+    fn keep_closing(&mut self, m: MemberId, mut conn: Conn, mut wq: VecDeque<Chunk>) {
         let mut announcement = Vec::new();
         wire::encode(&Frame::Disconnect, &mut announcement);
-        wq.push_back(Chunk {
-            data: Bytes::from(announcement),
-            off: 0,
-            relay: false,
-        });
+        let announcement = match &mut conn.auth {
+            ConnAuth::Plain => announcement,
+            ConnAuth::Sealed { sealer, .. } => match sealer.seal(&announcement) {
+                Ok(sealed) => sealed,
+                Err(_) => return,
+            },
+            ConnAuth::Handshaking(_) => return,
+        };
+        wq.push_back(Chunk::raw(Bytes::from(announcement)));
+        let stream = conn.stream;
         if self.closing_to(m) >= CLOSING_PER_PEER {
             let announced = self.closing.iter().position(|c| c.peer == m && c.fin_sent);
             let oldest = self.closing.iter().position(|c| c.peer == m);
@@ -204,7 +207,7 @@ impl Transport {
             conn.addr
         );
         let wq = unwritten_hello(&conn).into_iter().collect();
-        self.keep_closing(m, conn.stream, wq);
+        self.keep_closing(m, conn, wq);
         if let Some(p) = self.peers.get_mut(&m) {
             if p.dialing == Some(token) {
                 p.dialing = None;

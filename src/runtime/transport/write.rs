@@ -4,11 +4,12 @@
 use std::io::{self, IoSlice, Write};
 use std::time::Instant;
 
+use bytes::Bytes;
 use mio::Token;
 
 use crate::protocol::MemberId;
 
-use super::{Chunk, Held, HeldItem, Out, PeerState, Transport, MAX_IOVECS};
+use super::{Chunk, ConnAuth, Held, HeldItem, Out, PeerState, Transport, MAX_IOVECS};
 
 impl Transport {
     /// Queues an encoded frame for its destinations: at once, or in distributed
@@ -41,11 +42,7 @@ impl Transport {
             if matches!(p.state, PeerState::Failed | PeerState::Suspected) {
                 continue;
             }
-            p.wq.push_back(Chunk {
-                data: out.frame.clone(),
-                off: 0,
-                relay: out.relay,
-            });
+            p.wq.push_back(Chunk::frame(out.frame.clone(), out.relay));
             p.wq_bytes += len;
             if out.relay {
                 p.relay_bytes += len;
@@ -94,6 +91,18 @@ impl Transport {
         let mut wrote = false;
         let mut failure = None;
         while !p.wq.is_empty() {
+            if let ConnAuth::Sealed { sealer, .. } = &mut conn.auth {
+                for c in p.wq.iter_mut().take(MAX_IOVECS).filter(|c| !c.sealed) {
+                    match sealer.seal(&c.data) {
+                        Ok(sealed) => c.data = Bytes::from(sealed),
+                        Err(_) => failure = Some("this connection used up its nonces".to_string()),
+                    }
+                    c.sealed = true;
+                }
+                if failure.is_some() {
+                    break;
+                }
+            }
             let slices: Vec<IoSlice<'_>> =
                 p.wq.iter()
                     .take(MAX_IOVECS)
@@ -113,9 +122,9 @@ impl Transport {
                         if n >= left {
                             n -= left;
                             let c = p.wq.pop_front().expect("front");
-                            p.wq_bytes -= c.data.len();
+                            p.wq_bytes -= c.len;
                             if c.relay {
-                                p.relay_bytes -= c.data.len();
+                                p.relay_bytes -= c.len;
                             }
                         } else {
                             c.off += n;

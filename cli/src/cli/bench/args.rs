@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::super::options::{BufferingArg, RuntimeArgs};
+use super::super::options::{BufferingArg, KeyArgs, RuntimeArgs};
 use super::group::{GroupSpec, Mode};
 use super::member::DEFAULT_PACE_US;
 use super::payload::HEADER_BYTES;
@@ -58,6 +58,10 @@ pub struct BenchArgs {
     /// Runtime settings of every member.
     #[command(flatten)]
     pub runtime: RuntimeArgs,
+    /// The group key of every member (authenticated and, unless --auth-only,
+    /// encrypted frames).
+    #[command(flatten)]
+    pub key: KeyArgs,
     /// Heartbeat interval, ms.
     #[arg(long, default_value_t = 100, help_heading = "Advanced")]
     pub heartbeat_ms: u64,
@@ -165,6 +169,7 @@ pub fn spec(a: &BenchArgs) -> Result<GroupSpec, String> {
         heartbeat_ms: a.heartbeat_ms,
         failure_timeout_ms: a.failure_timeout_ms,
         runtime: a.runtime,
+        key: a.key.clone(),
         leave_when_done: a.leave_when_done,
         latency_trace: a.latency_trace.clone(),
         pin_cpus,

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::cli::options::{BufferingArg, RuntimeArgs};
+use crate::cli::options::{BufferingArg, KeyArgs, RuntimeArgs};
 
 use super::member::MemberArgs;
 use super::protocol::{Report, Summary};
@@ -50,6 +50,8 @@ pub struct GroupSpec {
     pub failure_timeout_ms: u64,
     /// Runtime settings, where not the defaults.
     pub runtime: RuntimeArgs,
+    /// The group key, if any.
+    pub key: KeyArgs,
     /// Members leave as soon as they are done, not once every member is.
     pub leave_when_done: bool,
     /// Every member writes its latency trace into this directory.
@@ -83,6 +85,7 @@ impl GroupSpec {
             heartbeat_ms: self.heartbeat_ms,
             failure_timeout_ms: self.failure_timeout_ms,
             runtime: self.runtime,
+            key: self.key.clone(),
             leave_when_done: self.leave_when_done,
             latency_trace: self.latency_trace.clone(),
             cpu: self.member_cpu(id),
@@ -123,6 +126,7 @@ impl GroupSpec {
             v.push("--sender".into());
         }
         a.runtime.push_args(&mut v);
+        v.extend(a.key.to_args());
         if a.leave_when_done {
             v.push("--leave-when-done".into());
         }

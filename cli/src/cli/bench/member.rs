@@ -25,7 +25,7 @@ use std::sync::Arc;
 use clap::Args;
 use crossbeam_channel::Receiver;
 
-use crate::cli::options::{BufferingArg, RuntimeArgs};
+use crate::cli::options::{BufferingArg, KeyArgs, RuntimeArgs};
 
 use super::payload::HEADER_BYTES;
 use super::protocol::Report;
@@ -90,6 +90,9 @@ pub struct MemberArgs {
     /// Runtime settings.
     #[command(flatten)]
     pub runtime: RuntimeArgs,
+    /// The group key.
+    #[command(flatten)]
+    pub key: KeyArgs,
     /// Leave as soon as done, without waiting for `leave`.
     #[arg(long)]
     pub leave_when_done: bool,

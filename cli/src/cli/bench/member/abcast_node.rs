@@ -32,6 +32,7 @@ pub fn run(args: &MemberArgs, ctrl: &Receiver<Ctrl>, out: Out) -> Result<(), Str
         .with_heartbeat_interval(Duration::from_millis(args.heartbeat_ms))
         .with_failure_timeout(Duration::from_millis(args.failure_timeout_ms));
     config = args.runtime.apply(config);
+    config = args.key.apply(config).map_err(|e| e.to_string())?;
     let node = Arc::new(Node::start(config).map_err(|e| format!("start: {e}"))?);
     out(Report::Ready {
         connected: node.connected_at_start().to_vec(),
