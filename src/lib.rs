@@ -56,6 +56,7 @@
 
 pub mod auth;
 pub mod ffi;
+pub mod fuzz;
 pub mod protocol;
 pub mod runtime;
 pub mod sim;

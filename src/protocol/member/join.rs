@@ -162,7 +162,9 @@ impl Member {
         if !view.contains(&(self.id, self.attempt)) || next_seq == 0 {
             return; // not this attempt's welcome: a stale one
         }
-        if view.iter().any(|(m, _)| !self.known.contains(m))
+        if view
+            .iter()
+            .any(|(m, _)| *m != self.id && !self.known.contains(m))
             || !view.iter().any(|(m, _)| *m == epoch.relayer)
         {
             return; // a view of members outside the group, or without its relayer
