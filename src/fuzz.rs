@@ -13,8 +13,11 @@ use crate::auth::{GroupKey, Handshake, Keys, Protection, Side, Step};
 use crate::protocol::{CoreConfig, Epoch, Event, Member, Message, Relay, RelayBody};
 use crate::wire::{self, BodyLimits};
 
+/// A fuzz target: it takes any bytes, and panics only on a defect.
+pub type Target = fn(&[u8]);
+
 /// The fuzz targets, by name (as in `fuzz/fuzz_targets/`).
-pub const TARGETS: [(&str, fn(&[u8])); 3] = [
+pub const TARGETS: [(&str, Target); 3] = [
     ("frame_decoder", frame_decoder),
     ("handshake", handshake),
     ("core", core),
