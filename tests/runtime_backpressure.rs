@@ -1,7 +1,9 @@
-//! Backpressure: a member that stops receiving its deliveries makes the others'
-//! broadcasts block (`try_broadcast` returns would-block) instead of making any
-//! queue grow; once it receives again, everything is delivered everywhere, and nobody
-//! was suspected meanwhile.
+//! Backpressure: a member that stops receiving its deliveries for less than the
+//! failure timeout makes the others' broadcasts block (`try_broadcast` returns
+//! would-block) instead of making any queue grow; once it receives again,
+//! everything is delivered everywhere, and nobody was suspected meanwhile. A member
+//! that holds the relay window for longer than the failure timeout is suspected and
+//! leaves the view: one wedged member does not stall the group for good.
 
 mod common;
 
@@ -18,6 +20,8 @@ const RELAY_WINDOW: u64 = 128;
 const DELIVERY_QUEUE: usize = 64;
 /// How long every broadcaster must see would-block without a success.
 const BLOCKED_FOR: Duration = Duration::from_millis(1500);
+/// Longer than `BLOCKED_FOR`: the stall is backpressure, not a failure.
+const FAILURE_TIMEOUT: Duration = Duration::from_millis(5000);
 
 type Log = Arc<Mutex<Vec<Delivery>>>;
 
@@ -54,7 +58,7 @@ fn stalled_member_blocks_the_group(stalled: u32, buffering: Buffering) {
             .with_relay_window(RELAY_WINDOW)
             .with_delivery_queue(DELIVERY_QUEUE)
             .with_heartbeat_interval(Duration::from_millis(100))
-            .with_failure_timeout(Duration::from_millis(1000))
+            .with_failure_timeout(FAILURE_TIMEOUT)
     });
     let logs: Vec<Log> = nodes.iter().map(|_| Log::default()).collect();
     let stop = Arc::new(AtomicBool::new(false));
@@ -177,4 +181,94 @@ fn stalled_relayer_blocks_broadcasts() {
 #[test]
 fn stalled_client_blocks_broadcasts_distributed() {
     stalled_member_blocks_the_group(3, Buffering::Distributed);
+}
+
+/// Member 3's application stops receiving for good while 1 and 2 broadcast: once
+/// it has held the relay window for a failure timeout it is suspected, the majority
+/// takes it out of the view, and the others deliver everything.
+fn wedged_member_is_taken_out(buffering: Buffering) {
+    const EACH: u64 = 3000;
+    let nodes = start_nodes(&members(3), |cfg| {
+        cfg.with_buffering(buffering)
+            .with_quorum(match buffering {
+                Buffering::Replicated => Quorum::Majority,
+                Buffering::Distributed => Quorum::None,
+            })
+            .with_send_window(SEND_WINDOW)
+            .with_relay_window(RELAY_WINDOW)
+            .with_delivery_queue(DELIVERY_QUEUE)
+            .with_heartbeat_interval(Duration::from_millis(100))
+            .with_failure_timeout(Duration::from_millis(500))
+    });
+    let receivers: Vec<_> = nodes[..2]
+        .iter()
+        .map(|node| {
+            let node = node.clone();
+            std::thread::spawn(move || {
+                let mut got = Vec::new();
+                let mut left = false;
+                let deadline = Instant::now() + Duration::from_secs(60);
+                while (got.len() as u64) < 2 * EACH && Instant::now() < deadline {
+                    match node.recv_timeout(Duration::from_millis(100)) {
+                        Ok(Event::Deliver {
+                            seq,
+                            origin,
+                            payload,
+                        }) => got.push(Delivery {
+                            seq,
+                            origin,
+                            payload: String::from_utf8(payload.to_vec()).expect("utf8"),
+                        }),
+                        Ok(Event::MemberLeft { member: 3, .. }) => left = true,
+                        Ok(other) => panic!("member {}: unexpected {other:?}", node.id()),
+                        Err(Error::Timeout) => {}
+                        Err(e) => panic!("member {}: {e}", node.id()),
+                    }
+                }
+                (got, left)
+            })
+        })
+        .collect();
+    let senders: Vec<_> = nodes[..2]
+        .iter()
+        .map(|node| {
+            let node = node.clone();
+            std::thread::spawn(move || {
+                let deadline = Instant::now() + Duration::from_secs(60);
+                let mut k = 1;
+                while k <= EACH && Instant::now() < deadline {
+                    match node.try_broadcast(payload(node.id(), k).as_bytes()) {
+                        Ok(_) => k += 1,
+                        Err(Error::WouldBlock) => std::thread::sleep(Duration::from_millis(1)),
+                        Err(e) => panic!("member {}: {e}", node.id()),
+                    }
+                }
+                assert!(k > EACH, "member {}: broadcasts stalled at {k}", node.id());
+            })
+        })
+        .collect();
+    for s in senders {
+        s.join().expect("the group stalled");
+    }
+    let mut logs = BTreeMap::new();
+    for (node, r) in nodes.iter().zip(receivers) {
+        let (got, left) = r.join().expect("receiver");
+        assert!(
+            left,
+            "member {} never saw the wedged member 3 leave",
+            node.id()
+        );
+        logs.insert(node.id(), got);
+    }
+    check_logs(&logs, &BTreeMap::from([(1, EACH), (2, EACH)]), false);
+}
+
+#[test]
+fn wedged_member_is_taken_out_of_the_view() {
+    wedged_member_is_taken_out(Buffering::Replicated);
+}
+
+#[test]
+fn wedged_member_is_taken_out_of_the_view_distributed() {
+    wedged_member_is_taken_out(Buffering::Distributed);
 }

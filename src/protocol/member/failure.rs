@@ -214,3 +214,27 @@ impl Member {
         self.note_quorum();
     }
 }
+
+impl Member {
+    /// Replicated buffering, at the relayer: the member whose delivered watermark
+    /// holds the relay window shut, and that watermark, if the window is full
+    /// because of a member that is not the relayer. The runtime suspects a member
+    /// that holds it for a failure timeout without delivering more (a wedged or
+    /// non-reading member would otherwise stall the group for good).
+    pub fn window_holder(&self) -> Option<(MemberId, Seq)> {
+        let r = self.relayer.as_ref()?;
+        if self.phase != Phase::Normal
+            || self.config.buffering != Buffering::Replicated
+            || !self.relay_window_full()
+        {
+            return None;
+        }
+        let (member, delivered) = self
+            .alive_peers()
+            .into_iter()
+            .map(|m| (m, r.delivered_by.get(m).copied().unwrap_or(0)))
+            .min_by_key(|(_, d)| *d)?;
+        // The relayer's own deliveries may be what holds it.
+        (delivered < self.received).then_some((member, delivered))
+    }
+}

@@ -215,19 +215,7 @@ impl Transport {
                 _ => self.close_with(t, reason, Loss::Suspicion),
             }
         }
-        if let Some(r) = self.round.as_mut() {
-            if !r.warned && now.saturating_duration_since(r.since) > timeout * 4 {
-                r.warned = true;
-                rlog!(
-                    WARN,
-                    self.id,
-                    "relay round up to seq {} not yet acknowledged by {:?} after {} ms",
-                    r.upto,
-                    r.waiting,
-                    now.saturating_duration_since(r.since).as_millis()
-                );
-            }
-        }
+        self.check_window(now);
         // What the core held back to ride with other traffic (an acknowledgement, a
         // stable-watermark announcement) goes out now: see `Member::handle_tick`.
         {

@@ -28,6 +28,7 @@ mod leave;
 mod read;
 mod rounds;
 mod suspect;
+mod window;
 mod write;
 
 use conn::{Chunk, Conn, ConnAuth, Loss, Peer, PeerState, Role};
@@ -127,6 +128,8 @@ struct Transport {
     /// With a group key: what every handshake derives from it.
     keys: Option<Arc<Keys>>,
     protection: Protection,
+    /// Who holds the relay window shut, and since when (see `window`).
+    window_held: window::WindowHeld,
     /// When a refused connection was last logged as a warning, and why.
     refusal_logged: Option<(Instant, String)>,
 }
@@ -215,6 +218,7 @@ impl Transport {
             keys,
             protection,
             refusal_logged: None,
+            window_held: None,
         }
     }
 

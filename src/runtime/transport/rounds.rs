@@ -37,7 +37,6 @@ pub(super) struct Round {
     pub(super) upto: Seq,
     pub(super) waiting: BTreeSet<MemberId>,
     pub(super) since: Instant,
-    pub(super) warned: bool,
 }
 
 /// Distributed buffering: a frame, or a relay batch not yet encoded, waiting for the
@@ -113,7 +112,6 @@ impl Transport {
                     upto,
                     waiting,
                     since: Instant::now(),
-                    warned: false,
                 });
             }
         }
