@@ -2,7 +2,7 @@
 //! connection, frames and unframes bytes, sends heartbeats, detects failures and
 //! hands inbound messages to the relay workers.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::io;
 use std::sync::atomic::{fence, Ordering};
 use std::sync::Arc;
@@ -107,6 +107,9 @@ struct Transport {
     acked: BTreeMap<MemberId, Seq>,
     /// The last published lowest acknowledgement.
     min_acked: Seq,
+    /// Distributed buffering: the destinations of the last relay batch (the live
+    /// members of the view), whose acknowledgements count.
+    relay_to: BTreeSet<MemberId>,
     startup_deadline: Instant,
     leaving: Option<Leaving>,
     closed_all: bool,
@@ -206,6 +209,7 @@ impl Transport {
             round: None,
             acked: BTreeMap::new(),
             min_acked: 0,
+            relay_to: BTreeSet::new(),
             leaving: None,
             closed_all: false,
             closing: Vec::new(),

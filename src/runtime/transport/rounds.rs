@@ -105,6 +105,7 @@ impl Transport {
                 self.enqueue(out, dirty);
                 continue;
             }
+            self.relay_to = out.to.iter().copied().collect();
             let mut waiting: BTreeSet<MemberId> = self.enqueue(out, dirty).into_iter().collect();
             waiting.retain(|m| self.acked.get(m).copied().unwrap_or(0) < upto);
             if !waiting.is_empty() {
@@ -212,6 +213,9 @@ impl Transport {
                 .peers
                 .values()
                 .filter(|p| !matches!(p.state, PeerState::Failed | PeerState::Suspected))
+                // Only the members relays go to: a member out of the view that
+                // connects again acknowledges nothing, and holds nothing up.
+                .filter(|p| self.relay_to.contains(&p.id))
                 .map(|p| self.acked.get(&p.id).copied().unwrap_or(0))
                 .min()
                 .unwrap_or(Seq::MAX);
