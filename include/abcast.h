@@ -400,6 +400,30 @@ abcast_status abcast_config_add_member(struct abcast_config *cfg,
                                        const char *host_port);
 
 /**
+ * Reads the group's key file at `path` (made by `abcast keygen PATH`): only members
+ * that hold the same key can connect, and every frame is sealed (see the Rust
+ * `abcast::auth` docs). Without one, membership is unauthenticated.
+ *
+ * `ABCAST_NULL_ARGUMENT` if `cfg` or `path` is `NULL`; `ABCAST_INVALID_ARGUMENT` if
+ * the file cannot be read or is not a key file (the configuration is then
+ * unchanged; `abcast_last_error` says why).
+ *
+ * # Safety
+ * `cfg`: `NULL` or a live configuration used by no other thread; `path`: `NULL` or a
+ * NUL-terminated string.
+ */
+abcast_status abcast_config_set_group_key_file(struct abcast_config *cfg, const char *path);
+
+/**
+ * With a group key: nonzero authenticates frames without encrypting them, zero (the
+ * default) encrypts and authenticates. Every member must choose the same.
+ *
+ * # Safety
+ * `cfg`: `NULL` or a live configuration used by no other thread.
+ */
+abcast_status abcast_config_set_authenticate_only(struct abcast_config *cfg, int32_t on);
+
+/**
  * Chooses the buffering strategy: `ABCAST_BUFFERING_REPLICATED` (the default) or
  * `ABCAST_BUFFERING_DISTRIBUTED`. Every member must use the same.
  * `ABCAST_INVALID_ARGUMENT` for any other value.

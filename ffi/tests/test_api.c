@@ -275,6 +275,39 @@ static void test_config_invalid_values(void) {
     abcast_config_free(cfg);
 }
 
+/* A key file for this process's groups (the format `abcast keygen` writes). */
+static const char *test_key_file(void) {
+    static char path[64];
+    if (path[0] == 0) {
+        snprintf(path, sizeof path, "/tmp/abcast-c-test-key-%d", (int)getpid());
+        FILE *f = fopen(path, "w");
+        CHECK(f != NULL);
+        if (f != NULL) {
+            fprintf(f, "abcast-group-key-v1 ");
+            for (int i = 0; i < 32; i++) fprintf(f, "%02x", (i * 37 + 11) & 0xff);
+            fprintf(f, "\n");
+            fclose(f);
+        }
+    }
+    return path;
+}
+
+static void test_config_group_key(void) {
+    abcast_config *cfg = abcast_config_new(1);
+    CHECK_ST(abcast_config_set_group_key_file(NULL, test_key_file()), ABCAST_NULL_ARGUMENT);
+    CHECK_ST(abcast_config_set_group_key_file(cfg, NULL), ABCAST_NULL_ARGUMENT);
+    CHECK_ST(abcast_config_set_group_key_file(cfg, "/nonexistent/abcast.key"),
+             ABCAST_INVALID_ARGUMENT);
+    CHECK_LAST_ERROR("/nonexistent/abcast.key");
+    CHECK_ST(abcast_config_set_group_key_file(cfg, "/dev/null"), ABCAST_INVALID_ARGUMENT);
+    CHECK_LAST_ERROR("not an abcast group key file");
+    CHECK_ST(abcast_config_set_group_key_file(cfg, test_key_file()), ABCAST_OK);
+    CHECK_ST(abcast_config_set_authenticate_only(NULL, 1), ABCAST_NULL_ARGUMENT);
+    CHECK_ST(abcast_config_set_authenticate_only(cfg, 1), ABCAST_OK);
+    CHECK_ST(abcast_config_set_authenticate_only(cfg, 0), ABCAST_OK);
+    abcast_config_free(cfg);
+}
+
 static void test_config_validate(void) {
     abcast_config *cfg = abcast_config_new(9);
     CHECK_ST(abcast_config_add_member(cfg, 1, "127.0.0.1:7001"), ABCAST_OK);
@@ -632,6 +665,8 @@ static int start_group(int n, struct starter *s, struct collector **callbacks) {
     for (i = 0; i < n; i++) {
         s[i].cfg = group_config((uint32_t)i + 1, n, ports);
         CHECK_ST(abcast_config_set_timeouts(s[i].cfg, 100, 3000), ABCAST_OK);
+        /* The groups of these tests hold a key: their frames are sealed. */
+        CHECK_ST(abcast_config_set_group_key_file(s[i].cfg, test_key_file()), ABCAST_OK);
         s[i].node = NULL;
         s[i].callback = callbacks != NULL ? callbacks[i] : NULL;
         CHECK(pthread_create(&t[i], NULL, start_thread, &s[i]) == 0);
@@ -764,6 +799,7 @@ int main(void) {
     RUN(test_config_null_arguments);
     RUN(test_config_bad_addresses);
     RUN(test_config_invalid_values);
+    RUN(test_config_group_key);
     RUN(test_config_validate);
     RUN(test_start_errors);
     RUN(test_start_address_in_use);
@@ -775,5 +811,6 @@ int main(void) {
     RUN(test_callback);
     RUN(test_stop_from_callback);
     RUN(test_two_members);
+    unlink(test_key_file());
     return test_summary();
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::{abcast_status, call, call_void, Failure};
 use crate::runtime::os;
 use crate::runtime::{MIN_FAILURE_TIMEOUT, MIN_HEARTBEATS_PER_TIMEOUT};
-use crate::{Buffering, Config, Quorum};
+use crate::{Buffering, Config, GroupKey, Protection, Quorum};
 
 /// Where clients keep what they need to survive a relayer crash. In C the type
 /// `abcast_buffering` is an `int32_t` taking the values of `enum abcast_buffering`.
@@ -165,6 +165,56 @@ fn resolve(text: &str) -> Result<SocketAddr, String> {
         .map_err(|e| e.to_string())?
         .next()
         .ok_or_else(|| "resolves to no address".to_string())
+}
+
+/// Reads the group's key file at `path` (made by `abcast keygen PATH`): only members
+/// that hold the same key can connect, and every frame is sealed (see the Rust
+/// `abcast::auth` docs). Without one, membership is unauthenticated.
+///
+/// `ABCAST_NULL_ARGUMENT` if `cfg` or `path` is `NULL`; `ABCAST_INVALID_ARGUMENT` if
+/// the file cannot be read or is not a key file (the configuration is then
+/// unchanged; `abcast_last_error` says why).
+///
+/// # Safety
+/// `cfg`: `NULL` or a live configuration used by no other thread; `path`: `NULL` or a
+/// NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn abcast_config_set_group_key_file(
+    cfg: *mut abcast_config,
+    path: *const c_char,
+) -> abcast_status {
+    call("abcast_config_set_group_key_file", || {
+        // SAFETY: forwarded caller's contract for cfg.
+        let cfg = unsafe { config_mut(cfg) }?;
+        // SAFETY: forwarded caller's contract for path.
+        let path = unsafe { c_str(path, "path") }?;
+        let key = GroupKey::read_file(std::path::Path::new(path))
+            .map_err(|e| Failure::invalid(e.to_string()))?;
+        cfg.inner.group_key = Some(key);
+        Ok(())
+    })
+}
+
+/// With a group key: nonzero authenticates frames without encrypting them, zero (the
+/// default) encrypts and authenticates. Every member must choose the same.
+///
+/// # Safety
+/// `cfg`: `NULL` or a live configuration used by no other thread.
+#[no_mangle]
+pub unsafe extern "C" fn abcast_config_set_authenticate_only(
+    cfg: *mut abcast_config,
+    on: i32,
+) -> abcast_status {
+    call("abcast_config_set_authenticate_only", || {
+        // SAFETY: forwarded caller's contract for cfg.
+        let cfg = unsafe { config_mut(cfg) }?;
+        cfg.inner.protection = if on != 0 {
+            Protection::Authenticated
+        } else {
+            Protection::Encrypted
+        };
+        Ok(())
+    })
 }
 
 /// Chooses the buffering strategy: `ABCAST_BUFFERING_REPLICATED` (the default) or

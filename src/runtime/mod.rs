@@ -63,8 +63,9 @@
 //! - [`Node::leave`] with distributed buffering: only the relayer can tell (from the
 //!   acknowledgements) that no member depends on it, so a client that leaves just as
 //!   the relayer crashes can take the last round with it.
-//! - Membership is not authenticated: anyone who can reach the port can claim a
-//!   member id that has not connected yet, or whose incarnation failed.
+//! - Without [`Config::group_key`] membership is not authenticated: anyone who can
+//!   reach the port can claim a member id that has not connected yet, or whose
+//!   incarnation failed. With one, whoever holds the key can (see [`crate::auth`]).
 //! - Logging: lines on stderr behind [`set_verbosity`] or the `ABCAST_LOG`
 //!   environment variable (0 silent, 1 warnings — the default —, 2 membership and
 //!   phases, 3 every message).
