@@ -47,8 +47,9 @@ fn collector(node: Arc<Node>, log: Log, stop: Arc<AtomicBool>) -> std::thread::J
     })
 }
 
-fn stalled_member_blocks_the_group(stalled: u32, buffering: Buffering) {
-    let nodes = start_nodes(&members(3), |cfg| {
+/// Three members with small windows and queues, and failure timeout `timeout`.
+fn start_group(buffering: Buffering, timeout: Duration) -> Vec<Arc<Node>> {
+    start_nodes(&members(3), |cfg| {
         cfg.with_buffering(buffering)
             .with_quorum(match buffering {
                 Buffering::Replicated => Quorum::Majority,
@@ -58,8 +59,12 @@ fn stalled_member_blocks_the_group(stalled: u32, buffering: Buffering) {
             .with_relay_window(RELAY_WINDOW)
             .with_delivery_queue(DELIVERY_QUEUE)
             .with_heartbeat_interval(Duration::from_millis(100))
-            .with_failure_timeout(FAILURE_TIMEOUT)
-    });
+            .with_failure_timeout(timeout)
+    })
+}
+
+fn stalled_member_blocks_the_group(stalled: u32, buffering: Buffering) {
+    let nodes = start_group(buffering, FAILURE_TIMEOUT);
     let logs: Vec<Log> = nodes.iter().map(|_| Log::default()).collect();
     let stop = Arc::new(AtomicBool::new(false));
     let mut collectors = Vec::new();
@@ -188,18 +193,7 @@ fn stalled_client_blocks_broadcasts_distributed() {
 /// takes it out of the view, and the others deliver everything.
 fn wedged_member_is_taken_out(buffering: Buffering) {
     const EACH: u64 = 3000;
-    let nodes = start_nodes(&members(3), |cfg| {
-        cfg.with_buffering(buffering)
-            .with_quorum(match buffering {
-                Buffering::Replicated => Quorum::Majority,
-                Buffering::Distributed => Quorum::None,
-            })
-            .with_send_window(SEND_WINDOW)
-            .with_relay_window(RELAY_WINDOW)
-            .with_delivery_queue(DELIVERY_QUEUE)
-            .with_heartbeat_interval(Duration::from_millis(100))
-            .with_failure_timeout(Duration::from_millis(500))
-    });
+    let nodes = start_group(buffering, Duration::from_millis(500));
     let receivers: Vec<_> = nodes[..2]
         .iter()
         .map(|node| {

@@ -147,6 +147,14 @@ fn challenge_body(f: &Frame) -> Option<[u8; CHALLENGE_BODY_BYTES]> {
     Some(b)
 }
 
+/// What each side's proof is labelled with, so that a proof cannot be reflected.
+fn proof_label(by: Side) -> &'static [u8] {
+    match by {
+        Side::Dialer => b"abcast v1 proof by the dialer",
+        Side::Acceptor => b"abcast v1 proof by the acceptor",
+    }
+}
+
 impl Handshake {
     /// A handshake for this member (`member`, `incarnation`) on a new connection;
     /// a dialer writes [`Handshake::challenge`] at once, an acceptor after the
@@ -193,12 +201,8 @@ impl Handshake {
     }
 
     fn proof(&self, by: Side, transcript: &[u8]) -> [u8; PROOF_BYTES] {
-        let label: &[u8] = match by {
-            Side::Dialer => b"abcast v1 proof by the dialer",
-            Side::Acceptor => b"abcast v1 proof by the acceptor",
-        };
         let mut ctx = hmac::Context::with_key(&self.keys.proof);
-        ctx.update(label);
+        ctx.update(proof_label(by));
         ctx.update(transcript);
         let mut mac = [0u8; PROOF_BYTES];
         mac.copy_from_slice(ctx.sign().as_ref());
@@ -206,11 +210,8 @@ impl Handshake {
     }
 
     fn verify(&self, by: Side, transcript: &[u8], mac: &[u8; PROOF_BYTES]) -> bool {
-        let label: &[u8] = match by {
-            Side::Dialer => b"abcast v1 proof by the dialer",
-            Side::Acceptor => b"abcast v1 proof by the acceptor",
-        };
-        hmac::verify(&self.keys.proof, &[label, transcript].concat(), mac).is_ok()
+        let signed = [proof_label(by), transcript].concat();
+        hmac::verify(&self.keys.proof, &signed, mac).is_ok()
     }
 
     fn session(&self, transcript: &[u8]) -> Session {

@@ -3,7 +3,9 @@
 //! suspected (under the quorum rules) and its connection closed, not obeyed.
 
 use super::Member;
-use crate::protocol::{Epoch, MemberId, Message, Seq};
+use bytes::Bytes;
+
+use crate::protocol::{Epoch, MemberId, Message, Relay, Seq};
 
 /// The largest sequence number, origin sequence number or epoch number taken from
 /// a peer: far beyond any a group reaches (2^62), and far enough below `u64::MAX`
@@ -26,6 +28,18 @@ fn seq_ok(s: Seq) -> bool {
     s <= MAX_WIRE_NUMBER
 }
 
+/// Relays with positions from 1 and numbers in range.
+fn relays_ok(relays: &[Relay]) -> bool {
+    relays
+        .iter()
+        .all(|r| seq_ok(r.seq) && r.seq > 0 && seq_ok(r.origin_seq))
+}
+
+/// Broadcasts numbered from 1, in range.
+fn msgs_ok(msgs: &[(u64, Bytes)]) -> bool {
+    msgs.iter().all(|(s, _)| seq_ok(*s) && *s > 0)
+}
+
 impl Member {
     /// What is wrong with `msg` from `from`, if anything: a number out of range, or
     /// a message only a relayer sends naming another relayer. (A synchronization
@@ -40,22 +54,12 @@ impl Member {
                 epoch,
                 delivered,
                 msgs,
-            } => {
-                seq_ok(*epoch)
-                    && seq_ok(*delivered)
-                    && msgs.iter().all(|(s, _)| seq_ok(*s) && *s > 0)
-            }
+            } => seq_ok(*epoch) && seq_ok(*delivered) && msgs_ok(msgs),
             Message::Relay {
                 epoch,
                 stable,
                 relays,
-            } => {
-                epoch_ok(epoch)
-                    && seq_ok(*stable)
-                    && relays
-                        .iter()
-                        .all(|r| seq_ok(r.seq) && r.seq > 0 && seq_ok(r.origin_seq))
-            }
+            } => epoch_ok(epoch) && seq_ok(*stable) && relays_ok(relays),
             Message::Ack { epoch, delivered } => seq_ok(*epoch) && seq_ok(*delivered),
             Message::SyncStart {
                 epoch,
@@ -66,14 +70,7 @@ impl Member {
                 received,
                 relays,
                 unrelayed,
-            } => {
-                epoch_ok(epoch)
-                    && seq_ok(*received)
-                    && relays
-                        .iter()
-                        .all(|r| seq_ok(r.seq) && r.seq > 0 && seq_ok(r.origin_seq))
-                    && unrelayed.iter().all(|(s, _)| seq_ok(*s) && *s > 0)
-            }
+            } => epoch_ok(epoch) && seq_ok(*received) && relays_ok(relays) && msgs_ok(unrelayed),
             Message::FinishSync { epoch, next_seq } => {
                 epoch_ok(epoch) && seq_ok(*next_seq) && *next_seq > 0
             }
