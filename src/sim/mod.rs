@@ -291,6 +291,12 @@ impl Sim {
             self.record.no_quorum[i] = !self.members[i].has_quorum();
             self.record.gave_up[i] += self.members[i].join_attempt().saturating_sub(1);
         }
+        if self.tracing {
+            for m in &self.members {
+                self.trace
+                    .push(format!("end: {} {}", m.id(), m.state_summary()));
+            }
+        }
         self.record.crashed = self.crashed.clone();
         self.record.views = self.members.iter().map(|m| m.view().to_vec()).collect();
         self.record.live_faults = self.live_faults.false_suspicions > 0;

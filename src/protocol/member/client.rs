@@ -85,6 +85,11 @@ impl Member {
         if from != epoch.relayer {
             return; // not offered by its own relayer
         }
+        if epoch == self.epoch && self.phase == Phase::Reported {
+            // Offered again over a new connection: the report may have been lost.
+            self.send_report(from, epoch, relayer_received);
+            return;
+        }
         if !self.epoch_after(epoch, self.epoch) {
             if self.config.quorum == Quorum::Majority
                 && epoch != self.epoch
@@ -114,12 +119,7 @@ impl Member {
             // This member still hears a member ranked before the new relayer: one
             // member's suspicion does not depose a relayer. Followed once this member
             // suspects them too (see `after_membership_change`).
-            if self
-                .deferred_sync_start
-                .map_or(true, |(_, e, _)| self.epoch_after(epoch, e))
-            {
-                self.deferred_sync_start = Some((from, epoch, relayer_received));
-            }
+            self.defer_sync_start(from, epoch, relayer_received);
             return;
         }
         if !majority && self.rank(from) > self.rank(self.id) {
@@ -134,21 +134,33 @@ impl Member {
             // Distributed buffering keeps one round: first read every relay our
             // relayer wrote before it failed (its connection closes after them), so
             // that no two members differ by more than the round it was writing.
-            if self
-                .deferred_sync_start
-                .map_or(true, |(_, e, _)| self.epoch_after(epoch, e))
-            {
-                self.deferred_sync_start = Some((from, epoch, relayer_received));
-            }
+            self.defer_sync_start(from, epoch, relayer_received);
             return;
         }
         // A deferred sync-start of a later epoch is kept: it is followed if this
         // relayer fails too.
-        if self
-            .deferred_sync_start
-            .is_some_and(|(_, e, _)| !self.epoch_after(e, epoch))
-        {
-            self.deferred_sync_start = None;
+        let superseded: Vec<MemberId> = self
+            .deferred_sync_starts
+            .iter()
+            .filter(|(_, (e, _))| !self.epoch_after(*e, epoch))
+            .map(|(m, _)| *m)
+            .collect();
+        for m in superseded {
+            self.deferred_sync_starts.remove(&m);
+            if majority && m != from && !self.evidenced.contains(&m) {
+                // Its relayer leads an earlier epoch that this member will not
+                // report to: a report naming this epoch tells it to start again
+                // with a higher number (see `on_sync_report`).
+                self.transmits.push_back(Transmit {
+                    to: vec![m],
+                    msg: Message::SyncReport {
+                        epoch,
+                        received: self.received,
+                        relays: Vec::new(),
+                        unrelayed: Vec::new(),
+                    },
+                });
+            }
         }
         // Every member ranked before the new relayer has failed, as far as it knows
         // (with a majority quorum this member suspects them already, or has no
@@ -171,21 +183,32 @@ impl Member {
         if majority && old == self.id && matches!(self.phase, Phase::Normal | Phase::Leading) {
             // A relayer handing over stops relaying (a new relayer stepping down
             // finishes no synchronization); the members that still hear it learn so
-            // by the connection closing, and may follow the new relayer.
+            // by the connection closing, and may follow the new relayer. So do the
+            // members it suspected and asked for a report again: they may be
+            // waiting for this epoch's finish.
+            let resumed = self.relayer.as_ref().map(|r| r.resumed.clone());
             let clients: Vec<MemberId> = self
                 .alive_peers()
                 .into_iter()
+                .chain(resumed.into_iter().flatten())
                 .filter(|m| *m != from)
                 .collect();
             self.disconnects.extend(clients);
         }
         self.suspected.remove(&from);
+        self.reconnected.remove(&from);
         self.relayer = None; // a relayer that learns of a higher epoch steps down
         self.epoch = epoch;
         self.max_epoch_number = self.max_epoch_number.max(epoch.number);
         self.phase = Phase::Reported;
         self.ack = HeldBack::default();
         self.to_send.clear(); // they are re-sent through the report
+        self.send_report(from, epoch, relayer_received);
+    }
+
+    /// Reports to `from`, the relayer of `epoch`, what this member holds beyond
+    /// `relayer_received` and what it broadcast that was not relayed.
+    fn send_report(&mut self, from: MemberId, epoch: Epoch, relayer_received: Seq) {
         let relays: Vec<Relay> = self
             .buffer
             .iter()
@@ -207,20 +230,68 @@ impl Member {
         });
     }
 
+    /// Keeps a sync-start to follow later: the latest of each sender (a later one
+    /// from another sender does not replace it, as its sender may fail first).
+    fn defer_sync_start(&mut self, from: MemberId, epoch: Epoch, relayer_received: Seq) {
+        let later = self
+            .deferred_sync_starts
+            .get(&from)
+            .map_or(true, |(e, _)| self.epoch_after(epoch, *e));
+        if later {
+            self.deferred_sync_starts
+                .insert(from, (epoch, relayer_received));
+        }
+    }
+
+    /// Takes the deferred sync-starts, the latest epoch first.
+    pub(super) fn take_deferred_sync_starts(&mut self) -> Vec<(MemberId, Epoch, Seq)> {
+        let mut deferred: Vec<(MemberId, Epoch, Seq)> =
+            std::mem::take(&mut self.deferred_sync_starts)
+                .into_iter()
+                .map(|(m, (e, s))| (m, e, s))
+                .collect();
+        deferred.sort_by(|a, b| {
+            if self.epoch_after(a.1, b.1) {
+                std::cmp::Ordering::Less
+            } else if self.epoch_after(b.1, a.1) {
+                std::cmp::Ordering::Greater
+            } else {
+                std::cmp::Ordering::Equal
+            }
+        });
+        deferred
+    }
+
+    /// Handles deferred sync-starts again (see [`Member::take_deferred_sync_starts`]).
+    pub(super) fn follow_deferred(&mut self, deferred: Vec<(MemberId, Epoch, Seq)>) {
+        for (from, epoch, relayer_received) in deferred {
+            if self.epoch_after(epoch, self.epoch) {
+                self.on_sync_start(from, epoch, relayer_received);
+            }
+        }
+    }
+
     /// Whether a sync-start from `from` may be followed under a majority quorum:
-    /// this member suspects every other member ranked before `from` and itself ranks
-    /// after it, or this member cannot reach a majority (then it hands over, even its
-    /// own place as relayer, to a relayer that may gather one).
+    /// this member suspects every other member ranked before `from` (and, while it
+    /// is the relayer of its epoch, itself ranks after it), or `from` is the relayer
+    /// it follows already, or this member cannot reach a majority (then it hands
+    /// over, even its own place as relayer, to a relayer that may gather one).
+    ///
+    /// A member that follows another relayer has given up its own place: its rank
+    /// does not hold back a later epoch.
     fn may_follow(&self, from: MemberId) -> bool {
         if !self.view.contains(&from) {
             return false;
         }
+        let leading = self.epoch.relayer == self.id;
         let before_suspected = self
             .view
             .iter()
             .take_while(|m| **m != from)
-            .all(|m| self.suspected.contains(m));
-        before_suspected || !self.has_quorum()
+            .all(|m| self.suspected.contains(m) || (*m == self.id && !leading));
+        // A later epoch of the relayer this member follows deposes nobody.
+        let same_relayer = from == self.epoch.relayer && from != self.id;
+        before_suspected || same_relayer || !self.has_quorum()
     }
 
     pub(super) fn on_finish_sync(&mut self, from: MemberId, epoch: Epoch, next_seq: Seq) {
@@ -237,6 +308,7 @@ impl Member {
         }
         self.phase = Phase::Normal;
         self.installed_epoch = self.epoch;
+        self.tell_after_sync();
         self.send_held();
         // Tell the new relayer at once what we delivered: its stable watermark
         // starts from the members' reports.
@@ -293,6 +365,10 @@ impl Member {
                 // relayer or a client, or from a new relayer that learnt the removal
                 // from a report (a member it removed may be waiting for it).
                 let telling = matches!(self.phase, Phase::Normal | Phase::Leading);
+                if self.phase == Phase::Reported {
+                    // A repair: told if the phase ends here.
+                    self.tell_after_sync.insert(m);
+                }
                 if self.confirmed && telling && self.told_not_in_view.insert(m) {
                     self.transmits.push_back(Transmit {
                         to: vec![m],

@@ -10,6 +10,14 @@ impl Member {
     /// nothing, and is told so once, unless this member is not in the group for good
     /// itself.
     pub(super) fn tell_not_in_view(&mut self, member: MemberId) {
+        if matches!(
+            self.phase,
+            Phase::AwaitingSyncStart | Phase::Reported | Phase::Leading
+        ) {
+            // Told once the synchronization phase ends here (`tell_after_sync`).
+            self.tell_after_sync.insert(member);
+            return;
+        }
         if self.phase != Phase::Normal || !self.confirmed || !self.told_not_in_view.insert(member) {
             return;
         }
@@ -65,12 +73,36 @@ impl Member {
             return;
         }
         if self.view.contains(&member) {
+            if self.config.quorum == Quorum::Majority
+                && self.suspected.contains(&member)
+                && !self.evidenced.contains(&member)
+            {
+                self.reconnected.insert(member);
+                if self.phase == Phase::Normal && self.relayer.is_some() && !self.has_quorum() {
+                    // A relayer without a majority, connected again to a member it
+                    // could not take out: a new synchronization phase may gather a
+                    // majority, this member included.
+                    self.start_leading();
+                    self.note_quorum();
+                    return;
+                }
+            }
             self.resume_with(member);
             return;
         }
         if self.ranking.contains(&member) {
             self.told_not_in_view.remove(&member);
             self.tell_not_in_view(member);
+        }
+    }
+
+    /// The synchronization phase ended here: the members whose *process left* was
+    /// delivered, or who spoke from outside the view, meanwhile are told.
+    pub(super) fn tell_after_sync(&mut self) {
+        for m in std::mem::take(&mut self.tell_after_sync) {
+            if !self.view.contains(&m) {
+                self.tell_not_in_view(m);
+            }
         }
     }
 
@@ -141,6 +173,7 @@ impl Member {
         if self.phase == Phase::Excluded || member == self.id {
             return;
         }
+        self.reconnected.remove(&member);
         let new_evidence = evidence && self.evidenced.insert(member);
         if new_evidence {
             self.committed.settle(self.id, &self.evidenced);
@@ -158,7 +191,7 @@ impl Member {
             return;
         }
         // A deferred sync-start may now be followed (see `on_sync_start`).
-        let deferred = self.deferred_sync_start.take();
+        let deferred = self.take_deferred_sync_starts();
         match self.phase {
             Phase::Leading => {
                 let r = self.relayer.as_mut().expect("leading member is relayer");
@@ -185,9 +218,7 @@ impl Member {
             Phase::AwaitingSyncStart => self.relayer_failed(),
             _ => {}
         }
-        if let Some((from, epoch, relayer_received)) = deferred {
-            self.on_sync_start(from, epoch, relayer_received);
-        }
+        self.follow_deferred(deferred);
         self.after_membership_change();
     }
 
@@ -208,9 +239,8 @@ impl Member {
         if self.phase == Phase::Leading {
             self.maybe_finish_sync();
         }
-        if let Some((from, epoch, relayer_received)) = self.deferred_sync_start.take() {
-            self.on_sync_start(from, epoch, relayer_received);
-        }
+        let deferred = self.take_deferred_sync_starts();
+        self.follow_deferred(deferred);
         self.note_quorum();
     }
 }

@@ -242,7 +242,7 @@ impl Member {
         self.joined_at = MemberMap::new();
         self.to_send.clear();
         self.ack = HeldBack::default();
-        self.deferred_sync_start = None;
+        self.deferred_sync_starts.clear();
         self.join_attempts = MemberMap::new();
         self.committed = CommittedView::default();
         self.attempt += 1;

@@ -190,9 +190,17 @@ pub struct Member {
     /// received since the last one (a standalone `Ack`, or the watermark a
     /// sent-broadcast batch carries).
     ack: HeldBack,
-    /// Distributed buffering: a sync-start that waits until this member has read
-    /// everything its current relayer wrote (it noticed that relayer fail).
-    deferred_sync_start: Option<(MemberId, Epoch, Seq)>,
+    /// Sync-starts not followed yet, the latest per sender (at most one per member
+    /// of the group): with a majority quorum, while this member still hears a
+    /// member ranked before the sender; with distributed buffering, until this
+    /// member has read everything its current relayer wrote.
+    deferred_sync_starts: std::collections::BTreeMap<MemberId, (Epoch, Seq)>,
+    /// Members of the view suspected without evidence whose connection opened again
+    /// ([`Quorum::Majority`]): their sync-starts are weighed, not discarded.
+    reconnected: BTreeSet<MemberId>,
+    /// Members whose *process left* was delivered during a synchronization phase:
+    /// told that they are not in the view once the phase ends here.
+    tell_after_sync: BTreeSet<MemberId>,
     relayer: Option<RelayerState>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
@@ -253,7 +261,9 @@ impl Member {
             sent_upto: 0,
             to_send: VecDeque::new(),
             ack: HeldBack::default(),
-            deferred_sync_start: None,
+            deferred_sync_starts: std::collections::BTreeMap::new(),
+            reconnected: BTreeSet::new(),
+            tell_after_sync: BTreeSet::new(),
             relayer,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
@@ -319,6 +329,26 @@ impl Member {
     /// Whether this member is the relayer of its epoch.
     pub fn is_relayer(&self) -> bool {
         self.relayer.is_some()
+    }
+
+    /// One line on where this member stands (phase, epoch, suspicions, deferred
+    /// sync-start), for traces.
+    pub fn state_summary(&self) -> String {
+        let waiting = self.relayer.as_ref().map(|r| &r.waiting_reports);
+        format!(
+            "{:?} epoch {:?} installed {:?} received {} view {:?} suspected {:?} \
+             evidenced {:?} quorum {} deferred {:?} waiting {:?}",
+            self.phase,
+            self.epoch,
+            self.installed_epoch,
+            self.received,
+            self.view,
+            self.suspected,
+            self.evidenced,
+            self.has_quorum(),
+            self.deferred_sync_starts,
+            waiting
+        )
     }
 
     /// Whether a synchronization phase is in progress at this member.
@@ -521,7 +551,7 @@ impl Member {
         }
         let handing_over = matches!(msg, Message::SyncStart { .. })
             && self.config.quorum == Quorum::Majority
-            && !self.has_quorum();
+            && (!self.has_quorum() || self.reconnected.contains(&from));
         let resumed_report = matches!(msg, Message::SyncReport { .. })
             && self.phase == Phase::Leading
             && self

@@ -38,6 +38,10 @@ impl Member {
                 },
             });
         }
+        // Suspected members of the view that are connected again are asked too.
+        for member in self.reconnected.clone() {
+            self.resume_with(member);
+        }
         self.maybe_finish_sync();
     }
 
@@ -45,16 +49,22 @@ impl Member {
     /// without evidence, asks that member for a report too (a member without a
     /// majority of its own hands over; one that still follows a relayer a majority
     /// may hear does not, and the sync does not wait for it).
+    ///
+    /// A member whose report it still waits for gets the sync-start again: what was
+    /// sent before the connection closed may be lost.
     pub(super) fn resume_with(&mut self, member: MemberId) {
-        if self.phase != Phase::Leading
-            || self.config.quorum != Quorum::Majority
-            || self.evidenced.contains(&member)
-            || !self.suspected.contains(&member)
-        {
+        if self.phase != Phase::Leading || self.evidenced.contains(&member) {
             return;
         }
         let r = self.relayer.as_mut().expect("leading member is relayer");
-        r.resumed.insert(member);
+        let waiting = r.waiting_reports.contains(&member);
+        if !waiting && (self.config.quorum != Quorum::Majority || !self.suspected.contains(&member))
+        {
+            return;
+        }
+        if !waiting {
+            r.resumed.insert(member);
+        }
         self.transmits.push_back(Transmit {
             to: vec![member],
             msg: Message::SyncStart {
@@ -72,13 +82,23 @@ impl Member {
         relays: Vec<Relay>,
         unrelayed: Vec<(u64, Bytes)>,
     ) {
+        let later = match self.config.quorum {
+            // Epochs of one number are ordered by their relayer's rank.
+            Quorum::Majority => self.epoch_after(epoch, self.epoch),
+            Quorum::None => epoch.number > self.epoch.number,
+        };
+        let resumed = self
+            .relayer
+            .as_ref()
+            .is_some_and(|r| r.resumed.contains(&from));
         if self.phase == Phase::Leading
-            && epoch.number > self.epoch.number
+            && later
             && self.view.contains(&from)
-            && !self.suspected.contains(&from)
+            && (!self.suspected.contains(&from) || resumed)
         {
             // It follows a later epoch than ours (see `on_sync_start`): start again
-            // with a higher number, keeping the joins asked for.
+            // with a higher number, keeping the joins asked for and asking the
+            // members connected again once more.
             self.max_epoch_number = self.max_epoch_number.max(epoch.number);
             let r = self.relayer.take().expect("leading member is relayer");
             for (joiner, attempt) in r.pending_joins {
@@ -86,6 +106,9 @@ impl Member {
                 *known = (*known).max(attempt);
             }
             self.start_leading();
+            for member in r.resumed {
+                self.resume_with(member);
+            }
             return;
         }
         if self.phase != Phase::Leading || epoch != self.epoch {
@@ -95,6 +118,7 @@ impl Member {
         if r.resumed.remove(&from) {
             // A member connected again, reporting after all: it counts.
             self.suspected.remove(&from);
+            self.reconnected.remove(&from);
         } else if !r.waiting_reports.remove(&from) {
             return;
         }
@@ -196,6 +220,7 @@ impl Member {
         }
         self.phase = Phase::Normal;
         self.installed_epoch = self.epoch;
+        self.tell_after_sync();
         let r = self.relayer.as_mut().expect("relayer");
         r.next_seq = max + 1;
         r.accepted = self.origin_delivered.clone();

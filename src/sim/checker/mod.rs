@@ -172,10 +172,13 @@ pub struct Record {
 /// the group did not deliver at those positions: a relay window of messages (the
 /// relayer orders at most that far beyond what every member acknowledged; what
 /// every member acknowledged survives any later synchronization) plus the
-/// membership events ordered among them (a *process left* per member of the view,
-/// and the *relayer changed* of an epoch).
+/// membership events ordered among them: a *process left* per member of the view,
+/// and a *relayer changed* per epoch it went through (at most one per member: a
+/// member cut off from the group can follow an epoch that the group never
+/// installs, see its relayer fail there, and then lead an epoch of its own in which
+/// it orders only the *process left* of the members it knows are gone).
 pub fn tail_bound(relay_window_msgs: u64, members: usize) -> u64 {
-    relay_window_msgs + members as u64 + 1
+    relay_window_msgs + 2 * members as u64
 }
 
 impl Record {
