@@ -9,12 +9,11 @@ mod common;
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use abcast::protocol::{Epoch, Message};
 use abcast::wire::{self, Frame};
-use common::{check_logs, members, wait_until, NodeProc};
+use common::{check_logs, members, wait_until, KeyFile, NodeProc};
 
 const EXTRA: [&str; 6] = [
     "--heartbeat-ms",
@@ -24,34 +23,6 @@ const EXTRA: [&str; 6] = [
     "--startup-timeout-ms",
     "10000",
 ];
-
-/// A key file of its own for each test, removed at the end.
-struct KeyFile(PathBuf);
-
-impl KeyFile {
-    fn new(name: &str) -> KeyFile {
-        let path =
-            std::env::temp_dir().join(format!("abcast-test-key-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_file(&path);
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_abcast"))
-            .arg("keygen")
-            .arg(&path)
-            .output()
-            .expect("run abcast keygen");
-        assert!(out.status.success(), "keygen: {out:?}");
-        KeyFile(path)
-    }
-
-    fn path(&self) -> &str {
-        self.0.to_str().expect("a UTF-8 temporary path")
-    }
-}
-
-impl Drop for KeyFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
 
 fn args<'a>(key: &'a KeyFile, more: &[&'a str]) -> Vec<&'a str> {
     let mut v = EXTRA.to_vec();

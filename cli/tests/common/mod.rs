@@ -274,3 +274,31 @@ where
     assert!(status.success(), "{label} exited with {status}");
     stdout
 }
+
+/// A key file of its own for each test, removed at the end.
+pub struct KeyFile(std::path::PathBuf);
+
+impl KeyFile {
+    pub fn new(name: &str) -> KeyFile {
+        let path =
+            std::env::temp_dir().join(format!("abcast-test-key-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_abcast"))
+            .arg("keygen")
+            .arg(&path)
+            .output()
+            .expect("run abcast keygen");
+        assert!(out.status.success(), "keygen: {out:?}");
+        KeyFile(path)
+    }
+
+    pub fn path(&self) -> &str {
+        self.0.to_str().expect("a UTF-8 temporary path")
+    }
+}
+
+impl Drop for KeyFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}

@@ -87,7 +87,7 @@ impl Member {
         }
         if epoch == self.epoch && self.phase == Phase::Reported {
             // Offered again over a new connection: the report may have been lost.
-            self.send_report(from, epoch, relayer_received);
+            self.send_report(from, epoch, relayer_received, true);
             return;
         }
         if !self.epoch_after(epoch, self.epoch) {
@@ -203,22 +203,34 @@ impl Member {
         self.phase = Phase::Reported;
         self.ack = HeldBack::default();
         self.to_send.clear(); // they are re-sent through the report
-        self.send_report(from, epoch, relayer_received);
+        self.send_report(from, epoch, relayer_received, false);
     }
 
     /// Reports to `from`, the relayer of `epoch`, what this member holds beyond
     /// `relayer_received` and what it broadcast that was not relayed.
-    fn send_report(&mut self, from: MemberId, epoch: Epoch, relayer_received: Seq) {
+    ///
+    /// A report sent `again` for the same epoch carries the broadcasts of the first
+    /// one, no more: the relayer may have finished with the first, and what was
+    /// broadcast since is sent once the phase ends.
+    fn send_report(&mut self, from: MemberId, epoch: Epoch, relayer_received: Seq, again: bool) {
         let relays: Vec<Relay> = self
             .buffer
             .iter()
             .filter(|r| r.seq > relayer_received)
             .cloned()
             .collect();
-        let unrelayed: Vec<(u64, Bytes)> = self.unrelayed.iter().cloned().collect();
-        self.sent_upto = unrelayed
-            .last()
-            .map_or(self.next_origin_seq - 1, |(s, _)| *s);
+        let upto = self.sent_upto;
+        let unrelayed: Vec<(u64, Bytes)> = self
+            .unrelayed
+            .iter()
+            .filter(|(s, _)| !again || *s <= upto)
+            .cloned()
+            .collect();
+        if !again {
+            self.sent_upto = unrelayed
+                .last()
+                .map_or(self.next_origin_seq - 1, |(s, _)| *s);
+        }
         self.transmits.push_back(Transmit {
             to: vec![from],
             msg: Message::SyncReport {

@@ -40,7 +40,9 @@ impl Member {
         }
         // Suspected members of the view that are connected again are asked too.
         for member in self.reconnected.clone() {
-            self.resume_with(member);
+            if self.suspected.contains(&member) {
+                self.resume_with(member);
+            }
         }
         self.maybe_finish_sync();
     }
@@ -107,7 +109,9 @@ impl Member {
             }
             self.start_leading();
             for member in r.resumed {
-                self.resume_with(member);
+                if self.suspected.contains(&member) {
+                    self.resume_with(member);
+                }
             }
             return;
         }
@@ -119,9 +123,12 @@ impl Member {
             // A member connected again, reporting after all: it counts.
             self.suspected.remove(&from);
             self.reconnected.remove(&from);
-        } else if !r.waiting_reports.remove(&from) {
+        } else if !r.waiting_reports.remove(&from) && r.reports.get(from).is_none() {
             return;
         }
+        // A member asked again reports again: its later report holds what it
+        // broadcast since (it sends nothing else until the phase ends), and replaces
+        // the earlier one.
         let r = self.relayer.as_mut().expect("leading member is relayer");
         r.reports.insert(from, (received, unrelayed));
         // Absorb what we lacked: a relay any survivor received is delivered by all.
