@@ -1,15 +1,16 @@
-//! Three `abcast node` members on a private network of namespaces (see
+//! Three (or four) `abcast node` members on a private network of namespaces (see
 //! `common/netns.rs`), every member broadcasting, under the faults of a real
 //! network: a host that drops off the network for good (silent host loss: no FIN,
 //! no RST), a partition that heals, a process paused three seconds (six failure
-//! timeouts), and a link that flaps. Member 1 is the first relayer.
+//! timeouts), a link that flaps, and a group of four split so that no side has a
+//! majority. Member 1 is the first relayer.
 //!
 //! Each case asserts, from the members' own output:
 //! - members that were not told `event excluded` never bind one seq to two
 //!   different messages, and a member that was told (or whose host was lost) agrees
 //!   with them up to a point and differs for at most a relay window of entries;
-//! - the majority side keeps delivering during the fault, and the minority side
-//!   delivers nothing once two failure timeouts (and a margin) have passed;
+//! - the majority side keeps delivering during the fault, and a side without a
+//!   majority delivers nothing once two failure timeouts (and a margin) have passed;
 //! - after the heal, every member is either excluded and knows it (it exits with
 //!   status 2) or back in one group that delivers what every member of it broadcast:
 //!   nothing a member of the final group broadcast is lost, and nothing is
@@ -34,6 +35,7 @@ use net::Net;
 static SERIAL: Mutex<()> = Mutex::new(());
 
 const MEMBERS: [u32; 3] = [1, 2, 3];
+const FOUR: [u32; 4] = [1, 2, 3, 4];
 const RELAYER: u32 = 1;
 const CLIENT: u32 = 3;
 const HEARTBEAT_MS: &str = "100";
@@ -41,9 +43,12 @@ const FAILURE_TIMEOUT_MS: &str = "500";
 /// Every member broadcasts one line this often.
 const PACE: Duration = Duration::from_millis(5);
 /// The relay window at default settings: the most messages an excluded member or a
-/// lost host can have delivered beyond the group, plus one event per member and a
-/// *relayer changed* (the simulator's `tail_bound`).
-const TAIL_BOUND: u64 = 8192 + MEMBERS.len() as u64 + 1;
+/// lost host can have delivered beyond the group, plus a *process left* per member
+/// and a *relayer changed* per epoch it went through (the simulator's
+/// `tail_bound`).
+fn tail_bound(members: usize) -> u64 {
+    8192 + 2 * members as u64
+}
 /// How long after the fault's start the minority must have stopped delivering (two
 /// failure timeouts and a margin).
 const MINORITY_QUIET_AFTER: Duration = Duration::from_millis(2 * 500 + 500);
@@ -67,13 +72,17 @@ enum Fault {
         up: Duration,
         times: u32,
     },
+    /// Both members' links are down for the duration, then up again.
+    Split(u32, u32, Duration),
 }
 
 impl Fault {
-    fn member(self) -> u32 {
+    /// The members the fault cuts off.
+    fn cut(self) -> Vec<u32> {
         match self {
-            Fault::HostLost(m) | Fault::Partition(m, _) | Fault::Pause(m, _) => m,
-            Fault::Flap { member, .. } => member,
+            Fault::HostLost(m) | Fault::Partition(m, _) | Fault::Pause(m, _) => vec![m],
+            Fault::Flap { member, .. } => vec![member],
+            Fault::Split(a, b, _) => vec![a, b],
         }
     }
 
@@ -94,14 +103,15 @@ impl Fault {
 struct Group {
     procs: Vec<NodeProc>,
     net: Net,
+    members: Vec<u32>,
 }
 
 impl Group {
-    fn start(case: &str) -> Group {
-        let net = Net::create(case, &MEMBERS);
+    fn start(case: &str, members_ids: &[u32]) -> Group {
+        let net = Net::create(case, members_ids);
         let members = net.member_list();
         let mut procs = Vec::new();
-        for &id in &MEMBERS {
+        for &id in members_ids {
             let ns = net.member_ns(id);
             let wrapper = ["ip", "netns", "exec", ns.as_str()];
             let extra = [
@@ -117,11 +127,15 @@ impl Group {
         for p in &mut procs {
             p.feed(u64::MAX, PACE);
         }
-        let group = Group { procs, net };
+        let group = Group {
+            procs,
+            net,
+            members: members_ids.to_vec(),
+        };
         let formed = wait_until(Duration::from_secs(30), || {
             group.procs.iter().all(|p| {
                 let origins: HashSet<u32> = p.deliveries().iter().map(|d| d.origin).collect();
-                MEMBERS.iter().all(|m| origins.contains(m))
+                members_ids.iter().all(|m| origins.contains(m))
             })
         });
         assert!(formed, "the group did not form:\n{}", group.stderr_all());
@@ -172,6 +186,14 @@ impl Group {
                 std::thread::sleep(d);
                 before_heal = Instant::now();
                 self.net.set_link(m, true);
+            }
+            Fault::Split(a, b, d) => {
+                self.net.set_link(a, false);
+                self.net.set_link(b, false);
+                std::thread::sleep(d);
+                before_heal = Instant::now();
+                self.net.set_link(a, true);
+                self.net.set_link(b, true);
             }
             Fault::Pause(m, d) => {
                 self.proc(m).freeze();
@@ -244,13 +266,29 @@ fn number(d: &Delivery) -> u64 {
 }
 
 fn run(case: &str, fault: Fault) {
+    run_with(case, &MEMBERS, fault);
+}
+
+fn run_with(case: &str, members: &[u32], fault: Fault) {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     if !available() {
         return;
     }
-    let mut g = Group::start(case);
-    let faulty = fault.member();
-    let others: Vec<u32> = MEMBERS.iter().copied().filter(|m| *m != faulty).collect();
+    let mut g = Group::start(case, members);
+    let cut = fault.cut();
+    let faulty = cut[0];
+    let others: Vec<u32> = members
+        .iter()
+        .copied()
+        .filter(|m| !cut.contains(m))
+        .collect();
+    // The side without the cut-off members may go on only with a majority.
+    let majority_side = others.len() * 2 > members.len();
+    let quiet_side: Vec<u32> = if majority_side {
+        cut.clone()
+    } else {
+        members.to_vec()
+    };
     let lost_for = Duration::from_secs(4);
 
     let fault_start = Instant::now();
@@ -264,7 +302,7 @@ fn run(case: &str, fault: Fault) {
             longest_gap(g.proc(m), fault_start, fault_end).as_millis()
         );
     }
-    if fault.splits() {
+    if fault.splits() && majority_side {
         // The majority side kept delivering, from both of its members.
         for &m in &others {
             let got = read_between(g.proc(m), fault_start + MAJORITY_BACK_AFTER, fault_end);
@@ -277,38 +315,43 @@ fn run(case: &str, fault: Fault) {
                 );
             }
         }
-        // A member cut off by the network knows it has no quorum.
-        if matches!(fault, Fault::Partition(..) | Fault::HostLost(_)) {
+    }
+    if fault.splits() {
+        for &m in &quiet_side {
+            // A member cut off by the network from a majority knows it has none.
+            if matches!(
+                fault,
+                Fault::Partition(..) | Fault::HostLost(_) | Fault::Split(..)
+            ) {
+                assert!(
+                    g.proc(m)
+                        .stderr_text()
+                        .lines()
+                        .any(|l| l == "event no-quorum"),
+                    "{case}: member {m}, without a majority, never reported that it has \
+                     no quorum\n{}",
+                    g.stderr_all()
+                );
+            }
+            // A side without a majority delivered nothing new once the timeouts
+            // had passed.
+            let quiet = read_between(g.proc(m), fault_start + MINORITY_QUIET_AFTER, fault_end);
             assert!(
-                g.proc(faulty)
-                    .stderr_text()
-                    .lines()
-                    .any(|l| l == "event no-quorum"),
-                "{case}: cut-off member {faulty} never reported that it has no quorum\n{}",
-                g.stderr_all()
+                quiet.is_empty(),
+                "{case}: member {m}, without a majority, delivered {} messages, first {:?}",
+                quiet.len(),
+                quiet.first()
             );
         }
-        // The minority side delivered nothing new once the timeouts had passed.
-        let quiet = read_between(
-            g.proc(faulty),
-            fault_start + MINORITY_QUIET_AFTER,
-            fault_end,
-        );
-        assert!(
-            quiet.is_empty(),
-            "{case}: cut-off member {faulty} delivered {} messages, first {:?}",
-            quiet.len(),
-            quiet.first()
-        );
     }
 
     // After the heal: every member is excluded and knows it, or delivers what the
     // others of the final group broadcast after the heal. A lost host stays lost.
     let settle = |g: &Group| {
         let in_final = |m: u32| !(g.told_excluded(m) || !fault.heals() && m == faulty);
-        MEMBERS.iter().filter(|m| in_final(**m)).all(|&m| {
+        members.iter().filter(|m| in_final(**m)).all(|&m| {
             let got = g.proc(m).deliveries();
-            MEMBERS.iter().filter(|o| in_final(**o)).all(|&o| {
+            members.iter().filter(|o| in_final(**o)).all(|&o| {
                 got.iter()
                     .any(|d| d.origin == o && number(d) > fed_at_heal[&o])
             })
@@ -320,13 +363,20 @@ fn run(case: &str, fault: Fault) {
         g.stderr_all()
     );
     let lost = !fault.heals();
-    let in_final: Vec<u32> = MEMBERS
+    let in_final: Vec<u32> = members
         .iter()
         .copied()
         .filter(|m| !(g.told_excluded(*m) || lost && *m == faulty))
         .collect();
+    // After a split with no majority anywhere, the members excluded and told may
+    // be half of the group (their exits are evidence: the rest may go on).
+    let least = if majority_side {
+        members.len() / 2 + 1
+    } else {
+        members.len() / 2
+    };
     assert!(
-        in_final.len() * 2 > MEMBERS.len(),
+        in_final.len() >= least,
         "{case}: only {in_final:?} are left in the group\n{}",
         g.stderr_all()
     );
@@ -361,7 +411,7 @@ fn run(case: &str, fault: Fault) {
 
     // The ends: the excluded exit 2 by themselves; the rest leave on SIGTERM; a lost
     // host is killed.
-    for &m in &MEMBERS {
+    for &m in members {
         let p = g.procs.iter_mut().find(|p| p.id == m).expect("member");
         if lost && m == faulty && !in_final.contains(&m) {
             p.kill9();
@@ -394,7 +444,7 @@ fn run(case: &str, fault: Fault) {
 
 /// No duplicates, each origin's messages in the order it broadcast them, members
 /// of the final group agree at every seq, and the others agree with them up to a
-/// tail of at most [`TAIL_BOUND`] entries.
+/// tail of at most [`tail_bound`] entries.
 fn check_order(case: &str, g: &Group, in_final: &[u32]) {
     let logs: BTreeMap<u32, BTreeMap<u64, Delivery>> = g
         .procs
@@ -452,10 +502,11 @@ fn check_order(case: &str, g: &Group, in_final: &[u32]) {
                 "{case}: member {x}, out of the group, differs from seq {first} on \
                  ({tail} entries)"
             );
+            let bound = tail_bound(g.members.len());
             assert!(
-                tail <= TAIL_BOUND,
+                tail <= bound,
                 "{case}: member {x} (out of the group) differs from seq {first} on for \
-                 {tail} entries (at most {TAIL_BOUND})"
+                 {tail} entries (at most {bound})"
             );
         }
     }
@@ -502,4 +553,10 @@ fn a_link_between_live_members_flaps() {
             times: 5,
         },
     );
+}
+
+#[test]
+fn four_members_split_with_no_majority_anywhere_then_healed() {
+    // Members 1 and 2 each alone, 3 and 4 together: two of four is no majority.
+    run_with("split", &FOUR, Fault::Split(1, 2, Duration::from_secs(4)));
 }
