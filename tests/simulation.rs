@@ -163,3 +163,34 @@ fn live_fault_profiles_inject_their_faults() {
         }
     }
 }
+
+/// Runs that long sweeps found failing, each for a defect since fixed: even
+/// splits whose synchronizations waited on each other after the heal, a leader
+/// that missed a later epoch of its own number, a deferred sync-start replaced by
+/// one whose sender failed first, a report sent twice losing what was broadcast
+/// between the two, and a joiner numbering its broadcasts after a welcome whose
+/// relayer crashed mid fan-out.
+#[test]
+fn runs_found_by_long_sweeps_hold() {
+    const FOUND: &[&str] = &[
+        "seed=100000159,members=6,buffering=replicated,profile=partition,msgs=12",
+        "seed=100002397,members=4,buffering=replicated,profile=partition,msgs=12",
+        "seed=100023978,members=8,buffering=replicated,profile=partition,msgs=12",
+        "seed=200000623,members=4,buffering=replicated,profile=partition,msgs=12",
+        "seed=200000843,members=6,buffering=replicated,profile=partition,msgs=12",
+        "seed=200000143,members=8,buffering=replicated,profile=partition,msgs=12",
+        "seed=100011804,members=4,buffering=replicated,profile=partition,msgs=12",
+        "seed=200001645,members=8,buffering=replicated,profile=cascade,msgs=12",
+        "seed=400001730,members=5,buffering=replicated,profile=cascade,msgs=12",
+        "seed=6627134540850,members=7,buffering=replicated,profile=cascade,msgs=10",
+        "seed=400000957,members=5,buffering=replicated,profile=rejoin,msgs=12",
+        "seed=300000384,members=6,buffering=replicated,profile=rejoin,msgs=12",
+        "seed=500000162,members=3,buffering=distributed,profile=rejoin,msgs=12,quorum=none",
+    ];
+    for text in FOUND {
+        let cfg: SimConfig = text.parse().expect("parses");
+        if let Err(f) = run_and_check(&cfg) {
+            panic!("{f}");
+        }
+    }
+}

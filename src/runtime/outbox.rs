@@ -79,7 +79,11 @@ impl Outbox {
         self.core_unrelayed_msgs = core.unrelayed_msgs();
         self.core_unrelayed_bytes = core.unrelayed_bytes();
         self.quorum = core.has_quorum();
-        self.accepting = !core.is_joining() && !core.is_excluded() && self.quorum;
+        // A joiner takes broadcasts once it may number them (`Member::broadcast`).
+        self.accepting = !core.is_joining()
+            && !core.is_excluded()
+            && core.may_number_broadcasts()
+            && self.quorum;
         self.in_flight = core.broadcasts_in_flight();
         self.relayer = core.is_relayer();
         if self.msgs.is_empty() {

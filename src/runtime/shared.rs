@@ -267,7 +267,8 @@ impl Shared {
         {
             let mut ob = self.outbox.lock();
             self.flush_pending.store(false, Ordering::SeqCst);
-            if ob.msgs.is_empty() || core.is_joining() || !core.has_quorum() {
+            let unnumbered = core.is_joining() || !core.may_number_broadcasts();
+            if ob.msgs.is_empty() || (unnumbered && !core.is_excluded()) || !core.has_quorum() {
                 // A joiner whose join was lost with its relayer asks again, and takes
                 // no broadcast until it is welcomed; a member without a quorum takes
                 // none until it has one again: these wait here until then (none is

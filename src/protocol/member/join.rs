@@ -198,6 +198,7 @@ impl Member {
             }
         }
         // `own` is at most `MAX_WIRE_NUMBER` (see `check_input`).
+        self.next_origin_seq_unwelcomed = self.next_origin_seq;
         self.next_origin_seq = self.next_origin_seq.max(own.saturating_add(1));
         self.sent_upto = own;
         self.phase = if synchronizing {
@@ -213,6 +214,10 @@ impl Member {
     /// A joiner whose join is not confirmed lost its relayer: what it received may be
     /// unknown to everyone else, so it forgets it (nothing reached the application)
     /// and asks to join again. Its own broadcasts are kept and sent once welcomed.
+    /// So is the numbering of its broadcasts: it took none since the welcome (see
+    /// [`Member::broadcast`]), and the next welcome decides where they start (a
+    /// relayer that crashed mid fan-out may have delivered more of this id than the
+    /// group will).
     pub(super) fn reset_to_joining(&mut self) {
         let mut own: Vec<(u64, Bytes)> = self
             .held_events
@@ -225,6 +230,9 @@ impl Member {
             })
             .collect();
         own.extend(self.unrelayed.drain(..));
+        if own.is_empty() {
+            self.next_origin_seq = self.next_origin_seq_unwelcomed;
+        }
         self.unrelayed_bytes = own.iter().map(|(_, p)| p.len()).sum();
         self.unrelayed = own.into();
         self.phase = Phase::Joining;

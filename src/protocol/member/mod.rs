@@ -178,6 +178,9 @@ pub struct Member {
     stable: Seq,
     /// The next `origin_seq` this member gives a broadcast.
     next_origin_seq: u64,
+    /// A joiner's `next_origin_seq` before its welcome raised it: restored when the
+    /// join is lost with its relayer (the next welcome may know less of its id).
+    next_origin_seq_unwelcomed: u64,
     /// Own broadcasts not yet delivered, in order: sent, held or reported.
     unrelayed: VecDeque<(u64, Bytes)>,
     /// Payload bytes of `unrelayed`.
@@ -256,6 +259,7 @@ impl Member {
             buffer_bytes: 0,
             stable: 0,
             next_origin_seq: 1,
+            next_origin_seq_unwelcomed: 1,
             unrelayed: VecDeque::new(),
             unrelayed_bytes: 0,
             sent_upto: 0,
@@ -349,6 +353,16 @@ impl Member {
             self.deferred_sync_starts,
             waiting
         )
+    }
+
+    /// Whether this member may give its broadcasts numbers: not while its join is
+    /// unconfirmed with replicated buffering (the welcome may count more of its id
+    /// than the group will deliver, if the relayer that sent it crashes mid
+    /// fan-out). With distributed buffering a join is confirmed by the next round,
+    /// which may never come without this member's broadcasts: it numbers them
+    /// after its welcome.
+    pub fn may_number_broadcasts(&self) -> bool {
+        self.confirmed || self.config.buffering == super::Buffering::Distributed
     }
 
     /// Whether a synchronization phase is in progress at this member.
@@ -460,12 +474,15 @@ impl Member {
     /// *Sent-broadcast*: the application broadcasts `payload`.
     ///
     /// Returns the message's id, or [`WouldBlock`] when this member already has
-    /// `send_window_msgs` broadcasts un-relayed (or it is excluded). During a
+    /// `send_window_msgs` broadcasts un-relayed (or it is excluded, or a joiner that
+    /// may not number its broadcasts yet: see [`Member::may_number_broadcasts`]).
+    /// During a
     /// synchronization phase the message is held and sent when the phase ends.
     pub fn broadcast(&mut self, payload: Bytes) -> Result<MsgId, WouldBlock> {
         let bytes_full = !self.unrelayed.is_empty()
             && self.unrelayed_bytes + payload.len() > self.config.send_window_bytes;
         if matches!(self.phase, Phase::Excluded | Phase::Joining)
+            || !self.may_number_broadcasts()
             || !self.has_quorum()
             || self.unrelayed.len() >= self.config.send_window_msgs
             || bytes_full
