@@ -426,3 +426,24 @@ fn recv_many_takes_events_in_order_in_bounded_batches() {
         node.leave().expect("leave");
     }
 }
+
+#[test]
+fn a_group_of_one_leaves_without_waiting_for_the_leave_timeout() {
+    let leave_timeout = Duration::from_secs(60);
+    let nodes = start_nodes(&members(1), |cfg| cfg.with_leave_timeout(leave_timeout));
+    let node = nodes[0].clone();
+    for k in 1..=100 {
+        node.broadcast(payload(1, k).as_bytes()).expect("broadcast");
+    }
+    let (log, _) = collect(&node, 100, Instant::now() + Duration::from_secs(30));
+    assert_eq!(log.len(), 100);
+    let started = Instant::now();
+    node.leave().expect("leave");
+    // Nobody depends on a group of one for what it delivered: the leave does not
+    // wait for a stable watermark that no peer will ever raise.
+    assert!(
+        started.elapsed() < leave_timeout / 2,
+        "a group of one took {:?} to leave",
+        started.elapsed()
+    );
+}

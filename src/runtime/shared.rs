@@ -199,6 +199,9 @@ impl Shared {
         if core.is_synchronizing() {
             return false;
         }
+        if core.view() == [self.id] {
+            return true; // a group of one: nobody depends on it
+        }
         match self.config.buffering {
             Buffering::Replicated => core.stable() >= core.delivered(),
             Buffering::Distributed => {
