@@ -266,6 +266,13 @@ impl Node {
     /// can still be received; then `recv` returns [`Error::Stopped`]. Calling it
     /// again does nothing.
     ///
+    /// Once the Leave is handed to the select thread, nothing more reaches the
+    /// member's core: everything it delivered was relayed or received before the
+    /// Leave, so what it delivered is a prefix of what the members that stay deliver
+    /// (the same message at every seq), and its application sees no *process left*
+    /// of them. After a leave timeout with writes unfinished (a peer that does not
+    /// read), that peer may miss the end of it.
+    ///
     /// With distributed buffering a client cannot know whether the others received
     /// the last round it delivered: if the relayer crashes just as it leaves, that
     /// round can be lost (the one-fault-at-a-time assumption of distributed
@@ -327,6 +334,9 @@ impl Node {
                     .window_cv
                     .wait_until(&mut core, deadline.min(now + Duration::from_millis(10)));
             }
+            // Nothing more reaches the core: what it delivered is what it relayed or
+            // acknowledged to its peers, all of it queued before the Leave.
+            shared.said_leave.store(true, Ordering::SeqCst);
             drop(core);
             let (done_tx, done_rx) = crossbeam_channel::bounded(1);
             if shared.io_tx.send(IoCmd::Leave { done: done_tx }).is_ok() {

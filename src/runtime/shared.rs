@@ -81,6 +81,10 @@ pub(super) struct Shared {
     pub(super) state: AtomicU8,
     /// Set when the node shuts down: workers stop waiting for room.
     pub(super) stopping: AtomicBool,
+    /// Set (with the core locked) when a leaving member hands its Leave to the
+    /// select thread: from then on nothing more reaches the core, so that what it
+    /// delivered is what it sent its peers before the Leave.
+    pub(super) said_leave: AtomicBool,
 }
 
 impl Shared {
@@ -121,6 +125,7 @@ impl Shared {
             queued_bytes: AtomicUsize::new(0),
             state: AtomicU8::new(RUNNING),
             stopping: AtomicBool::new(false),
+            said_leave: AtomicBool::new(false),
         }
     }
 

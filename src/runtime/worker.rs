@@ -112,6 +112,9 @@ pub(crate) fn run(shared: Arc<Shared>, rx: Arc<Shard>, shard: usize) {
         let n = batch.len();
         let (wake, prev) = {
             let mut core = shared.core.lock();
+            if shared.said_leave.load(Ordering::SeqCst) {
+                batch.clear(); // out of the group: see `Shared::said_leave`
+            }
             for item in batch.drain(..) {
                 match item {
                     WorkItem::Msg(from, msg) => {

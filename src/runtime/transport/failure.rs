@@ -162,10 +162,14 @@ impl Transport {
                 Loss::Suspicion => rlog!(INFO, self.id, "member {m} is suspected: {reason}"),
             }
         }
-        self.notify_core(WorkItem::Failed {
-            peer: m,
-            evidence: loss == Loss::Evidence,
-        });
+        if self.leaving.is_none() {
+            // A member that said Leave is out of the group: the peers closing their
+            // connections to it are no news for its application.
+            self.notify_core(WorkItem::Failed {
+                peer: m,
+                evidence: loss == Loss::Evidence,
+            });
+        }
         self.note_acked(m, Seq::MAX);
         self.check_startup(Instant::now());
     }
@@ -220,7 +224,7 @@ impl Transport {
         // stable-watermark announcement) goes out now: see `Member::handle_tick`.
         {
             let mut core = self.shared.core.lock();
-            if core.wants_tick() {
+            if core.wants_tick() && !self.shared.said_leave.load(Ordering::SeqCst) {
                 core.handle_tick();
                 self.shared.drain_locked(&mut core);
             }
