@@ -257,8 +257,10 @@ impl Node {
     }
 
     /// Leaves the group gracefully: waits (at most the leave timeout in all) until
-    /// this member's own broadcasts are delivered and no member depends on it for
-    /// what it delivered (no synchronization phase is in progress, and with
+    /// this member's own broadcasts are delivered, then (a relayer taking no more of
+    /// the others' broadcasts, which their senders hand to the next relayer) until no
+    /// member depends on it for what it delivered so far (no synchronization phase
+    /// is in progress, and with
     /// replicated buffering the stable watermark covers its deliveries; with
     /// distributed buffering, at the relayer, every member acknowledged them), tells
     /// every peer with a Leave frame (so they need not wait out a failure timeout),
@@ -316,17 +318,22 @@ impl Node {
                     break;
                 }
             }
-            // Then until no member depends on this one for what it delivered.
+            // A relayer stops growing what it delivered (see
+            // `Member::stop_taking_broadcasts`).
+            core.stop_taking_broadcasts();
+            // Then until no member depends on this one for what it delivered up to
+            // now (a client goes on delivering what the relayer sent every member).
+            let target = core.delivered();
             // (Waking up now and then: the distributed acknowledgements are
             // published by the select thread, which does not signal `window_cv`.)
-            while !core.is_excluded() && !shared.settled(&core) {
+            while !core.is_excluded() && !shared.settled(&core, target) {
                 let now = Instant::now();
                 if now >= deadline {
                     rlog!(
                         log::WARN,
                         shared.id,
                         "leave: after {timeout:?}, {}; leaving anyway",
-                        shared.unsettled_reason(&core)
+                        shared.unsettled_reason(&core, target)
                     );
                     break;
                 }

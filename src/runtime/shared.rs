@@ -19,7 +19,7 @@ use super::os;
 use super::outbox::Outbox;
 use super::trace::log_transmit;
 use super::{Config, Error, Event, Stats};
-use crate::protocol::{self, Buffering, Member, MemberId, Message};
+use crate::protocol::{self, Buffering, Member, MemberId, Message, Seq};
 use crate::wire::{self, Frame};
 
 /// The node's state ([`Shared::state`]).
@@ -196,11 +196,12 @@ impl Shared {
     }
 
     /// Whether this member may leave without the others missing anything it
-    /// delivered: the core is in normal operation, and with replicated buffering the
-    /// stable watermark covers its deliveries (every member of the view has them);
-    /// with distributed buffering there is no stable watermark, and the relayer waits
-    /// until every member acknowledged what it ordered (a client cannot tell).
-    pub(super) fn settled(&self, core: &Member) -> bool {
+    /// delivered up to `target`: the core is in normal operation, and with
+    /// replicated buffering the stable watermark covers `target` (every member of
+    /// the view has it); with distributed buffering there is no stable watermark,
+    /// and the relayer waits until every member acknowledged up to `target` (a
+    /// client cannot tell).
+    pub(super) fn settled(&self, core: &Member, target: Seq) -> bool {
         if core.is_synchronizing() {
             return false;
         }
@@ -208,27 +209,25 @@ impl Shared {
             return true; // a group of one: nobody depends on it
         }
         match self.config.buffering {
-            Buffering::Replicated => core.stable() >= core.delivered(),
+            Buffering::Replicated => core.stable() >= target,
             Buffering::Distributed => {
-                !core.is_relayer() || self.min_acked.load(Ordering::SeqCst) >= core.delivered()
+                !core.is_relayer() || self.min_acked.load(Ordering::SeqCst) >= target
             }
         }
     }
 
-    pub(super) fn unsettled_reason(&self, core: &Member) -> String {
+    pub(super) fn unsettled_reason(&self, core: &Member, target: Seq) -> String {
         if core.is_synchronizing() {
             return "a synchronization phase is still in progress".into();
         }
         match self.config.buffering {
             Buffering::Replicated => format!(
-                "the stable watermark {} is below what this member delivered ({})",
+                "the stable watermark {} is below what this member delivered ({target})",
                 core.stable(),
-                core.delivered()
             ),
             Buffering::Distributed => format!(
-                "the members acknowledged up to {} of the {} relays ordered",
+                "the members acknowledged up to {} of the {target} relays ordered",
                 self.min_acked.load(Ordering::SeqCst),
-                core.delivered()
             ),
         }
     }

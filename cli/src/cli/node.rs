@@ -37,6 +37,10 @@ pub struct NodeArgs {
     /// How long to wait for every member to connect, in milliseconds.
     #[arg(long, default_value_t = 10_000)]
     pub startup_timeout_ms: u64,
+    /// How long a graceful leave (on SIGTERM/SIGINT) waits at most for the others to
+    /// hold what this member delivered, in milliseconds.
+    #[arg(long, default_value_t = 5_000, help_heading = "Advanced")]
+    pub leave_timeout_ms: u64,
     /// Join a group that is already running (a late start, or a restart after a
     /// crash): deliver from this member's own *process joined* on.
     #[arg(long)]
@@ -79,6 +83,7 @@ fn run_inner(args: NodeArgs) -> Result<ExitCode, Error> {
         .with_heartbeat_interval(Duration::from_millis(args.heartbeat_ms))
         .with_failure_timeout(Duration::from_millis(args.failure_timeout_ms))
         .with_startup_timeout(Duration::from_millis(args.startup_timeout_ms))
+        .with_leave_timeout(Duration::from_millis(args.leave_timeout_ms))
         .with_join(args.join);
     config = args.runtime.apply(config);
     config = args.key.apply(config)?;

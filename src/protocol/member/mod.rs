@@ -204,6 +204,9 @@ pub struct Member {
     /// Members whose *process left* was delivered during a synchronization phase:
     /// told that they are not in the view once the phase ends here.
     tell_after_sync: BTreeSet<MemberId>,
+    /// The member is leaving: as relayer it takes no more broadcasts of others for
+    /// sequencing (see [`Member::stop_taking_broadcasts`]).
+    leaving: bool,
     relayer: Option<RelayerState>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
@@ -268,6 +271,7 @@ impl Member {
             deferred_sync_starts: std::collections::BTreeMap::new(),
             reconnected: BTreeSet::new(),
             tell_after_sync: BTreeSet::new(),
+            leaving: false,
             relayer,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
@@ -363,6 +367,14 @@ impl Member {
     /// after its welcome.
     pub fn may_number_broadcasts(&self) -> bool {
         self.confirmed || self.config.buffering == super::Buffering::Distributed
+    }
+
+    /// A leaving member's own broadcasts are delivered: as relayer, it takes no more
+    /// of the others' for sequencing, so that what it delivered stops growing and
+    /// the others can catch up with it. Their senders keep them and hand them to
+    /// the next relayer in the synchronization phase that follows the leave.
+    pub fn stop_taking_broadcasts(&mut self) {
+        self.leaving = true;
     }
 
     /// Whether a synchronization phase is in progress at this member.

@@ -296,7 +296,7 @@ impl Member {
             return; // not the relayer: the client re-sends it to the right one
         };
         let _ = r;
-        let sequencing = self.phase == Phase::Normal && epoch == self.epoch.number;
+        let sequencing = self.phase == Phase::Normal && epoch == self.epoch.number && !self.leaving;
         if epoch == self.epoch.number {
             self.note_delivered(from, delivered);
         }
