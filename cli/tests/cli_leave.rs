@@ -69,6 +69,27 @@ fn leave_under_traffic(leaver: u32, buffering: &str) {
         asked.elapsed().as_millis()
     );
     let stayers: Vec<usize> = (0..procs.len()).filter(|i| *i != at).collect();
+    for i in &stayers {
+        // For the log: how long the member that stayed went without a delivery
+        // around the leave (the fail-over gap when the relayer leaves).
+        let times: Vec<std::time::Instant> = procs[*i]
+            .timed_deliveries()
+            .into_iter()
+            .map(|(t, _)| t)
+            .filter(|t| *t >= asked)
+            .collect();
+        let gap = times
+            .windows(2)
+            .map(|w| w[1] - w[0])
+            .max()
+            .unwrap_or_default();
+        eprintln!(
+            "member {} ({buffering}): longest pause in deliveries after the leave began: \
+             {} us",
+            procs[*i].id,
+            gap.as_micros()
+        );
+    }
     // The others go on: each delivers more of the other's messages.
     let base: Vec<usize> = stayers
         .iter()
