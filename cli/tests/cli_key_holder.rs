@@ -1,8 +1,10 @@
 //! A member that holds the group key but breaks the protocol's rules: two `abcast
 //! node` members on loopback, and a process that proves the key, speaks as member 3
 //! of the group and sends what no correct member sends. Each time the honest
-//! member names what it sent, closes its connection, and the two go on delivering
-//! everything they were fed; nothing the rule-breaker made up is delivered.
+//! member names what it sent and closes its connection (or, for a Relay frame from
+//! a member it does not follow, drops it on its header unread), and the two go on
+//! delivering everything they were fed; nothing the rule-breaker made up is
+//! delivered.
 
 mod common;
 
@@ -145,22 +147,33 @@ fn read_clear(stream: &mut TcpStream, rbuf: &mut BytesMut) -> Frame {
     }
 }
 
+/// What the victim does with the rule-breaker's frames.
+enum Outcome<'a> {
+    /// It names the rule broken (the log line's words) and closes the connection.
+    TakenOut(&'a str),
+    /// It drops the frames on their header, unread, and keeps the connection.
+    DroppedUnread,
+}
+
 /// Starts members 1 and 2 with `key`, connects the rule-breaker to both, lets it
-/// send `bad` to member `victim`, and checks the outcome: the victim names
-/// `reason` and closes the connection, and members 1 and 2 deliver all they were
-/// fed (`evil_allowed`: whether the rule-breaker's own broadcasts may be in the
-/// order, as a key holder's may, up to the point it was taken out).
+/// send `bad` to member `victim`, and checks the `outcome`, and that members 1 and
+/// 2 deliver all they were fed (`evil_allowed`: whether the rule-breaker's own
+/// broadcasts may be in the order, as a key holder's may, up to the point it was
+/// taken out).
 fn rule_breaker_is_taken_out(
     name: &str,
     victim: u32,
     bad: &[Frame],
-    reason: &str,
+    outcome: Outcome,
     evil_allowed: bool,
 ) {
     let key = KeyFile::new(name);
     let members = members(3);
     let mut args = EXTRA.to_vec();
     args.extend(["--key-file", key.path()]);
+    if matches!(outcome, Outcome::DroppedUnread) {
+        args.push("-vv"); // the drop is logged at the most verbose level
+    }
     let mut p1 = NodeProc::spawn(1, &members, &args);
     let mut p2 = NodeProc::spawn(2, &members, &args);
     let mut to1 = KeyedPeer::connect(members[0].1, &key);
@@ -169,13 +182,27 @@ fn rule_breaker_is_taken_out(
     for f in bad {
         target.send(f);
     }
-    assert!(
-        target.closed_within(Duration::from_secs(3)),
-        "member {victim} kept the rule-breaker's connection open:\n{}",
-        if victim == 1 { &p1 } else { &p2 }.stderr_text()
-    );
-    let named = format!("member {RULE_BREAKER} sent {reason}");
     let victim_proc = if victim == 1 { &p1 } else { &p2 };
+    let named = match outcome {
+        Outcome::TakenOut(reason) => {
+            assert!(
+                target.closed_within(Duration::from_secs(3)),
+                "member {victim} kept the rule-breaker's connection open:\n{}",
+                victim_proc.stderr_text()
+            );
+            format!("member {RULE_BREAKER} sent {reason}")
+        }
+        Outcome::DroppedUnread => {
+            // Not decoded, so not taken for misbehaviour either: the core, had it
+            // seen the frame, would have closed the connection.
+            assert!(
+                !target.closed_within(Duration::from_secs(1)),
+                "member {victim} decoded the Relay frame and closed the connection:\n{}",
+                victim_proc.stderr_text()
+            );
+            format!("dropped a Relay frame from member {RULE_BREAKER} unread")
+        }
+    };
     assert!(
         wait_until(Duration::from_secs(5), || victim_proc
             .stderr_text()
@@ -230,25 +257,47 @@ fn rule_breaker_is_taken_out(
 }
 
 #[test]
-fn a_relay_from_a_member_that_is_not_the_relayer_is_refused() {
+fn a_relay_frame_from_a_member_that_is_not_the_relayer_is_dropped_unread() {
+    // Most of a 1 MiB frame of relays, each of which would be decoded and held:
+    // dropped on the frame's 8-byte header instead.
     let relay = Message::Relay {
         epoch: Epoch {
             number: 1,
             relayer: 1,
         },
         stable: 0,
-        relays: vec![Relay {
-            seq: 1,
-            origin: 1,
-            origin_seq: 1,
-            body: RelayBody::App(b"EVIL-relay".to_vec().into()),
-        }],
+        relays: (1..=30_000u64)
+            .map(|seq| Relay {
+                seq,
+                origin: 1,
+                origin_seq: seq,
+                body: RelayBody::App(b"EVIL".to_vec().into()),
+            })
+            .collect(),
     };
     rule_breaker_is_taken_out(
         "relay",
         2,
         &[Frame::Protocol(relay)],
-        "a relayer's message that names another member as relayer",
+        Outcome::DroppedUnread,
+        false,
+    );
+}
+
+#[test]
+fn a_sync_start_naming_another_relayer_is_refused() {
+    let sync_start = Message::SyncStart {
+        epoch: Epoch {
+            number: 2,
+            relayer: 1,
+        },
+        relayer_received: 0,
+    };
+    rule_breaker_is_taken_out(
+        "sync-start",
+        2,
+        &[Frame::Protocol(sync_start)],
+        Outcome::TakenOut("a relayer's message that names another member as relayer"),
         false,
     );
 }
@@ -263,7 +312,7 @@ fn an_acknowledgement_out_of_range_is_refused() {
         "ack",
         1,
         &[Frame::Protocol(ack)],
-        "a sequence or epoch number out of range",
+        Outcome::TakenOut("a sequence or epoch number out of range"),
         false,
     );
 }
@@ -287,7 +336,7 @@ fn a_flood_of_broadcasts_beyond_the_send_window_is_refused() {
         "flood",
         1,
         &frames,
-        "broadcasts beyond its send window",
+        Outcome::TakenOut("broadcasts beyond its send window"),
         true,
     );
 }

@@ -5,7 +5,7 @@
 //! workers (`worker`) all use it; it uses none of them.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 
 use bytes::Bytes;
 use crossbeam_channel::Sender;
@@ -85,6 +85,10 @@ pub(super) struct Shared {
     /// select thread: from then on nothing more reaches the core, so that what it
     /// delivered is what it sent its peers before the Leave.
     pub(super) said_leave: AtomicBool,
+    /// The relayer this member follows (itself when it is relayer), as the core had
+    /// it after its last drain: Relay frames from anyone else are dropped unread,
+    /// unless they sent a SyncStart or Welcome on that connection.
+    pub(super) relayer_hint: AtomicU32,
 }
 
 impl Shared {
@@ -100,6 +104,7 @@ impl Shared {
         let peers = config.members.len().saturating_sub(1).max(1);
         let relay_backlog_limit = (2 * config.max_frame_bytes * peers).max(4 << 20);
         let outbox = Outbox::new(&core);
+        let relayer = core.epoch().relayer;
         Shared {
             id: config.self_id,
             flow: Flow::new(config.delivery_queue_msgs),
@@ -126,6 +131,7 @@ impl Shared {
             state: AtomicU8::new(RUNNING),
             stopping: AtomicBool::new(false),
             said_leave: AtomicBool::new(false),
+            relayer_hint: AtomicU32::new(relayer),
         }
     }
 
@@ -262,6 +268,8 @@ impl Shared {
     /// the delivery queue, and tells broadcasters what changed. Returns whether the
     /// select thread has work.
     pub(super) fn drain_locked(&self, core: &mut Member) -> bool {
+        self.relayer_hint
+            .store(core.epoch().relayer, Ordering::SeqCst);
         self.take_outbox(core);
         let mut sent = self.drain_outputs(core);
         sent |= self.publish_to_outbox(core);

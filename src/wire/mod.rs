@@ -214,12 +214,33 @@ pub fn decode_sealed(
     decode_record(buf, &|kind| limits.for_kind(kind), trailer, open)
 }
 
-fn decode_record(
+/// Whether `buf` starts with the complete header of a Relay frame (checked or not:
+/// [`decode_sealed`] and [`skip_sealed`] check it).
+pub fn is_relay_header(buf: &[u8]) -> bool {
+    buf.len() >= HEADER_BYTES && buf[3] == format::KIND_RELAY
+}
+
+/// As [`decode_sealed`], for a frame the receiver has no use for: the record is
+/// bounded and opened as there (so that a sealed connection's frame counter stays in
+/// step), then dropped without its body being decoded. Returns whether a whole frame
+/// was dropped (`false`: not all of it has arrived yet).
+pub fn skip_sealed(
+    buf: &mut BytesMut,
+    limits: BodyLimits,
+    trailer: usize,
+    open: impl FnOnce(&mut BytesMut) -> Result<(), WireError>,
+) -> Result<bool, WireError> {
+    Ok(take_record(buf, &|kind| limits.for_kind(kind), trailer, open)?.is_some())
+}
+
+/// The next whole record of `buf`, opened, with its kind (`None` until it has
+/// arrived).
+fn take_record(
     buf: &mut BytesMut,
     limit: &dyn Fn(u8) -> usize,
     trailer: usize,
     open: impl FnOnce(&mut BytesMut) -> Result<(), WireError>,
-) -> Result<Option<Frame>, WireError> {
+) -> Result<Option<(u8, BytesMut)>, WireError> {
     let Some(total) = frame_len_by(buf, limit)? else {
         return Ok(None);
     };
@@ -235,6 +256,18 @@ fn decode_record(
             "a sealed frame opened to another length",
         ));
     }
+    Ok(Some((kind, record)))
+}
+
+fn decode_record(
+    buf: &mut BytesMut,
+    limit: &dyn Fn(u8) -> usize,
+    trailer: usize,
+    open: impl FnOnce(&mut BytesMut) -> Result<(), WireError>,
+) -> Result<Option<Frame>, WireError> {
+    let Some((kind, record)) = take_record(buf, limit, trailer, open)? else {
+        return Ok(None);
+    };
     let mut r = Reader::body_of(record.freeze(), HEADER_BYTES);
     let decoded = decode_body(kind, &mut r)?;
     if r.remaining() != 0 {

@@ -442,3 +442,28 @@ fn frame_len_reports_the_whole_frame() {
     assert_eq!(frame_len(&bytes[..7], MAX), Ok(None));
     assert_eq!(frame_len(&bytes[..8], MAX), Ok(Some(bytes.len())));
 }
+
+#[test]
+fn a_skipped_relay_frame_leaves_the_next_frame_whole() {
+    let relay = Frame::Protocol(Message::Relay {
+        epoch: epoch(1, 1),
+        stable: 0,
+        relays: mixed_relays(),
+    });
+    let limits = BodyLimits::uniform(1 << 20);
+    let mut buf = BytesMut::new();
+    buf.extend_from_slice(&encoded(&relay));
+    buf.extend_from_slice(&encoded(&Frame::Heartbeat));
+    assert!(is_relay_header(&buf));
+    // Not all of it yet: nothing is taken.
+    let mut part = BytesMut::from(&buf[..buf.len() / 2]);
+    assert_eq!(skip_sealed(&mut part, limits, 0, |_| Ok(())), Ok(false));
+    assert_eq!(part.len(), buf.len() / 2);
+    assert_eq!(skip_sealed(&mut buf, limits, 0, |_| Ok(())), Ok(true));
+    assert!(!is_relay_header(&buf));
+    assert_eq!(decode(&mut buf, 1 << 20), Ok(Some(Frame::Heartbeat)));
+    assert!(buf.is_empty());
+    // The bounds hold as for decoding: an oversized Relay is refused on its header.
+    let mut big = BytesMut::from(&encoded(&relay)[..]);
+    assert!(skip_sealed(&mut big, BodyLimits::uniform(8), 0, |_| Ok(())).is_err());
+}

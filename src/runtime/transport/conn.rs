@@ -137,6 +137,9 @@ pub(super) struct Conn {
     pub(super) fin_sent: bool,
     /// The peer sent Disconnect: it closes on purpose, and its close is no evidence.
     pub(super) announced: bool,
+    /// The peer sent a SyncStart or a Welcome here: it may lead, and its Relay
+    /// frames are decoded even before the core follows it (see `Transport::read`).
+    pub(super) leads: bool,
     pub(super) last_heard: Instant,
     pub(super) opened: Instant,
 }
@@ -167,6 +170,7 @@ impl Conn {
             broken: None,
             fin_sent: false,
             announced: false,
+            leads: false,
             last_heard: now,
             opened: now,
         }

@@ -10,7 +10,7 @@ use mio::Token;
 
 use crate::auth::TAG_BYTES;
 use crate::protocol::{MemberId, Message};
-use crate::runtime::log::{rlog, INFO};
+use crate::runtime::log::{rlog, DEBUG, INFO};
 use crate::runtime::shared::SHARD_CAP_ITEMS;
 use crate::runtime::worker::WorkItem;
 use crate::wire::{self, BodyLimits, Frame, WireError};
@@ -87,6 +87,43 @@ impl Transport {
             } else {
                 BodyLimits::uniform(HELLO_MAX_BODY)
             };
+            let hint = self.shared.relayer_hint.load(Ordering::SeqCst);
+            let unwanted = conn
+                .peer
+                .is_some_and(|p| p != hint && !conn.leads && wire::is_relay_header(&conn.rbuf));
+            if unwanted {
+                // Only the relayer this member follows, or a member that offered to
+                // lead on this connection, sends Relay frames it wants: anyone
+                // else's are dropped on their header, never decoded (the core would
+                // discard them anyway).
+                let skipped = match &mut conn.auth {
+                    ConnAuth::Sealed { opener, .. } => {
+                        wire::skip_sealed(&mut conn.rbuf, limits, TAG_BYTES, |r| {
+                            opener.open(r).map_err(|_| WireError::Unauthentic)
+                        })
+                    }
+                    _ => wire::skip_sealed(&mut conn.rbuf, limits, 0, |_| Ok(())),
+                };
+                match skipped {
+                    Ok(true) => {
+                        let peer = conn.peer.expect("identified");
+                        rlog!(
+                            DEBUG,
+                            self.id,
+                            "dropped a Relay frame from member {peer} unread: it is not \
+                             the relayer this member follows"
+                        );
+                        continue;
+                    }
+                    Ok(false) => {} // not all of it yet: read more below
+                    Err(e) => {
+                        let peer = conn.peer.expect("identified");
+                        let reason = describe_wire_error(&e);
+                        self.suspect_peer(peer, &reason);
+                        return;
+                    }
+                }
+            }
             let decoded = match &mut conn.auth {
                 ConnAuth::Sealed { opener, .. } => {
                     wire::decode_sealed(&mut conn.rbuf, limits, TAG_BYTES, |r| {
@@ -187,6 +224,9 @@ impl Transport {
         };
         match frame {
             Frame::Protocol(msg) => {
+                if matches!(msg, Message::SyncStart { .. } | Message::Welcome { .. }) {
+                    conn.leads = true;
+                }
                 let watermark = match &msg {
                     Message::Broadcast { delivered, .. } | Message::Ack { delivered, .. } => {
                         Some(*delivered)
