@@ -7,13 +7,13 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
 use abcast::protocol::{Epoch, Message};
 use abcast::wire::{self, Frame};
-use common::{check_logs, members, wait_until, KeyFile, NodeProc};
+use common::{check_logs, closes_within, members, wait_until, KeyFile, NodeProc};
 
 const EXTRA: [&str; 6] = [
     "--heartbeat-ms",
@@ -87,20 +87,7 @@ fn closed_after(addr: SocketAddr, bytes: &[u8], within: Duration) -> bool {
         return true;
     };
     let _ = s.write_all(bytes);
-    let deadline = Instant::now() + within;
-    let mut buf = [0u8; 4096];
-    while Instant::now() < deadline {
-        let _ = s.set_read_timeout(Some(Duration::from_millis(100)));
-        match s.read(&mut buf) {
-            Ok(0) => return true,
-            Ok(_) => {}
-            Err(e)
-                if e.kind() == std::io::ErrorKind::WouldBlock
-                    || e.kind() == std::io::ErrorKind::TimedOut => {}
-            Err(_) => return true,
-        }
-    }
-    false
+    closes_within(&mut s, within)
 }
 
 fn attack(addr: SocketAddr, id: u32) {

@@ -18,7 +18,7 @@ use abcast::auth::{GroupKey, Handshake, Keys, Opener, Protection, Sealer, Side, 
 use abcast::protocol::{Epoch, Message, Relay, RelayBody};
 use abcast::wire::{self, Frame};
 use bytes::BytesMut;
-use common::{check_logs, members, wait_until, KeyFile, NodeProc};
+use common::{check_logs, closes_within, members, wait_until, KeyFile, NodeProc};
 
 /// A long failure timeout: what takes the rule-breaker out must be its own frames.
 const EXTRA: [&str; 6] = [
@@ -58,8 +58,8 @@ impl KeyedPeer {
         let mut stream = loop {
             match TcpStream::connect(addr) {
                 Ok(s) => break s,
-                Err(e) if Instant::now() < deadline => {
-                    let _ = e;
+                // Not listening yet: try again until the deadline.
+                Err(_) if Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_millis(20));
                 }
                 Err(e) => panic!("cannot reach the member at {addr}: {e}"),
@@ -103,22 +103,7 @@ impl KeyedPeer {
     /// Whether the member closes the connection within `within` (what it writes
     /// meanwhile is read and dropped).
     fn closed_within(&mut self, within: Duration) -> bool {
-        let deadline = Instant::now() + within;
-        let mut buf = [0u8; 16 * 1024];
-        let _ = self
-            .stream
-            .set_read_timeout(Some(Duration::from_millis(100)));
-        while Instant::now() < deadline {
-            match self.stream.read(&mut buf) {
-                Ok(0) => return true,
-                Ok(_) => {}
-                Err(e)
-                    if e.kind() == std::io::ErrorKind::WouldBlock
-                        || e.kind() == std::io::ErrorKind::TimedOut => {}
-                Err(_) => return true,
-            }
-        }
-        false
+        closes_within(&mut self.stream, within)
     }
 }
 

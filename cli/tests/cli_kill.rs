@@ -8,7 +8,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use common::{check_logs, members, wait_until, NodeProc};
+use common::{check_logs, members, quorum_for, wait_until, NodeProc};
 
 /// Messages each member broadcasts (the killed ones stop early).
 const PER_MEMBER: u64 = 1200;
@@ -40,11 +40,7 @@ fn kill_scenario(n: usize, kills: usize, buffering: &str) {
 fn failure_scenario(n: usize, kills: usize, buffering: &str, how: Failure) {
     let started = Instant::now();
     let members = members(n);
-    let quorum = if buffering == "distributed" {
-        "none"
-    } else {
-        "majority"
-    };
+    let quorum = quorum_for(buffering);
     let extra = [
         "--buffering",
         buffering,

@@ -10,17 +10,13 @@ mod common;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use common::{members, wait_until, Delivery, NodeProc};
+use common::{members, quorum_for, wait_until, Delivery, NodeProc};
 
 const PACE: Duration = Duration::from_millis(2);
 
 fn leave_under_traffic(leaver: u32, buffering: &str) {
     let members = members(3);
-    let quorum = if buffering == "distributed" {
-        "none"
-    } else {
-        "majority"
-    };
+    let quorum = quorum_for(buffering);
     let extra = [
         "--buffering",
         buffering,

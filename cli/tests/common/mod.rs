@@ -302,3 +302,34 @@ impl Drop for KeyFile {
         let _ = std::fs::remove_file(&self.0);
     }
 }
+
+/// Whether the other end of `stream` closes it within `within`, reading (and
+/// dropping) what it writes meanwhile: a read of end of stream or an error counts
+/// as closed.
+pub fn closes_within(stream: &mut std::net::TcpStream, within: Duration) -> bool {
+    use std::io::Read;
+    let deadline = Instant::now() + within;
+    let mut buf = [0u8; 16 * 1024];
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(100)));
+    while Instant::now() < deadline {
+        match stream.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(_) => return true,
+        }
+    }
+    false
+}
+
+/// The `--quorum` a group with `buffering` runs with: distributed buffering needs
+/// `none`.
+pub fn quorum_for(buffering: &str) -> &'static str {
+    if buffering == "distributed" {
+        "none"
+    } else {
+        "majority"
+    }
+}

@@ -578,7 +578,10 @@ impl Member {
             self.tell_not_in_view(from);
             return;
         }
-        let handing_over = matches!(msg, Message::SyncStart { .. })
+        // A sync-start is weighed by `on_sync_start` even from a suspected member
+        // when this member has no majority (it may hand over) or the two are
+        // connected again (the suspicion may be stale).
+        let weighed_sync_start = matches!(msg, Message::SyncStart { .. })
             && self.config.quorum == Quorum::Majority
             && (!self.has_quorum() || self.reconnected.contains(&from));
         let resumed_report = matches!(msg, Message::SyncReport { .. })
@@ -587,7 +590,11 @@ impl Member {
                 .relayer
                 .as_ref()
                 .is_some_and(|r| r.resumed.contains(&from));
-        if self.suspected.contains(&from) && !stale_relay_bug && !handing_over && !resumed_report {
+        if self.suspected.contains(&from)
+            && !stale_relay_bug
+            && !weighed_sync_start
+            && !resumed_report
+        {
             return; // in-transit messages from a failed member are discarded
         }
         match msg {

@@ -6,6 +6,7 @@ use std::io::{self, Read};
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
+use bytes::BytesMut;
 use mio::Token;
 
 use crate::auth::TAG_BYTES;
@@ -96,15 +97,8 @@ impl Transport {
                 // lead on this connection, sends Relay frames it wants: anyone
                 // else's are dropped on their header, never decoded (the core would
                 // discard them anyway).
-                let skipped = match &mut conn.auth {
-                    ConnAuth::Sealed { opener, .. } => {
-                        wire::skip_sealed(&mut conn.rbuf, limits, TAG_BYTES, |r| {
-                            opener.open(r).map_err(|_| WireError::Unauthentic)
-                        })
-                    }
-                    _ => wire::skip_sealed(&mut conn.rbuf, limits, 0, |_| Ok(())),
-                };
-                match skipped {
+                let (trailer, open) = opening(&mut conn.auth);
+                match wire::skip_sealed(&mut conn.rbuf, limits, trailer, open) {
                     Ok(true) => {
                         let peer = conn.peer.expect("identified");
                         rlog!(
@@ -124,15 +118,8 @@ impl Transport {
                     }
                 }
             }
-            let decoded = match &mut conn.auth {
-                ConnAuth::Sealed { opener, .. } => {
-                    wire::decode_sealed(&mut conn.rbuf, limits, TAG_BYTES, |r| {
-                        opener.open(r).map_err(|_| WireError::Unauthentic)
-                    })
-                }
-                _ => wire::decode_sealed(&mut conn.rbuf, limits, 0, |_| Ok(())),
-            };
-            match decoded {
+            let (trailer, open) = opening(&mut conn.auth);
+            match wire::decode_sealed(&mut conn.rbuf, limits, trailer, open) {
                 Ok(Some(frame)) => {
                     if let Flow::Closed = self.on_frame(token, frame) {
                         return;
@@ -288,4 +275,24 @@ fn describe_wire_error(e: &WireError) -> String {
         }
         other => format!("bad frame: {other}"),
     }
+}
+
+/// The trailer each record carries on a connection with `auth` (a sealed frame's
+/// tag), and how to open a record: a sealed one through the connection's opener.
+fn opening(
+    auth: &mut ConnAuth,
+) -> (
+    usize,
+    impl FnOnce(&mut BytesMut) -> Result<(), WireError> + '_,
+) {
+    let opener = match auth {
+        ConnAuth::Sealed { opener, .. } => Some(opener),
+        _ => None,
+    };
+    let trailer = if opener.is_some() { TAG_BYTES } else { 0 };
+    let open = move |record: &mut BytesMut| match opener {
+        Some(o) => o.open(record).map_err(|_| WireError::Unauthentic),
+        None => Ok(()),
+    };
+    (trailer, open)
 }
