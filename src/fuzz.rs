@@ -30,7 +30,7 @@ pub fn frame_decoder(data: &[u8]) {
     let mut buf = BytesMut::from(data);
     let limits = BodyLimits {
         frame: 4096,
-        sync: 1 << 16,
+        welcome: 1 << 16,
     };
     loop {
         let before = buf.clone();
@@ -167,6 +167,8 @@ impl Script<'_> {
             4 => Message::SyncReport {
                 epoch: self.epoch(),
                 received: self.number(),
+                part: u32::from(self.byte() % 4),
+                more: self.byte() % 2 == 1,
                 relays: self.relays(),
                 unrelayed: self.msgs(),
             },

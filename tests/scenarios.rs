@@ -439,3 +439,67 @@ fn a_member_that_started_late_without_joining_is_told_it_is_not_in_the_view() {
         assert!(h.delivered(3).is_empty());
     }
 }
+
+/// Member 3 holds relays the new relayer lacks and broadcasts it never relayed, more
+/// than a batch of each: its report to the new relayer arrives in parts.
+fn group_with_a_report_in_parts() -> (Harness, Vec<MsgId>) {
+    let mut h = Harness::with_config(
+        3,
+        CoreConfig {
+            max_batch_msgs: 2,
+            ..CoreConfig::default()
+        },
+    );
+    let mut expected: Vec<MsgId> = (0..3).map(|i| h.broadcast(2, &format!("r{i}"))).collect();
+    h.deliver_all(2, 1);
+    h.drop_in_flight(1, 2); // the relays reach member 3 only
+    h.deliver_all(1, 3);
+    expected.extend((0..5).map(|i| h.broadcast(3, &format!("u{i}"))));
+    h.drop_in_flight(3, 1); // lost with the relayer
+    h.crash(1);
+    h.notice_all(1);
+    h.deliver_all(2, 3); // member 2 leads: its sync-start reaches 3
+    (h, expected)
+}
+
+/// The `(part, more)` of every report in flight from `from` to `to`, in order,
+/// delivering them.
+fn deliver_report_parts(h: &mut Harness, from: u32, to: u32) -> Vec<(u32, bool)> {
+    let mut parts = Vec::new();
+    while let Some(Message::SyncReport { part, more, .. }) = h.peek(from, to) {
+        parts.push((*part, *more));
+        h.deliver_one(from, to);
+    }
+    parts
+}
+
+#[test]
+fn a_report_larger_than_a_batch_arrives_in_parts() {
+    let (mut h, expected) = group_with_a_report_in_parts();
+    // 3 relays and 5 broadcasts, 2 to a part.
+    let parts = deliver_report_parts(&mut h, 3, 2);
+    assert_eq!(
+        parts,
+        vec![(0, true), (1, true), (2, true), (3, false)],
+        "the report's parts, in order, the last one saying so"
+    );
+    h.run_until_quiet();
+    assert_all_deliver(&h, &[2, 3], &expected);
+}
+
+#[test]
+fn a_report_sent_again_over_a_new_connection_starts_from_its_first_part() {
+    let (mut h, expected) = group_with_a_report_in_parts();
+    // The first two parts arrive (relays, then relays and a broadcast), and the
+    // connection closes with the rest.
+    assert!(h.deliver_one(3, 2) && h.deliver_one(3, 2));
+    h.drop_in_flight(3, 2);
+    h.reconnect(2, 3); // the new relayer asks again
+    h.deliver_all(2, 3);
+    let parts = deliver_report_parts(&mut h, 3, 2);
+    assert_eq!(parts.first(), Some(&(0, true)), "sent again from part 0");
+    assert_eq!(parts.last().map(|p| p.1), Some(false));
+    h.run_until_quiet();
+    // Each broadcast exactly once, although parts 0 and 1 arrived twice.
+    assert_all_deliver(&h, &[2, 3], &expected);
+}

@@ -186,6 +186,7 @@ fn runs_found_by_long_sweeps_hold() {
         "seed=400000957,members=5,buffering=replicated,profile=rejoin,msgs=12",
         "seed=300000384,members=6,buffering=replicated,profile=rejoin,msgs=12",
         "seed=500000162,members=3,buffering=distributed,profile=rejoin,msgs=12,quorum=none",
+        "seed=900001114,members=8,buffering=replicated,profile=partition,msgs=12",
     ];
     for text in FOUND {
         let cfg: SimConfig = text.parse().expect("parses");

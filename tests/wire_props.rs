@@ -67,14 +67,24 @@ fn message() -> impl Strategy<Value = Message> {
             epoch,
             relayer_received
         }),
-        (epoch(), any::<u64>(), relays(), msgs()).prop_map(
-            |(epoch, received, relays, unrelayed)| Message::SyncReport {
-                epoch,
-                received,
-                relays,
-                unrelayed,
-            }
-        ),
+        (
+            epoch(),
+            any::<u64>(),
+            any::<u32>(),
+            any::<bool>(),
+            relays(),
+            msgs()
+        )
+            .prop_map(|(epoch, received, part, more, relays, unrelayed)| {
+                Message::SyncReport {
+                    epoch,
+                    received,
+                    part,
+                    more,
+                    relays,
+                    unrelayed,
+                }
+            }),
         (epoch(), any::<u64>())
             .prop_map(|(epoch, next_seq)| Message::FinishSync { epoch, next_seq }),
         (epoch(), any::<u64>()).prop_map(|(epoch, seq)| Message::NotInView { epoch, seq }),

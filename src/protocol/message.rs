@@ -85,12 +85,18 @@ pub enum Message {
         /// the relays above it that they hold.
         relayer_received: Seq,
     },
-    /// A slave FT manager's report to the new relayer.
+    /// A slave FT manager's report to the new relayer, in one or more parts of at
+    /// most a batch each (see [`CoreConfig::max_batch_bytes`](super::CoreConfig)).
     SyncReport {
         /// The epoch being synchronized.
         epoch: Epoch,
         /// Highest sequence number the client has received (and delivered).
         received: Seq,
+        /// Which part of the report this is, from 0: a part 0 starts the report
+        /// again (it is sent again over a new connection).
+        part: u32,
+        /// Whether more parts follow; the report counts once its last part is in.
+        more: bool,
         /// The relays the client holds above the relayer's `relayer_received`.
         relays: Vec<Relay>,
         /// The client's own broadcasts it has not yet seen relayed, `(origin_seq,

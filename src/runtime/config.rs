@@ -59,13 +59,9 @@ pub struct Config {
     /// member delivered (replicated buffering): it bounds every member's relay
     /// buffer in bytes.
     pub relay_window_bytes: usize,
-    /// The largest frame body accepted or sent (except synchronization reports, see
-    /// `max_sync_frame_bytes`). The largest payload is this less 64 bytes.
+    /// The largest frame body accepted or sent (a welcome may be larger by what the
+    /// view of a large group needs). The largest payload is this less 64 bytes.
     pub max_frame_bytes: usize,
-    /// The largest synchronization report accepted from a member. The protocol core
-    /// sends a client's whole report in one message (its buffered relays and its
-    /// un-relayed broadcasts), which can exceed `max_frame_bytes`.
-    pub max_sync_frame_bytes: usize,
     /// How many relay worker threads run the protocol on inbound messages.
     pub relay_workers: usize,
     /// While it is busy, the select thread goes back to its sockets at most once per
@@ -159,7 +155,6 @@ impl Config {
             relay_window_msgs: 8192,
             relay_window_bytes: 8 << 20,
             max_frame_bytes: wire::DEFAULT_MAX_FRAME_BYTES,
-            max_sync_frame_bytes: 64 * wire::DEFAULT_MAX_FRAME_BYTES,
             relay_workers: 2,
             io_coalesce: Duration::ZERO,
             batch_scheduling: true,
@@ -426,12 +421,17 @@ impl Config {
         if self.max_frame_bytes > u32::MAX as usize {
             return Err(Error::config("the maximum frame size exceeds 4 GiB"));
         }
-        if self.max_sync_frame_bytes < self.max_frame_bytes {
-            return Err(Error::config(
-                "the maximum synchronization frame is smaller than the maximum frame",
-            ));
-        }
         Ok(())
+    }
+
+    /// The most bytes a peer's write queue may hold: what the relay and send windows
+    /// allow twice over, and a few frames. A peer whose queue passes it stopped
+    /// reading, and is suspected.
+    pub(crate) fn outbox_bytes_max(&self) -> usize {
+        self.relay_window_bytes
+            .saturating_add(self.send_window_bytes)
+            .saturating_mul(2)
+            .saturating_add(self.max_frame_bytes.saturating_mul(8))
     }
 
     /// The protocol core's settings for this configuration: batches stay well under
@@ -464,6 +464,60 @@ mod tests {
 
     fn members() -> Vec<(MemberId, SocketAddr)> {
         Config::parse_members("1=127.0.0.1:7001, 2=127.0.0.1:7002,3=127.0.0.1:7003").unwrap()
+    }
+
+    /// Every part of a synchronization report the core makes under this
+    /// configuration fits a frame: the most relays a batch holds, then the most
+    /// broadcasts, each at the most bytes a batch allows, and a part of one message of
+    /// the largest payload.
+    #[test]
+    fn a_sync_report_part_fits_a_frame() {
+        use crate::protocol::{Epoch, Message, Relay, RelayBody};
+        use bytes::Bytes;
+        for buffering in [Buffering::Replicated, Buffering::Distributed] {
+            let mut config = Config::new(1, members());
+            config.buffering = buffering;
+            let core = config.core_config();
+            let each = core.max_batch_bytes / core.max_batch_msgs;
+            let largest = config.max_payload_bytes();
+            let relay = |seq, len| Relay {
+                seq,
+                origin: u32::MAX,
+                origin_seq: u64::MAX,
+                body: RelayBody::App(Bytes::from(vec![0; len])),
+            };
+            let report = |relays: Vec<Relay>, unrelayed: Vec<(u64, Bytes)>| {
+                wire::Frame::Protocol(Message::SyncReport {
+                    epoch: Epoch {
+                        number: u64::MAX,
+                        relayer: u32::MAX,
+                    },
+                    received: u64::MAX,
+                    part: u32::MAX,
+                    more: true,
+                    relays,
+                    unrelayed,
+                })
+            };
+            let full_relays = (0..core.max_batch_msgs as u64)
+                .map(|s| relay(s, each))
+                .collect();
+            let full_msgs = (0..core.max_batch_msgs as u64)
+                .map(|s| (s, Bytes::from(vec![0; each])))
+                .collect();
+            for frame in [
+                report(full_relays, Vec::new()),
+                report(Vec::new(), full_msgs),
+                report(vec![relay(1, largest)], Vec::new()),
+                report(Vec::new(), vec![(1, Bytes::from(vec![0; largest]))]),
+            ] {
+                let len = wire::encoded_len(&frame);
+                assert!(
+                    len <= wire::HEADER_BYTES + config.max_frame_bytes,
+                    "{buffering:?}: a part of {len} bytes"
+                );
+            }
+        }
     }
 
     #[test]

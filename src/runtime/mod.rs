@@ -43,8 +43,8 @@
 //! it: the delivery queue ([`Config::delivery_queue_msgs`]), the send window, the
 //! relay window, each worker shard (beyond which the select thread stops reading that
 //! shard's peers, so that TCP's flow control reaches the sender), and each peer's
-//! write queue (a peer whose queue passes four times [`Config::max_sync_frame_bytes`]
-//! stopped reading, and is suspected).
+//! write queue (a peer whose queue passes twice what the relay and send windows
+//! allow, and a few frames, stopped reading, and is suspected).
 //!
 //! The design in full — batching, flow control, connections and start-up, joining,
 //! distributed buffering over TCP, logging — is in the repository's
@@ -52,14 +52,6 @@
 //!
 //! # Known limits
 //!
-//! - A member the group excluded while it was alive (for instance, paused for longer
-//!   than the failure timeout) has its connections closed by the others; it sees them
-//!   all fail and carries on alone. Nothing on the wire tells it it was excluded.
-//! - A client's synchronization report is one message holding every relay it buffers
-//!   above the new relayer's and every broadcast not yet relayed; it can exceed
-//!   [`Config::max_frame_bytes`], so members accept frames up to
-//!   [`Config::max_sync_frame_bytes`] from each other (connections that have not said
-//!   Hello: 64 bytes).
 //! - [`Node::leave`] with distributed buffering: only the relayer can tell (from the
 //!   acknowledgements) that no member depends on it, so a client that leaves just as
 //!   the relayer crashes can take the last round with it.

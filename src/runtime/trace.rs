@@ -66,11 +66,16 @@ pub(super) fn log_received(id: MemberId, from: MemberId, msg: &Message) {
             epoch.number
         ),
         Message::SyncReport {
-            relays, unrelayed, ..
+            part,
+            more,
+            relays,
+            unrelayed,
+            ..
         } => rlog!(
             INFO,
             id,
-            "received sync-report from {from}: {} relays, {} unrelayed",
+            "received sync-report part {part}{} from {from}: {} relays, {} unrelayed",
+            if *more { " (more follow)" } else { "" },
             relays.len(),
             unrelayed.len()
         ),

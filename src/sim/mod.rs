@@ -567,11 +567,14 @@ fn describe(msg: &Message) -> String {
         ),
         Message::SyncReport {
             received,
+            part,
+            more,
             relays,
             unrelayed,
             ..
         } => format!(
-            "sync-report received {received}, {} relays, {} unrelayed",
+            "sync-report part {part}{} received {received}, {} relays, {} unrelayed",
+            if *more { " (more follow)" } else { "" },
             relays.len(),
             unrelayed.len()
         ),

@@ -70,6 +70,8 @@ pub(super) fn decode_body(kind: u8, r: &mut Reader) -> Result<Frame, WireError> 
         KIND_SYNC_REPORT => Message::SyncReport {
             epoch: r.epoch()?,
             received: r.u64()?,
+            part: r.u32()?,
+            more: r.flag("sync-report flag is not 0 or 1")?,
             relays: r.relays()?,
             unrelayed: r.msgs()?,
         },
@@ -88,11 +90,7 @@ pub(super) fn decode_body(kind: u8, r: &mut Reader) -> Result<Frame, WireError> 
         KIND_WELCOME => {
             let epoch = r.epoch()?;
             let next_seq = r.u64()?;
-            let synchronizing = match r.u8()? {
-                0 => false,
-                1 => true,
-                _ => return Err(WireError::Malformed("welcome flag is not 0 or 1")),
-            };
+            let synchronizing = r.flag("welcome flag is not 0 or 1")?;
             let n = r.count(8)?;
             let mut view = Vec::with_capacity(n);
             for _ in 0..n {
@@ -149,6 +147,15 @@ impl Reader {
 
     pub(super) fn u8(&mut self) -> Result<u8, WireError> {
         Ok(self.take(1)?[0])
+    }
+
+    /// A byte that must be 0 (false) or 1 (true); `what` names the error otherwise.
+    pub(super) fn flag(&mut self, what: &'static str) -> Result<bool, WireError> {
+        match self.u8()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            _ => Err(WireError::Malformed(what)),
+        }
     }
 
     pub(super) fn array<const N: usize>(&mut self) -> Result<[u8; N], WireError> {

@@ -38,7 +38,7 @@ pub(super) fn message_len(msg: &Message) -> usize {
         }
         Message::SyncReport {
             relays, unrelayed, ..
-        } => EPOCH_BYTES + 8 + relays_len(relays) + msgs_len(unrelayed),
+        } => EPOCH_BYTES + 8 + 4 + 1 + relays_len(relays) + msgs_len(unrelayed),
         Message::JoinRequest { .. } => EPOCH_BYTES + 4,
         Message::Welcome {
             view,
@@ -112,11 +112,15 @@ pub(super) fn encode_message(msg: &Message, out: &mut Vec<u8>) {
         Message::SyncReport {
             epoch,
             received,
+            part,
+            more,
             relays,
             unrelayed,
         } => {
             put_epoch(out, epoch);
             put_u64(out, *received);
+            put_u32(out, *part);
+            put_u8(out, u8::from(*more));
             put_relays(out, relays);
             put_msgs(out, unrelayed);
         }

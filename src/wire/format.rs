@@ -8,7 +8,7 @@ use crate::protocol::{MemberId, Message};
 /// The first two bytes of every frame.
 pub const MAGIC: u16 = 0xABCA;
 /// The wire format's version; a frame of another version is rejected.
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
 /// Header size: magic `u16`, version `u8`, kind `u8`, body length `u32`.
 pub const HEADER_BYTES: usize = 8;
 /// The default maximum body length: 1 MiB (so a frame takes at most 1 MiB + header).

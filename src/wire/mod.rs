@@ -8,7 +8,7 @@
 //! | offset | size | field | value |
 //! | --- | --- | --- | --- |
 //! | 0 | 2 | magic | `0xABCA` ([`MAGIC`]) |
-//! | 2 | 1 | version | `1` ([`VERSION`]) |
+//! | 2 | 1 | version | `2` ([`VERSION`]) |
 //! | 3 | 1 | kind | one of the kinds below |
 //! | 4 | 4 | body length | bytes after the header, at most the receiver's maximum |
 //!
@@ -34,7 +34,7 @@
 //! | `0x11` | `Relay` | `epoch: epoch, stable: u64, relays: relay[count]` |
 //! | `0x12` | `Ack` | `epoch: u64, delivered: u64` (16 bytes) |
 //! | `0x13` | `SyncStart` | `epoch: epoch, relayer_received: u64` (20 bytes) |
-//! | `0x14` | `SyncReport` | `epoch: epoch, received: u64, relays: relay[count], unrelayed: msg[count]` |
+//! | `0x14` | `SyncReport` | `epoch: epoch, received: u64, part: u32, more: u8 (0 or 1), relays: relay[count], unrelayed: msg[count]` |
 //! | `0x15` | `FinishSync` | `epoch: epoch, next_seq: u64` (20 bytes) |
 //! | `0x16` | `JoinRequest` | `answering: epoch, attempt: u32` (16 bytes) |
 //! | `0x17` | `Welcome` | `epoch: epoch, next_seq: u64, synchronizing: u8 (0 or 1), view: (member: u32, attempt: u32)[count], origin_delivered: (origin: u32, origin_seq: u64)[count]` |
@@ -171,15 +171,21 @@ pub fn decode(buf: &mut BytesMut, max_frame_bytes: usize) -> Result<Option<Frame
     decode_record(buf, &|_| max_frame_bytes, 0, |_| Ok(()))
 }
 
-/// How large a body a receiver accepts, by the frame's role: synchronization
-/// reports and welcomes (which carry a member's buffers or the view) up to `sync`,
-/// every other kind up to `frame`.
+/// A welcome's body without its view and watermarks (epoch, next seq, flag, two
+/// counts), rounded up.
+const WELCOME_FIXED_BYTES: usize = 64;
+/// A welcome's body bytes per member: a view entry (id, attempt) and a watermark
+/// (origin, seq).
+const WELCOME_PER_MEMBER_BYTES: usize = 8 + 12;
+
+/// How large a body a receiver accepts, by the frame's role: welcomes (which carry
+/// the view) up to `welcome`, every other kind up to `frame`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BodyLimits {
-    /// The bound for every kind but `SyncReport` and `Welcome`.
+    /// The bound for every kind but `Welcome`.
     pub frame: usize,
-    /// The bound for `SyncReport` and `Welcome`.
-    pub sync: usize,
+    /// The bound for `Welcome`.
+    pub welcome: usize,
 }
 
 impl BodyLimits {
@@ -187,14 +193,23 @@ impl BodyLimits {
     pub fn uniform(max: usize) -> BodyLimits {
         BodyLimits {
             frame: max,
-            sync: max,
+            welcome: max,
+        }
+    }
+
+    /// The bounds for a group of `members` whose frames are at most `max_frame_bytes`:
+    /// a welcome may be larger, to hold the view and a watermark for each member.
+    pub fn for_group(max_frame_bytes: usize, members: usize) -> BodyLimits {
+        BodyLimits {
+            frame: max_frame_bytes,
+            welcome: max_frame_bytes.max(WELCOME_FIXED_BYTES + WELCOME_PER_MEMBER_BYTES * members),
         }
     }
 
     /// The bound on a body of `kind`.
     pub fn for_kind(&self, kind: u8) -> usize {
         match kind {
-            format::KIND_SYNC_REPORT | format::KIND_WELCOME => self.sync,
+            format::KIND_WELCOME => self.welcome,
             _ => self.frame,
         }
     }

@@ -90,12 +90,16 @@ fn every_kind() -> Vec<Frame> {
         Frame::Protocol(Message::SyncReport {
             epoch: epoch(4, 2),
             received: 19,
+            part: 2,
+            more: true,
             relays: mixed_relays(),
             unrelayed: vec![(12, Bytes::from_static(b"late"))],
         }),
         Frame::Protocol(Message::SyncReport {
             epoch: epoch(4, 2),
             received: 0,
+            part: 0,
+            more: false,
             relays: vec![],
             unrelayed: vec![],
         }),
@@ -154,16 +158,16 @@ fn header_layout() {
     });
     assert_eq!(
         bytes,
-        [0xAB, 0xCA, 1, 0x01, 0, 0, 0, 12, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]
+        [0xAB, 0xCA, 2, 0x01, 0, 0, 0, 12, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]
     );
     assert_eq!(
         encoded(&Frame::Heartbeat),
-        [0xAB, 0xCA, 1, 0x02, 0, 0, 0, 0]
+        [0xAB, 0xCA, 2, 0x02, 0, 0, 0, 0]
     );
-    assert_eq!(encoded(&Frame::Leave), [0xAB, 0xCA, 1, 0x03, 0, 0, 0, 0]);
+    assert_eq!(encoded(&Frame::Leave), [0xAB, 0xCA, 2, 0x03, 0, 0, 0, 0]);
     assert_eq!(
         encoded(&Frame::Disconnect),
-        [0xAB, 0xCA, 1, 0x04, 0, 0, 0, 0]
+        [0xAB, 0xCA, 2, 0x04, 0, 0, 0, 0]
     );
 }
 
@@ -174,7 +178,7 @@ fn relay_layout() {
         stable: 3,
         relays: vec![app(4, 5, 6, b"xy")],
     });
-    let mut want = vec![0xAB, 0xCA, 1, 0x11, 0, 0, 0, 24 + 25 + 2];
+    let mut want = vec![0xAB, 0xCA, 2, 0x11, 0, 0, 0, 24 + 25 + 2];
     want.extend_from_slice(&2u64.to_be_bytes());
     want.extend_from_slice(&1u32.to_be_bytes());
     want.extend_from_slice(&3u64.to_be_bytes());
@@ -261,12 +265,12 @@ fn bad_magic() {
 #[test]
 fn unsupported_version() {
     let mut bytes = encoded(&Frame::Heartbeat);
-    bytes[2] = 2;
+    bytes[2] = 1;
     assert_eq!(
         decode_all(&bytes[..3]),
-        Err(WireError::UnsupportedVersion(2))
+        Err(WireError::UnsupportedVersion(1))
     );
-    assert_eq!(decode_all(&bytes), Err(WireError::UnsupportedVersion(2)));
+    assert_eq!(decode_all(&bytes), Err(WireError::UnsupportedVersion(1)));
 }
 
 #[test]
@@ -428,7 +432,7 @@ fn errors_display_clearly() {
         msgs,
         [
             "bad magic 0x1234 (expected 0xABCA): not an abcast peer",
-            "unsupported wire version 9 (this build speaks 1)",
+            "unsupported wire version 9 (this build speaks 2)",
             "unknown frame kind 0x42",
             "frame body of 10 bytes exceeds the maximum of 5 bytes",
             "malformed frame: x",

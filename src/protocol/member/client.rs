@@ -99,15 +99,7 @@ impl Member {
                 // A new relayer that never heard of this member's later epoch (its
                 // sync-start was lost with a relayer that crashed): a report naming
                 // that epoch tells it to start again with a higher number.
-                self.transmits.push_back(Transmit {
-                    to: vec![from],
-                    msg: Message::SyncReport {
-                        epoch: self.epoch,
-                        received: self.received,
-                        relays: Vec::new(),
-                        unrelayed: Vec::new(),
-                    },
-                });
+                self.push_report(from, self.epoch, Vec::new(), Vec::new());
             }
             return; // stale
         }
@@ -151,15 +143,7 @@ impl Member {
                 // Its relayer leads an earlier epoch that this member will not
                 // report to: a report naming this epoch tells it to start again
                 // with a higher number (see `on_sync_report`).
-                self.transmits.push_back(Transmit {
-                    to: vec![m],
-                    msg: Message::SyncReport {
-                        epoch,
-                        received: self.received,
-                        relays: Vec::new(),
-                        unrelayed: Vec::new(),
-                    },
-                });
+                self.push_report(m, epoch, Vec::new(), Vec::new());
             }
         }
         // Every member ranked before the new relayer has failed, as far as it knows
@@ -231,15 +215,58 @@ impl Member {
                 .last()
                 .map_or(self.next_origin_seq - 1, |(s, _)| *s);
         }
-        self.transmits.push_back(Transmit {
-            to: vec![from],
-            msg: Message::SyncReport {
-                epoch,
-                received: self.received,
-                relays,
-                unrelayed,
-            },
-        });
+        self.push_report(from, epoch, relays, unrelayed);
+    }
+
+    /// Queues a report to `to` in parts of at most a batch each (in messages and in
+    /// payload bytes, a part holding at least one): relays first, then un-relayed
+    /// broadcasts. A report with neither is one empty part.
+    fn push_report(
+        &mut self,
+        to: MemberId,
+        epoch: Epoch,
+        relays: Vec<Relay>,
+        unrelayed: Vec<(u64, Bytes)>,
+    ) {
+        let most_msgs = self.config.max_batch_msgs.max(1);
+        let most_bytes = self.config.max_batch_bytes;
+        let fits = |n: usize, bytes: usize, size: usize| {
+            n == 0 || (n < most_msgs && bytes.saturating_add(size) <= most_bytes)
+        };
+        let mut relays = relays.into_iter().peekable();
+        let mut unrelayed = unrelayed.into_iter().peekable();
+        let mut part = 0u32;
+        loop {
+            let (mut n, mut bytes) = (0usize, 0usize);
+            let mut part_relays = Vec::new();
+            while let Some(r) = relays.next_if(|r| fits(n, bytes, relay_size(r))) {
+                n += 1;
+                bytes += relay_size(&r);
+                part_relays.push(r);
+            }
+            let mut part_unrelayed = Vec::new();
+            while let Some(m) = unrelayed.next_if(|m| fits(n, bytes, m.1.len())) {
+                n += 1;
+                bytes += m.1.len();
+                part_unrelayed.push(m);
+            }
+            let more = relays.peek().is_some() || unrelayed.peek().is_some();
+            self.transmits.push_back(Transmit {
+                to: vec![to],
+                msg: Message::SyncReport {
+                    epoch,
+                    received: self.received,
+                    part,
+                    more,
+                    relays: part_relays,
+                    unrelayed: part_unrelayed,
+                },
+            });
+            if !more {
+                return;
+            }
+            part = part.saturating_add(1);
+        }
     }
 
     /// Keeps a sync-start to follow later: the latest of each sender (a later one

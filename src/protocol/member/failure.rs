@@ -228,6 +228,10 @@ impl Member {
     /// synchronization, a deferred sync-start is followed; and the quorum is noted.
     pub(super) fn after_membership_change(&mut self) {
         if self.phase == Phase::Normal && self.relayer.is_some() {
+            if self.config.buffering == Buffering::Replicated {
+                // New evidence may shrink the base a majority is counted of.
+                self.update_majority();
+            }
             self.remove_failed();
             if self.has_quorum() {
                 // Requests that came while there was no quorum.

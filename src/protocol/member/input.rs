@@ -70,6 +70,7 @@ impl Member {
                 received,
                 relays,
                 unrelayed,
+                ..
             } => epoch_ok(epoch) && seq_ok(*received) && relays_ok(relays) && msgs_ok(unrelayed),
             Message::FinishSync { epoch, next_seq } => {
                 epoch_ok(epoch) && seq_ok(*next_seq) && *next_seq > 0

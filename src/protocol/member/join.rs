@@ -46,7 +46,11 @@ impl Member {
     /// evidence that the earlier one is gone, also when it was only suspected: one
     /// member id runs one process at a time.
     pub(super) fn on_join_request(&mut self, joiner: MemberId, answering: Epoch, attempt: u32) {
-        let counted = self.committed.members().contains(&joiner);
+        let counted = self.committed.members().contains(&joiner)
+            || self
+                .relayer
+                .as_ref()
+                .is_some_and(|r| r.quorum_base.contains(&joiner));
         if counted && !self.view.contains(&joiner) && !self.evidenced.contains(&joiner) {
             // It left the view, but still counts towards a majority: its asking to
             // join again is evidence that the process it was is gone.

@@ -66,6 +66,11 @@ struct RelayerState {
     /// *Process left* this relayer ordered, not yet delivered by a majority: the
     /// member leaves `quorum_base` once it is.
     uncommitted_left: VecDeque<(Seq, MemberId)>,
+    /// This epoch's *relayer changed* and the view it began with, until every member
+    /// of that view but this one delivered it or has evidence of its end: then the
+    /// members its synchronization took out leave `quorum_base` (no other
+    /// synchronization can be led without a member that knows of it).
+    installing: Option<(Seq, Vec<MemberId>)>,
     /// Relays sequenced but not yet handed out in a batch.
     unsent: VecDeque<Relay>,
     /// Payload bytes of `unsent`.
@@ -74,6 +79,9 @@ struct RelayerState {
     waiting_reports: BTreeSet<MemberId>,
     /// Reports received: the reporter's received watermark and its un-relayed messages.
     reports: MemberMap<(Seq, Vec<(u64, Bytes)>)>,
+    /// Reports coming in parts: per member, the part expected next and the un-relayed
+    /// messages of the parts before it (at most `Member::max_pending_per_sender`).
+    report_parts: MemberMap<(u32, Vec<(u64, Bytes)>)>,
     /// Members of the view this new relayer suspected without evidence and was
     /// connected to again: asked for a report, which is taken if it comes (they stay
     /// suspected until then, and are taken out of the view if it does not).
@@ -620,9 +628,11 @@ impl Member {
             Message::SyncReport {
                 epoch,
                 received,
+                part,
+                more,
                 relays,
                 unrelayed,
-            } => self.on_sync_report(from, epoch, received, relays, unrelayed),
+            } => self.on_sync_report(from, epoch, received, (part, more), relays, unrelayed),
             Message::FinishSync { epoch, next_seq } => self.on_finish_sync(from, epoch, next_seq),
             Message::JoinRequest { .. } | Message::Welcome { .. } | Message::NotInView { .. } => {}
         }

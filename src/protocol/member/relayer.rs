@@ -10,6 +10,16 @@ use crate::protocol::{
     Buffering, Epoch, MemberId, MemberMap, Message, PlantedBug, Quorum, Relay, RelayBody, Seq,
 };
 
+/// What one part of a report made of the report (`Member::gather_report_parts`).
+enum ReportParts {
+    /// More parts are to come.
+    Incomplete,
+    /// The last part is in: the report's un-relayed broadcasts.
+    Complete(Vec<(u64, Bytes)>),
+    /// The part broke the rules; its sender is suspected.
+    Refused,
+}
+
 impl Member {
     /// Opens the synchronization phase as the new relayer (master FT manager).
     pub(super) fn start_leading(&mut self) {
@@ -81,6 +91,7 @@ impl Member {
         from: MemberId,
         epoch: Epoch,
         received: Seq,
+        (part, more): (u32, bool),
         relays: Vec<Relay>,
         unrelayed: Vec<(u64, Bytes)>,
     ) {
@@ -119,6 +130,23 @@ impl Member {
             return;
         }
         let r = self.relayer.as_mut().expect("leading member is relayer");
+        let expected = r.resumed.contains(&from)
+            || r.waiting_reports.contains(&from)
+            || r.reports.get(from).is_some();
+        if !expected {
+            return;
+        }
+        let unrelayed = match self.gather_report_parts(from, part, more, unrelayed) {
+            ReportParts::Complete(unrelayed) => unrelayed,
+            ReportParts::Incomplete => {
+                // What it relays is absorbed now, its broadcasts once the last part
+                // is in.
+                self.absorb_reported_relays(relays);
+                return;
+            }
+            ReportParts::Refused => return,
+        };
+        let r = self.relayer.as_mut().expect("leading member is relayer");
         if r.resumed.remove(&from) {
             // A member connected again, reporting after all: it counts.
             self.suspected.remove(&from);
@@ -131,16 +159,60 @@ impl Member {
         // the earlier one.
         let r = self.relayer.as_mut().expect("leading member is relayer");
         r.reports.insert(from, (received, unrelayed));
-        // Absorb what we lacked: a relay any survivor received is delivered by all.
+        if self.absorb_reported_relays(relays) {
+            self.maybe_finish_sync();
+        }
+    }
+
+    /// Adds part `part` of `from`'s report to the parts before it: the report's
+    /// un-relayed broadcasts once this is the last part (`more` false). A part 0
+    /// starts the report again; a part out of order, or more broadcasts than a sender
+    /// may have pending, is misbehaviour.
+    fn gather_report_parts(
+        &mut self,
+        from: MemberId,
+        part: u32,
+        more: bool,
+        unrelayed: Vec<(u64, Bytes)>,
+    ) -> ReportParts {
+        let most = self.max_pending_per_sender();
+        let r = self.relayer.as_mut().expect("leading member is relayer");
+        let (next, mut gathered) = r.report_parts.remove(from).unwrap_or_default();
+        if part == 0 {
+            gathered.clear();
+        } else if part != next {
+            self.misbehaved(from, "a sync-report part out of order");
+            return ReportParts::Refused;
+        }
+        if gathered.len().saturating_add(unrelayed.len()) > most {
+            self.misbehaved(from, "a sync-report beyond its send window");
+            return ReportParts::Refused;
+        }
+        if gathered.is_empty() {
+            gathered = unrelayed;
+        } else {
+            gathered.extend(unrelayed);
+        }
+        if !more {
+            return ReportParts::Complete(gathered);
+        }
+        r.report_parts
+            .insert(from, (part.saturating_add(1), gathered));
+        ReportParts::Incomplete
+    }
+
+    /// Absorbs what this relayer lacked: a relay any survivor received is delivered
+    /// by all. False if that excluded this member.
+    fn absorb_reported_relays(&mut self, relays: Vec<Relay>) -> bool {
         for relay in relays {
             if relay.seq == self.received + 1 {
                 self.apply_relay(relay);
                 if self.phase == Phase::Excluded {
-                    return;
+                    return false;
                 }
             }
         }
-        self.maybe_finish_sync();
+        true
     }
 
     /// Once every report is in: repair each client, send finish-synchronization, and
@@ -250,6 +322,13 @@ impl Member {
             }
             joins.push((joiner, attempt));
         }
+        // The epoch's majority is counted among the view it began with: a member
+        // this synchronization takes out leaves that count once a majority of it
+        // delivered the member's *process left* (`update_majority`). Another epoch
+        // may have taken reports from some of this one's reporters since.
+        let r = self.relayer.as_mut().expect("relayer");
+        r.quorum_base = self.view.clone();
+        r.uncommitted_left.clear();
         // Membership events, at the same position for everyone.
         let left: Vec<MemberId> = self
             .view
@@ -264,8 +343,7 @@ impl Member {
         self.sequence(self.id, 0, RelayBody::RelayerChanged(epoch));
         let view = self.view.clone();
         let r = self.relayer.as_mut().expect("relayer");
-        r.quorum_base = view;
-        r.uncommitted_left.clear();
+        r.installing = Some((r.next_seq - 1, view));
         for (joiner, attempt) in joins {
             self.join_member(joiner, attempt);
         }
@@ -408,10 +486,11 @@ impl Member {
     /// reports keeps. The relayer orders at most a relay window beyond it, which
     /// bounds what a relayer cut off from the majority delivers that the group will
     /// not.
-    fn update_majority(&mut self) {
+    pub(super) fn update_majority(&mut self) {
         if self.config.quorum != Quorum::Majority {
             return;
         }
+        self.settle_installed_view();
         loop {
             let majority = self.majority_delivered();
             let r = self.relayer.as_mut().expect("relayer");
@@ -422,15 +501,49 @@ impl Member {
                     break;
                 }
                 // A majority delivered the member's *process left*: a later
-                // majority is counted without it.
+                // majority is counted without it (unless it joined again).
                 r.uncommitted_left.pop_front();
-                r.quorum_base.retain(|b| *b != m);
+                if !self.view.contains(&m) {
+                    r.quorum_base.retain(|b| *b != m);
+                }
                 shrunk = true;
             }
             if !shrunk {
                 return;
             }
         }
+    }
+
+    /// Once every member of the view this epoch began with (but this one) delivered
+    /// its *relayer changed* or has evidence of its end, the members its
+    /// synchronization took out stop counting towards a majority.
+    fn settle_installed_view(&mut self) {
+        let r = self.relayer.as_ref().expect("relayer");
+        let Some((at, view)) = &r.installing else {
+            return;
+        };
+        let known = view.iter().all(|m| {
+            *m == self.id
+                || self.evidenced.contains(m)
+                || r.delivered_by.get(*m).is_some_and(|d| d >= at)
+        });
+        if !known {
+            return;
+        }
+        let at = *at;
+        let r = self.relayer.as_mut().expect("relayer");
+        r.installing = None;
+        let view = &self.view;
+        let base = &mut r.quorum_base;
+        r.uncommitted_left.retain(|(seq, m)| {
+            if *seq > at {
+                return true;
+            }
+            if !view.contains(m) {
+                base.retain(|b| b != m);
+            }
+            false
+        });
     }
 
     fn majority_delivered(&self) -> Seq {
@@ -457,10 +570,20 @@ impl Member {
     /// Sequences pending messages while the relay window has room (and, with a
     /// majority quorum, while this relayer reaches a majority).
     pub(super) fn try_sequence(&mut self) {
-        if self.phase != Phase::Normal || !self.has_quorum() {
+        if self.phase != Phase::Normal {
             return;
         }
-        if self.config.buffering == Buffering::Replicated {
+        let replicated = self.config.buffering == Buffering::Replicated;
+        if replicated && !self.has_quorum() {
+            // What a majority delivered, or new evidence, may shrink the base a
+            // majority is counted of. (Without a quorum the stable watermark stays:
+            // members this relayer suspects may be part of the next majority.)
+            self.update_majority();
+        }
+        if !self.has_quorum() {
+            return;
+        }
+        if replicated {
             let stable = self.compute_stable();
             self.set_stable(stable);
             self.update_majority();

@@ -81,10 +81,10 @@ impl Transport {
                 conn.last_heard = Instant::now();
             }
             let limits = if conn.peer.is_some() {
-                BodyLimits {
-                    frame: self.shared.config.max_frame_bytes,
-                    sync: self.shared.config.max_sync_frame_bytes,
-                }
+                BodyLimits::for_group(
+                    self.shared.config.max_frame_bytes,
+                    self.shared.config.members.len(),
+                )
             } else {
                 BodyLimits::uniform(HELLO_MAX_BODY)
             };

@@ -48,7 +48,7 @@ impl Transport {
                 p.relay_bytes += len;
             }
             queued.push(*m);
-            if p.wq_bytes > self.shared.config.max_sync_frame_bytes.saturating_mul(4) {
+            if p.wq_bytes > self.shared.config.outbox_bytes_max() {
                 overflow.push(*m);
             }
             dirty.push(*m);
