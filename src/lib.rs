@@ -65,7 +65,7 @@ pub mod wire;
 pub use auth::{GroupKey, Protection};
 pub use protocol::{Buffering, Quorum};
 pub use protocol::{MemberId, MsgId, Seq};
-pub use runtime::{Config, Error, Event, Node};
+pub use runtime::{Config, Error, Event, Node, StateTransfer};
 
 /// The README's Rust examples, compiled as doctests.
 #[cfg(doctest)]

@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 pub mod bench;
 pub mod demo;
 pub mod node;
+mod node_state;
 mod options;
 mod signal;
 

@@ -32,6 +32,11 @@ pub enum abcast_event_kind {
     /// `ABCAST_NO_QUORUM` and nothing new is delivered until it does, or until an
     /// `ABCAST_EVENT_EXCLUDED` follows. Not a position of the order (`seq` is 0).
     ABCAST_EVENT_NO_QUORUM = 6,
+    /// A joining member installed the group's state, taken at `seq` (its own
+    /// *process joined*), through its install callback (see
+    /// `abcast_config_set_state_transfer`); `len` is the state's size. What follows
+    /// is delivered from `seq + 1` on.
+    ABCAST_EVENT_STATE_INSTALLED = 7,
 }
 
 /// An `abcast_event_kind` value as stored in `abcast_event::kind`: an `int32_t`.
@@ -58,7 +63,8 @@ pub struct abcast_event {
     /// `ABCAST_EVENT_DELIVER`: the message's bytes (never `NULL`, even when `len` is
     /// 0); `NULL` otherwise. Read-only; valid until `abcast_event_release`.
     pub data: *const u8,
-    /// `ABCAST_EVENT_DELIVER`: the message's length in bytes; 0 otherwise.
+    /// `ABCAST_EVENT_DELIVER`: the message's length in bytes;
+    /// `ABCAST_EVENT_STATE_INSTALLED`: the state's; 0 otherwise.
     pub len: usize,
     /// `ABCAST_EVENT_MEMBER_LEFT`, `ABCAST_EVENT_MEMBER_JOINED`: the member;
     /// `ABCAST_EVENT_RELAYER_CHANGED`: the new relayer; 0 otherwise.
@@ -128,6 +134,11 @@ impl abcast_event {
                 ev.seq = seq;
                 ev.epoch = epoch;
                 ev.member = relayer;
+            }
+            Event::StateInstalled { seq, bytes } => {
+                ev.kind = ABCAST_EVENT_STATE_INSTALLED as i32;
+                ev.seq = seq;
+                ev.len = bytes;
             }
             Event::Excluded => ev.kind = ABCAST_EVENT_EXCLUDED as i32,
             Event::NoQuorum => ev.kind = ABCAST_EVENT_NO_QUORUM as i32,

@@ -4,10 +4,12 @@ use std::collections::BTreeSet;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
+use super::state_transfer::StateTransfer;
 use super::Error;
 use crate::auth::{GroupKey, Protection};
 use crate::protocol::{Buffering, CoreConfig, MemberId, Quorum};
 use crate::wire;
+use std::sync::Arc;
 
 /// Bytes of framing around the largest payload of a one-message broadcast or relay
 /// frame (header, batch fields and per-message fields), rounded up.
@@ -124,6 +126,13 @@ pub struct Config {
     /// How frames are sealed with a group key: encrypted and authenticated (the
     /// default) or authenticated only. Every member must use the same.
     pub protection: Protection,
+    /// The application's state, for members that join (see [`StateTransfer`]):
+    /// this member takes a snapshot at each *process joined* and serves it, and
+    /// installs one when it joins (`join`). `None` (the default): a joiner starts
+    /// with no state.
+    pub state_transfer: Option<Arc<dyn StateTransfer>>,
+    /// The largest state a joining member accepts (bytes).
+    pub max_state_bytes: u64,
 }
 
 /// The shortest failure timeout accepted: a loaded host's scheduler can keep a
@@ -165,6 +174,8 @@ impl Config {
             join: false,
             group_key: None,
             protection: Protection::Encrypted,
+            state_transfer: None,
+            max_state_bytes: 1 << 32,
         }
     }
 
@@ -315,6 +326,18 @@ impl Config {
     /// Sets how frames are sealed with a group key (see [`Config::protection`]).
     pub fn with_protection(mut self, protection: Protection) -> Config {
         self.protection = protection;
+        self
+    }
+
+    /// Sets the application's state for joiners (see [`Config::state_transfer`]).
+    pub fn with_state_transfer(mut self, state: Arc<dyn StateTransfer>) -> Config {
+        self.state_transfer = Some(state);
+        self
+    }
+
+    /// Sets [`Config::max_state_bytes`].
+    pub fn with_max_state_bytes(mut self, bytes: u64) -> Config {
+        self.max_state_bytes = bytes;
         self
     }
 

@@ -210,14 +210,18 @@ impl Flow {
         self.take(deadline, |hand| hand.pop_front().expect("not empty"))
     }
 
+    /// Appends to `out` at least one and at most `max` of the waiting events, and
+    /// no more than `batch_end` allows: given the waiting events, it says how many
+    /// of them one batch may take (at least one).
     pub(super) fn pop_many(
         &self,
         deadline: Option<Instant>,
         out: &mut Vec<Event>,
         max: usize,
+        batch_end: impl Fn(&VecDeque<Event>) -> usize,
     ) -> Result<usize, Error> {
         self.take(deadline, |hand| {
-            let n = hand.len().min(max.max(1));
+            let n = hand.len().min(max.max(1)).min(batch_end(hand).max(1));
             out.extend(hand.drain(..n));
             n
         })

@@ -43,6 +43,15 @@ pub enum Event {
         /// The new relayer.
         relayer: MemberId,
     },
+    /// A joining member installed the group's state, taken at `seq` (its own
+    /// *process joined*), through [`StateTransfer::install`](super::StateTransfer):
+    /// what follows is delivered from `seq + 1` on.
+    StateInstalled {
+        /// The position the state was taken at.
+        seq: Seq,
+        /// Its size.
+        bytes: usize,
+    },
     /// The group excluded this member: no more events follow, and `broadcast` and
     /// `recv` return [`Error::Excluded`](super::Error::Excluded) from now on.
     Excluded,

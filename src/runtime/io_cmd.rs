@@ -41,6 +41,10 @@ pub(super) enum IoCmd {
     /// Leave gracefully: write what is queued and a Leave frame to every peer, close,
     /// then signal `done` and stop.
     Leave { done: Sender<()> },
+    /// This member joined at `seq`: fetch the state taken there (state transfer).
+    FetchState(Seq),
+    /// The application took the snapshot at `seq`: serve the joiners waiting for it.
+    SnapshotTaken(Seq),
     /// Stop now.
     Shutdown,
 }

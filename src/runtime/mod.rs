@@ -72,7 +72,9 @@ pub mod log;
 mod node;
 pub(crate) mod os;
 mod outbox;
+mod receive;
 mod shared;
+mod state_transfer;
 mod trace;
 mod transport;
 mod worker;
@@ -82,6 +84,7 @@ pub use error::Error;
 pub use event::{Event, Stats};
 pub use log::set_verbosity;
 pub use node::Node;
+pub use state_transfer::StateTransfer;
 
 /// Puts the calling thread under Linux's `SCHED_BATCH` policy, as the runtime's own
 /// threads are by default ([`Config::batch_scheduling`]): when it wakes up it does

@@ -213,12 +213,12 @@ impl Node {
     /// left (or was excluded) and every queued event was received, returns
     /// [`Error::Stopped`] (or [`Error::Excluded`]).
     pub fn recv(&self) -> Result<Event, Error> {
-        self.shared.flow.pop(None)
+        self.shared.recv_one(None)
     }
 
     /// Like [`Node::recv`], waiting at most `timeout` ([`Error::Timeout`] then).
     pub fn recv_timeout(&self, timeout: Duration) -> Result<Event, Error> {
-        self.shared.flow.pop(Some(Instant::now() + timeout))
+        self.shared.recv_one(Some(Instant::now() + timeout))
     }
 
     /// Appends to `out` the events waiting, up to `max` (at least one), in total
@@ -227,7 +227,7 @@ impl Node {
     /// keeps up with a fast group spends less per event (and can read its clock once
     /// per batch).
     pub fn recv_many(&self, out: &mut Vec<Event>, max: usize) -> Result<usize, Error> {
-        self.shared.flow.pop_many(None, out, max)
+        self.shared.recv_batch(None, out, max)
     }
 
     /// Like [`Node::recv_many`], waiting at most `timeout` ([`Error::Timeout`] then).
@@ -238,13 +238,12 @@ impl Node {
         timeout: Duration,
     ) -> Result<usize, Error> {
         self.shared
-            .flow
-            .pop_many(Some(Instant::now() + timeout), out, max)
+            .recv_batch(Some(Instant::now() + timeout), out, max)
     }
 
     /// The next event if one is waiting.
     pub fn try_recv(&self) -> Result<Option<Event>, Error> {
-        match self.shared.flow.pop(Some(Instant::now())) {
+        match self.shared.recv_one(Some(Instant::now())) {
             Ok(e) => Ok(Some(e)),
             Err(Error::Timeout) => Ok(None),
             Err(e) => Err(e),

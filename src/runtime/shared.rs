@@ -17,6 +17,7 @@ use super::io_cmd::IoCmd;
 use super::log::{self, rlog, DEBUG, INFO};
 use super::os;
 use super::outbox::Outbox;
+use super::state_transfer::{Fetched, Snapshots};
 use super::trace::log_transmit;
 use super::{Config, Error, Event, Stats};
 use crate::protocol::{self, Buffering, Member, MemberId, Message, Seq};
@@ -89,6 +90,13 @@ pub(super) struct Shared {
     /// it after its last drain: Relay frames from anyone else are dropped unread,
     /// unless they sent a SyncStart or Welcome on that connection.
     pub(super) relayer_hint: AtomicU32,
+    /// State transfer: the snapshots this member took for joiners.
+    pub(super) snapshots: Mutex<Snapshots>,
+    /// State transfer: the state fetched for this joiner, for its application.
+    pub(super) fetched: Fetched,
+    /// State transfer: this joiner's *process joined* was received, and the state
+    /// taken there is still to be installed before anything after it.
+    pub(super) install_due: Mutex<Option<Seq>>,
 }
 
 impl Shared {
@@ -132,6 +140,9 @@ impl Shared {
             stopping: AtomicBool::new(false),
             said_leave: AtomicBool::new(false),
             relayer_hint: AtomicU32::new(relayer),
+            snapshots: Mutex::new(Snapshots::default()),
+            fetched: Fetched::default(),
+            install_due: Mutex::new(None),
         }
     }
 

@@ -24,7 +24,9 @@ pub(super) fn body_size(kind: u8) -> Result<BodySize, WireError> {
         KIND_RELAY => BodySize::AtLeast(EPOCH_BYTES + 8 + COUNT_BYTES),
         KIND_ACK => BodySize::Exactly(8 + 8),
         KIND_SYNC_START | KIND_FINISH_SYNC | KIND_NOT_IN_VIEW => BodySize::Exactly(EPOCH_BYTES + 8),
-        KIND_SYNC_REPORT => BodySize::AtLeast(EPOCH_BYTES + 8 + 2 * COUNT_BYTES),
+        KIND_SYNC_REPORT => BodySize::AtLeast(EPOCH_BYTES + 8 + 4 + 1 + 2 * COUNT_BYTES),
+        KIND_STATE_REQUEST => BodySize::Exactly(8 + 8),
+        KIND_STATE_CHUNK => BodySize::AtLeast(8 + 8 + 8 + COUNT_BYTES),
         other => return Err(WireError::UnknownKind(other)),
     })
 }
@@ -49,6 +51,20 @@ pub(super) fn decode_body(kind: u8, r: &mut Reader) -> Result<Frame, WireError> 
         KIND_HEARTBEAT => return Ok(Frame::Heartbeat),
         KIND_LEAVE => return Ok(Frame::Leave),
         KIND_DISCONNECT => return Ok(Frame::Disconnect),
+        KIND_STATE_REQUEST => {
+            return Ok(Frame::StateRequest {
+                seq: r.u64()?,
+                offset: r.u64()?,
+            })
+        }
+        KIND_STATE_CHUNK => {
+            return Ok(Frame::StateChunk {
+                seq: r.u64()?,
+                offset: r.u64()?,
+                total: r.u64()?,
+                data: r.bytes()?,
+            })
+        }
         KIND_BROADCAST => Message::Broadcast {
             epoch: r.u64()?,
             delivered: r.u64()?,

@@ -14,6 +14,8 @@ pub(super) fn kind_of(frame: &Frame) -> u8 {
         Frame::Heartbeat => KIND_HEARTBEAT,
         Frame::Leave => KIND_LEAVE,
         Frame::Disconnect => KIND_DISCONNECT,
+        Frame::StateRequest { .. } => KIND_STATE_REQUEST,
+        Frame::StateChunk { .. } => KIND_STATE_CHUNK,
         Frame::Protocol(msg) => match msg {
             Message::Broadcast { .. } => KIND_BROADCAST,
             Message::Relay { .. } => KIND_RELAY,

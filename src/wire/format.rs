@@ -1,6 +1,7 @@
 //! The wire format's constants (header fields, frame kinds, body sizes) and its
 //! types: [`Frame`] and [`WireError`].
 
+use bytes::Bytes;
 use std::fmt;
 
 use crate::protocol::{MemberId, Message};
@@ -9,6 +10,8 @@ use crate::protocol::{MemberId, Message};
 pub const MAGIC: u16 = 0xABCA;
 /// The wire format's version; a frame of another version is rejected.
 pub const VERSION: u8 = 2;
+/// A [`Frame::StateChunk`]'s `total` when its sender has no state to give.
+pub const STATE_UNAVAILABLE: u64 = u64::MAX;
 /// Header size: magic `u16`, version `u8`, kind `u8`, body length `u32`.
 pub const HEADER_BYTES: usize = 8;
 /// The default maximum body length: 1 MiB (so a frame takes at most 1 MiB + header).
@@ -20,6 +23,8 @@ pub(super) const KIND_LEAVE: u8 = 0x03;
 pub(super) const KIND_DISCONNECT: u8 = 0x04;
 pub(super) const KIND_CHALLENGE: u8 = 0x05;
 pub(super) const KIND_PROOF: u8 = 0x06;
+pub(super) const KIND_STATE_REQUEST: u8 = 0x07;
+pub(super) const KIND_STATE_CHUNK: u8 = 0x08;
 pub(super) const KIND_BROADCAST: u8 = 0x10;
 pub(super) const KIND_RELAY: u8 = 0x11;
 pub(super) const KIND_ACK: u8 = 0x12;
@@ -88,6 +93,27 @@ pub enum Frame {
     /// stopped following it) and is alive: the close that follows is no evidence of
     /// a crash. The receiver suspects the sender and may dial it again.
     Disconnect,
+    /// A joining member asks for the application state at position `seq` of the
+    /// total order, from byte `offset` on (state transfer).
+    StateRequest {
+        /// The position the state is taken at (the joiner's *process joined*).
+        seq: u64,
+        /// The first byte wanted.
+        offset: u64,
+    },
+    /// The answer to a [`Frame::StateRequest`]: the state's bytes from `offset`, of
+    /// `total` in all; `total` is [`STATE_UNAVAILABLE`] when the sender has no state
+    /// for `seq` (and `data` is empty).
+    StateChunk {
+        /// The position the state was taken at.
+        seq: u64,
+        /// Where `data` starts in the state.
+        offset: u64,
+        /// The state's size, or [`STATE_UNAVAILABLE`].
+        total: u64,
+        /// The bytes.
+        data: Bytes,
+    },
     /// A protocol message (crate::protocol::Message).
     Protocol(Message),
 }

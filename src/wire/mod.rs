@@ -30,6 +30,8 @@
 //! | `0x04` | `Disconnect` | empty |
 //! | `0x05` | `Challenge` | `member: u32, incarnation: u64, protection: u8, nonce: [u8; 32]` (45 bytes) |
 //! | `0x06` | `Proof` | `mac: [u8; 32]` (32 bytes) |
+//! | `0x07` | `StateRequest` | `seq: u64, offset: u64` (16 bytes) |
+//! | `0x08` | `StateChunk` | `seq: u64, offset: u64, total: u64, data: bytes` (`total` `u64::MAX`: none here) |
 //! | `0x10` | `Broadcast` | `epoch: u64, delivered: u64, msgs: msg[count]` |
 //! | `0x11` | `Relay` | `epoch: epoch, stable: u64, relays: relay[count]` |
 //! | `0x12` | `Ack` | `epoch: u64, delivered: u64` (16 bytes) |
@@ -94,10 +96,12 @@ mod format;
 mod tests;
 
 use body_decode::{body_size, decode_body, BodySize, Reader};
-use body_encode::{encode_message, kind_of, message_len, put_u16, put_u32, put_u64, put_u8};
+use body_encode::{
+    encode_message, kind_of, message_len, put_bytes, put_u16, put_u32, put_u64, put_u8,
+};
 pub use format::{
     Frame, WireError, CHALLENGE_BODY_BYTES, DEFAULT_MAX_FRAME_BYTES, HEADER_BYTES, MAGIC,
-    NONCE_BYTES, PROOF_BYTES, VERSION,
+    NONCE_BYTES, PROOF_BYTES, STATE_UNAVAILABLE, VERSION,
 };
 
 // ---------------------------------------------------------------------------
@@ -139,6 +143,21 @@ pub fn encode(frame: &Frame, out: &mut Vec<u8>) {
         }
         Frame::Proof { mac } => out.extend_from_slice(mac),
         Frame::Heartbeat | Frame::Leave | Frame::Disconnect => {}
+        Frame::StateRequest { seq, offset } => {
+            put_u64(out, *seq);
+            put_u64(out, *offset);
+        }
+        Frame::StateChunk {
+            seq,
+            offset,
+            total,
+            data,
+        } => {
+            put_u64(out, *seq);
+            put_u64(out, *offset);
+            put_u64(out, *total);
+            put_bytes(out, data);
+        }
         Frame::Protocol(msg) => encode_message(msg, out),
     }
     debug_assert_eq!(out.len() - start, HEADER_BYTES + body_len as usize);
@@ -153,6 +172,8 @@ pub fn encoded_len(frame: &Frame) -> usize {
             Frame::Challenge { .. } => CHALLENGE_BODY_BYTES,
             Frame::Proof { .. } => PROOF_BYTES,
             Frame::Heartbeat | Frame::Leave | Frame::Disconnect => 0,
+            Frame::StateRequest { .. } => 8 + 8,
+            Frame::StateChunk { data, .. } => 8 + 8 + 8 + 4 + data.len(),
             Frame::Protocol(msg) => message_len(msg),
         }
 }

@@ -229,6 +229,7 @@ impl Transport {
                 self.shared.drain_locked(&mut core);
             }
         }
+        self.fetch_tick(now);
         // Heartbeats on idle links.
         let mut beat = Vec::new();
         for p in self.peers.values() {

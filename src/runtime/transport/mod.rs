@@ -27,6 +27,7 @@ mod handshake;
 mod leave;
 mod read;
 mod rounds;
+mod state;
 mod suspect;
 mod window;
 mod write;
@@ -135,6 +136,11 @@ struct Transport {
     window_held: window::WindowHeld,
     /// When a refused connection was last logged as a warning, and why.
     refusal_logged: Option<(Instant, String)>,
+    /// State transfer: this joiner's fetch, while it runs.
+    fetch: Option<state::Fetch>,
+    /// State transfer: requests for snapshots this member's application has not
+    /// reached yet (one per joiner).
+    state_waiting: state::Waiting,
 }
 
 impl Transport {
@@ -223,6 +229,8 @@ impl Transport {
             protection,
             refusal_logged: None,
             window_held: None,
+            fetch: None,
+            state_waiting: BTreeMap::new(),
         }
     }
 
@@ -395,6 +403,8 @@ impl Transport {
                         let _ = self.poll.registry().deregister(&mut l);
                     }
                 }
+                IoCmd::FetchState(seq) => self.start_fetch(seq),
+                IoCmd::SnapshotTaken(seq) => self.serve_waiting(seq),
                 IoCmd::Shutdown => return true,
             }
         }

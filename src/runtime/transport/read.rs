@@ -227,6 +227,13 @@ impl Transport {
                 }
             }
             Frame::Heartbeat => {}
+            Frame::StateRequest { seq, offset } => self.on_state_request(peer, seq, offset),
+            Frame::StateChunk {
+                seq,
+                offset,
+                total,
+                data,
+            } => self.on_state_chunk(peer, (seq, offset, total), data),
             Frame::Challenge { .. } | Frame::Proof { .. } => {
                 let reason = format!("a handshake frame from member {peer} after its handshake");
                 self.suspect_peer(peer, &reason);

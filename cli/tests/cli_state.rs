@@ -1,0 +1,283 @@
+//! State transfer with `abcast node --state`: a member that comes back (restarted
+//! after SIGKILL with `--join`, or excluded while paused and back with `--rejoin`)
+//! installs the group's state and then prints exactly what the others print after
+//! it. The state is every line a member printed; the joiner prints its count and
+//! SHA-256, which must be those of the survivors' lines up to the seq it names.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{members, wait_until, NodeProc};
+
+const PACE: Duration = Duration::from_millis(2);
+
+fn args<'a>(more: &[&'a str]) -> Vec<&'a str> {
+    let mut a = vec![
+        "--state",
+        "--heartbeat-ms",
+        "100",
+        "--failure-timeout-ms",
+        "1000",
+        "--startup-timeout-ms",
+        "10000",
+    ];
+    a.extend_from_slice(more);
+    a
+}
+
+fn all_stderr(procs: &[&NodeProc]) -> String {
+    procs
+        .iter()
+        .map(|p| format!("member {}:\n{}", p.id, p.stderr_text()))
+        .collect::<Vec<_>>()
+        .join("\n---\n")
+}
+
+/// The `state-installed` line a member printed: (seq, count, sha256).
+fn installed(p: &NodeProc) -> Option<(u64, u64, String)> {
+    let text = p.stderr_text();
+    let line = text
+        .lines()
+        .rev()
+        .find(|l| l.contains(" state-installed "))?;
+    let mut seq = None;
+    let mut count = None;
+    let mut sha = None;
+    for field in line.split_whitespace() {
+        if let Some(v) = field.strip_prefix("seq=") {
+            seq = v.parse().ok();
+        } else if let Some(v) = field.strip_prefix("count=") {
+            count = v.parse().ok();
+        } else if let Some(v) = field.strip_prefix("sha256=") {
+            sha = Some(v.to_string());
+        }
+    }
+    Some((seq?, count?, sha?))
+}
+
+/// Each stdout line of `p`, as printed (without its newline).
+fn lines(p: &NodeProc) -> Vec<String> {
+    p.stdout
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, l)| l.clone())
+        .collect()
+}
+
+fn seq_of(line: &str) -> u64 {
+    line.split(' ')
+        .next()
+        .and_then(|s| s.parse().ok())
+        .expect("a delivery line")
+}
+
+fn sha256_hex(lines: &[String]) -> String {
+    let mut text = Vec::new();
+    for l in lines {
+        text.extend_from_slice(l.as_bytes());
+        text.push(b'\n');
+    }
+    let digest = ring::digest::digest(&ring::digest::SHA256, &text);
+    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The joiner's installed state is the survivor's lines up to its seq, and its own
+/// lines after it are the survivor's, from the first on, until where it stopped.
+fn check_joiner(joiner: &NodeProc, survivor: &NodeProc, context: &str) {
+    let (seq, count, sha) = installed(joiner).unwrap_or_else(|| panic!("no state-installed line"));
+    let theirs = lines(survivor);
+    let before: Vec<String> = theirs
+        .iter()
+        .filter(|l| seq_of(l) <= seq)
+        .cloned()
+        .collect();
+    assert_eq!(
+        count,
+        before.len() as u64,
+        "{context}: installed count at seq {seq}"
+    );
+    assert_eq!(
+        sha,
+        sha256_hex(&before),
+        "{context}: installed SHA-256 at seq {seq}"
+    );
+    let after: Vec<String> = theirs.into_iter().filter(|l| seq_of(l) > seq).collect();
+    let mine: Vec<String> = lines(joiner)
+        .into_iter()
+        .filter(|l| seq_of(l) > seq)
+        .collect();
+    assert!(
+        !mine.is_empty(),
+        "{context}: the joiner delivered nothing after seq {seq}"
+    );
+    assert_eq!(
+        mine[..],
+        after[..mine.len()],
+        "{context}: the joiner's deliveries after seq {seq} differ from the survivor's"
+    );
+}
+
+#[test]
+fn a_restarted_member_installs_the_groups_state_and_goes_on_with_it() {
+    let members = members(3);
+    let extra = args(&[]);
+    let mut p1 = NodeProc::spawn(1, &members, &extra);
+    let mut p2 = NodeProc::spawn(2, &members, &extra);
+    let mut p3 = NodeProc::spawn(3, &members, &extra);
+    for p in [&mut p1, &mut p2, &mut p3] {
+        p.feed(300, PACE);
+    }
+    assert!(
+        wait_until(Duration::from_secs(30), || [&p1, &p2, &p3]
+            .iter()
+            .all(|p| p.deliveries().len() >= 300)),
+        "the group did not deliver:\n{}",
+        all_stderr(&[&p1, &p2, &p3])
+    );
+    p3.kill9();
+    assert!(
+        wait_until(Duration::from_secs(20), || p1
+            .stderr_text()
+            .contains("process-left member=3")),
+        "member 3's end was not delivered:\n{}",
+        all_stderr(&[&p1, &p2])
+    );
+    // The others go on broadcasting; member 3 comes back with its state.
+    let mut p3 = NodeProc::spawn(3, &members, &args(&["--join"]));
+    assert!(
+        wait_until(Duration::from_secs(30), || installed(&p3).is_some()),
+        "member 3 installed no state:\n{}",
+        all_stderr(&[&p1, &p2, &p3])
+    );
+    p3.feed(100, PACE);
+    p1.join_feeder();
+    p2.join_feeder();
+    p3.join_feeder();
+    let (seq, _, _) = installed(&p3).expect("installed");
+    let from = |p: &NodeProc, origin: u32, after: u64| {
+        p.deliveries()
+            .iter()
+            .filter(|d| d.origin == origin && d.seq > after)
+            .count()
+    };
+    assert!(
+        wait_until(Duration::from_secs(30), || from(&p1, 1, 0) >= 300
+            && from(&p1, 2, 0) >= 300
+            && from(&p1, 3, seq) >= 100
+            && lines(&p2).last() == lines(&p1).last()
+            && lines(&p3).last() == lines(&p1).last()),
+        "the group did not deliver everything:\n{}",
+        all_stderr(&[&p1, &p2, &p3])
+    );
+    check_joiner(&p3, &p1, "restart after SIGKILL");
+    assert_eq!(lines(&p1), lines(&p2), "the survivors differ");
+}
+
+#[test]
+fn a_joiner_asks_another_member_when_the_relayer_keeps_no_state() {
+    let members = members(3);
+    // Member 1, the relayer (asked first), keeps no state. The two form the group
+    // without member 3, which starts late and joins.
+    let plain = [
+        "--heartbeat-ms",
+        "100",
+        "--failure-timeout-ms",
+        "1000",
+        "--startup-timeout-ms",
+        "1000",
+    ];
+    let mut p1 = NodeProc::spawn(1, &members, &plain);
+    let mut p2 = NodeProc::spawn(2, &members, &[&["--state"], &plain[..]].concat());
+    p1.feed(200, PACE);
+    p2.feed(200, PACE);
+    assert!(
+        wait_until(Duration::from_secs(30), || p2.deliveries().len() >= 20),
+        "the group of two did not deliver:\n{}",
+        all_stderr(&[&p1, &p2])
+    );
+    // Member 3 starts late and joins.
+    let mut p3 = NodeProc::spawn(3, &members, &args(&["--join"]));
+    assert!(
+        wait_until(Duration::from_secs(30), || installed(&p3).is_some()),
+        "member 3 installed no state:\n{}",
+        all_stderr(&[&p1, &p2, &p3])
+    );
+    assert!(
+        p3.stderr_text().contains("member 1 has no state"),
+        "member 3 did not ask the relayer first:\n{}",
+        p3.stderr_text()
+    );
+    p3.feed(50, PACE);
+    p1.join_feeder();
+    p2.join_feeder();
+    p3.join_feeder();
+    assert!(
+        wait_until(Duration::from_secs(30), || p2.deliveries().len() >= 450
+            && lines(&p1).last() == lines(&p2).last()
+            && lines(&p3).last() == lines(&p2).last()),
+        "the group did not deliver everything:\n{}",
+        all_stderr(&[&p1, &p2, &p3])
+    );
+    check_joiner(&p3, &p2, "late join");
+    let _ = &mut p1;
+}
+
+#[test]
+fn a_member_excluded_while_paused_rejoins_with_the_groups_state() {
+    let members = members(3);
+    let extra = args(&["--rejoin"]);
+    let mut p1 = NodeProc::spawn(1, &members, &extra);
+    let mut p2 = NodeProc::spawn(2, &members, &extra);
+    let p3 = NodeProc::spawn(3, &members, &extra);
+    for p in [&mut p1, &mut p2] {
+        p.feed(u64::MAX, PACE);
+    }
+    assert!(
+        wait_until(Duration::from_secs(30), || [&p1, &p2, &p3]
+            .iter()
+            .all(|p| p.deliveries().len() >= 200)),
+        "the group did not deliver:\n{}",
+        all_stderr(&[&p1, &p2, &p3])
+    );
+    // Paused well past the failure timeout: the others take it out of the view.
+    p3.freeze();
+    let taken_out = wait_until(Duration::from_secs(20), || {
+        p1.stderr_text().contains("process-left member=3")
+    });
+    p3.thaw();
+    assert!(
+        taken_out,
+        "member 3 was not taken out:\n{}",
+        all_stderr(&[&p1, &p2])
+    );
+    assert!(
+        wait_until(Duration::from_secs(30), || installed(&p3).is_some()),
+        "member 3 did not rejoin with the state:\n{}",
+        all_stderr(&[&p1, &p2, &p3])
+    );
+    let text = p3.stderr_text();
+    assert!(
+        text.contains("event excluded") && text.contains("event rejoining"),
+        "member 3 was not told of its exclusion:\n{text}"
+    );
+    // Its first incarnation's lines are followed by the state it installed.
+    p1.stop_feeding
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    p2.stop_feeding
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    p1.join_feeder();
+    p2.join_feeder();
+    assert!(
+        wait_until(Duration::from_secs(30), || {
+            let last = lines(&p1).last().cloned();
+            last.is_some()
+                && lines(&p2).last() == last.as_ref()
+                && lines(&p3).last() == last.as_ref()
+        }),
+        "the group did not settle:\n{}",
+        all_stderr(&[&p1, &p2, &p3])
+    );
+    check_joiner(&p3, &p1, "rejoin after exclusion");
+}
