@@ -166,6 +166,8 @@ fn receive(node: &Node) -> Result<(), Error> {
             }) => eprintln!("[{seq}] member {relayer} is the relayer now (epoch {epoch})"),
             Ok(Event::Excluded) => eprintln!("chat: the group excluded this member"),
             Ok(Event::NoQuorum) => eprintln!("chat: no majority of the group is reachable"),
+            // Events this program does not use (it configures no state transfer).
+            Ok(_) => {}
             Err(Error::Stopped) => return Ok(()),
             Err(e) => return Err(e),
         }

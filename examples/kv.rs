@@ -25,24 +25,28 @@
 //! cargo run --release --example kv -- --id 3 --members 1=127.0.0.1:7001,2=127.0.0.1:7002,3=127.0.0.1:7003
 //! ```
 //!
-//! There is no state transfer: every member must be there from the start (a member
-//! joining later would start from an empty map).
+//! A member that starts late, or comes back after a crash, joins with `--join`: it
+//! receives the map as it was at its *process joined* from a member of the group
+//! (state transfer, through [`abcast::StateTransfer`]), prints `installed <seq>
+//! <hash> <size>`, and goes on applying what follows.
 
 use std::collections::BTreeMap;
 use std::io::{self, BufRead};
 use std::net::SocketAddr;
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
 use std::time::Duration;
 
-use abcast::{Config, Error, Event, MemberId, Node};
+use abcast::{Config, Error, Event, MemberId, Node, Seq, StateTransfer};
 
 const USAGE: &str = "\
-usage: kv --id ID --members ID=HOST:PORT,ID=HOST:PORT,...
+usage: kv --id ID --members ID=HOST:PORT,ID=HOST:PORT,... [--join]
 
   --id ID        this member's id (one of the ids in --members)
   --members LIST every member of the group, this one included
+  --join         join a running group (a late start, or a restart after a crash),
+                 receiving the map from a member of the group
 
 Commands on stdin, one a line: `set KEY VALUE` or `del KEY`. Each applied command is
 printed as `<seq> <hash-of-map> <command>`; at end of input the member leaves and
@@ -93,14 +97,50 @@ fn map_hash(map: &BTreeMap<String, String>) -> u64 {
     hash
 }
 
+/// The replicated map, shared by the applying loop and state transfer (both on the
+/// receiving thread).
+#[derive(Clone, Default)]
+struct Store(Arc<Mutex<BTreeMap<String, String>>>);
+
+impl Store {
+    fn map(&self) -> MutexGuard<'_, BTreeMap<String, String>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The map as `KEY VALUE` lines (keys and values are one word each).
+impl StateTransfer for Store {
+    fn snapshot(&self, _seq: Seq) -> Vec<u8> {
+        let mut out = String::new();
+        for (k, v) in self.map().iter() {
+            out.push_str(k);
+            out.push(' ');
+            out.push_str(v);
+            out.push('\n');
+        }
+        out.into_bytes()
+    }
+
+    fn install(&self, _seq: Seq, state: &[u8]) {
+        let mut map = self.map();
+        map.clear();
+        for line in String::from_utf8_lossy(state).lines() {
+            if let Some((k, v)) = line.split_once(' ') {
+                map.insert(k.to_string(), v.to_string());
+            }
+        }
+    }
+}
+
 struct Args {
     id: MemberId,
     members: Vec<(MemberId, SocketAddr)>,
+    join: bool,
 }
 
 /// The command line, or `None` when help was asked for.
 fn parse_args() -> Result<Option<Args>, String> {
-    let (mut id, mut members) = (None, None);
+    let (mut id, mut members, mut join) = (None, None, false);
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = || args.next().ok_or(format!("{arg} needs a value"));
@@ -109,6 +149,7 @@ fn parse_args() -> Result<Option<Args>, String> {
             "--members" => {
                 members = Some(Config::parse_members(&value()?).map_err(|e| e.to_string())?)
             }
+            "--join" => join = true,
             "-h" | "--help" => return Ok(None),
             _ => return Err(format!("unexpected argument `{arg}`")),
         }
@@ -116,6 +157,7 @@ fn parse_args() -> Result<Option<Args>, String> {
     Ok(Some(Args {
         id: id.ok_or("--id is missing")?,
         members: members.ok_or("--members is missing")?,
+        join,
     }))
 }
 
@@ -131,7 +173,11 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let config = Config::new(args.id, args.members).with_startup_timeout(Duration::from_secs(30));
+    let store = Store::default();
+    let config = Config::new(args.id, args.members)
+        .with_startup_timeout(Duration::from_secs(30))
+        .with_join(args.join)
+        .with_state_transfer(Arc::new(store.clone()));
 
     // `start` returns once every member is connected (or the start-up timeout passed).
     eprintln!("kv: member {}: waiting for the others", args.id);
@@ -155,14 +201,15 @@ fn main() -> ExitCode {
         let node = node.clone();
         thread::spawn(move || send_commands(&node))
     };
-    let mut map = BTreeMap::new();
-    match apply_deliveries(&node, &mut map) {
+    match apply_deliveries(&node, &store) {
         Ok(()) => {
+            let map = store.map();
             println!("final {:016x} {}", map_hash(&map), map.len());
             let _ = sender.join();
             ExitCode::SUCCESS
         }
         Err(e) => {
+            let map = store.map();
             eprintln!(
                 "kv: {e}; the map as of then: {:016x} {}",
                 map_hash(&map),
@@ -206,9 +253,9 @@ fn send_commands(node: &Node) {
     }
 }
 
-/// Applies every delivered command to `map`, in the total order, until the node
+/// Applies every delivered command to the map, in the total order, until the node
 /// stops (`Ok`: it left).
-fn apply_deliveries(node: &Node, map: &mut BTreeMap<String, String>) -> Result<(), Error> {
+fn apply_deliveries(node: &Node, store: &Store) -> Result<(), Error> {
     loop {
         match node.recv() {
             Ok(Event::Deliver {
@@ -221,8 +268,9 @@ fn apply_deliveries(node: &Node, map: &mut BTreeMap<String, String>) -> Result<(
                 let text = String::from_utf8_lossy(&payload);
                 match Command::parse(&text) {
                     Ok(cmd) => {
-                        cmd.apply(map);
-                        println!("{seq} {:016x} {text}", map_hash(map));
+                        let mut map = store.map();
+                        cmd.apply(&mut map);
+                        println!("{seq} {:016x} {text}", map_hash(&map));
                     }
                     Err(e) => eprintln!("kv: [{seq}] from member {origin} skipped: {e}"),
                 }
@@ -236,10 +284,15 @@ fn apply_deliveries(node: &Node, map: &mut BTreeMap<String, String>) -> Result<(
                 epoch,
                 relayer,
             }) => eprintln!("[{seq}] member {relayer} is the relayer now (epoch {epoch})"),
+            Ok(Event::StateInstalled { seq, .. }) => {
+                let map = store.map();
+                println!("installed {seq} {:016x} {}", map_hash(&map), map.len());
+            }
             Ok(Event::Excluded) => eprintln!("kv: the group excluded this member"),
             Ok(Event::NoQuorum) => {
                 eprintln!("kv: no majority of the group is reachable: the map stands still")
             }
+            Ok(_) => {}
             Err(Error::Stopped) => return Ok(()),
             Err(e) => return Err(e),
         }

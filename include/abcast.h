@@ -202,6 +202,13 @@ enum abcast_event_kind
      * `ABCAST_EVENT_EXCLUDED` follows. Not a position of the order (`seq` is 0).
      */
     ABCAST_EVENT_NO_QUORUM = 6,
+    /**
+     * A joining member installed the group's state, taken at `seq` (its own
+     * *process joined*), through its install callback (see
+     * `abcast_config_set_state_transfer`); `len` is the state's size. What follows
+     * is delivered from `seq + 1` on.
+     */
+    ABCAST_EVENT_STATE_INSTALLED = 7,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -229,6 +236,12 @@ typedef struct abcast_config abcast_config;
  * other thread is using the node or will use it again.
  */
 typedef struct abcast_node abcast_node;
+
+/**
+ * A state being written by a snapshot callback (opaque): append to it with
+ * `abcast_state_append`, during the callback only.
+ */
+typedef struct abcast_state abcast_state;
 
 /**
  * One event of the total order, filled by `abcast_recv` (or passed to a delivery
@@ -260,7 +273,8 @@ typedef struct abcast_event {
      */
     const uint8_t *data;
     /**
-     * `ABCAST_EVENT_DELIVER`: the message's length in bytes; 0 otherwise.
+     * `ABCAST_EVENT_DELIVER`: the message's length in bytes;
+     * `ABCAST_EVENT_STATE_INSTALLED`: the state's; 0 otherwise.
      */
     size_t len;
     /**
@@ -289,6 +303,23 @@ typedef struct abcast_event {
  * thread empties).
  */
 typedef void (*abcast_event_fn)(void *userdata, const struct abcast_event *event);
+
+/**
+ * A snapshot callback: write into `state` (with `abcast_state_append`) the
+ * application's state after every event before the *process joined* at `seq`. It is
+ * called on the thread that receives events (inside `abcast_recv`, or on the
+ * delivery thread of a node started with a callback) just before that event is
+ * returned; it must return (not `longjmp` or throw).
+ */
+typedef void (*abcast_snapshot_fn)(void *userdata, uint64_t seq, struct abcast_state *state);
+
+/**
+ * An install callback: replace the application's state with the `len` bytes at
+ * `data` (valid during the call only), taken by a member of the group at `seq`, this
+ * member's own *process joined*. Called on the receiving thread after that event and
+ * before anything after it; an `ABCAST_EVENT_STATE_INSTALLED` event follows.
+ */
+typedef void (*abcast_install_fn)(void *userdata, uint64_t seq, const uint8_t *data, size_t len);
 
 #ifdef __cplusplus
 extern "C" {
@@ -693,6 +724,45 @@ abcast_status abcast_node_leave(struct abcast_node *node);
  * `node`: `NULL` or a live node that no other thread uses during or after the call.
  */
 void abcast_node_stop(struct abcast_node *node);
+
+/**
+ * Nonzero: this member joins a running group (a late start, or a restart after a
+ * crash) instead of forming it; it delivers from its own *process joined* on. Zero
+ * (the default): it forms the group with the others.
+ *
+ * # Safety
+ * `cfg`: `NULL` or a live configuration used by no other thread.
+ */
+abcast_status abcast_config_set_join(struct abcast_config *cfg, int32_t on);
+
+/**
+ * Gives the node the application's state for members that join: it calls
+ * `snapshot` at every other member's *process joined* and serves the result to
+ * that member; when it joins itself (`abcast_config_set_join`), it calls `install`
+ * with a state fetched from a member of the group before it returns anything after
+ * its *process joined*. Both run on the receiving thread (see the callback types),
+ * with `userdata`. `ABCAST_NULL_ARGUMENT` if either callback is `NULL`.
+ *
+ * # Safety
+ * `cfg`: `NULL` or a live configuration used by no other thread. The callbacks and
+ * `userdata` must stay valid for as long as a node started from this configuration
+ * runs.
+ */
+abcast_status abcast_config_set_state_transfer(struct abcast_config *cfg,
+                                               abcast_snapshot_fn snapshot,
+                                               abcast_install_fn install,
+                                               void *userdata);
+
+/**
+ * Appends `len` bytes at `data` to the state a snapshot callback is writing.
+ * `ABCAST_NULL_ARGUMENT` for a `NULL` `state`, or a `NULL` `data` with a nonzero
+ * `len`.
+ *
+ * # Safety
+ * `state`: `NULL` or the state passed to the running snapshot callback; `data`:
+ * `NULL` or `len` readable bytes.
+ */
+abcast_status abcast_state_append(struct abcast_state *state, const uint8_t *data, size_t len);
 
 #ifdef __cplusplus
 }  // extern "C"

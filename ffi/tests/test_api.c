@@ -2,7 +2,8 @@
  * Tests of every function of the C API, error paths included: NULL arguments, bad
  * addresses, invalid values, duplicate ids, stop(NULL), leaving twice, releasing empty
  * events, a delivery callback (and stopping from it), and two members in one process
- * (deliveries in the same order, member-left and relayer-changed events).
+ * (deliveries in the same order, member-left and relayer-changed events), and a
+ * late joiner that installs the group's state through the state-transfer callbacks.
  * Built with -Wall -Wextra -Werror -pedantic and run under AddressSanitizer by
  * ffi/ci.sh. Prints "N passed, N failed".
  */
@@ -789,6 +790,124 @@ static void test_stop_from_callback(void) {
     collector_destroy(&c);
 }
 
+/* ---- state transfer ---- */
+
+/* A member's application state: how many messages it applied and their byte sum. */
+struct app_state {
+    uint64_t count;
+    uint64_t sum;
+};
+
+static void on_snapshot(void *userdata, uint64_t seq, abcast_state *state) {
+    const struct app_state *a = (const struct app_state *)userdata;
+    (void)seq;
+    CHECK_ST(abcast_state_append(state, (const uint8_t *)a, sizeof *a), ABCAST_OK);
+}
+
+static void on_install(void *userdata, uint64_t seq, const uint8_t *data, size_t len) {
+    struct app_state *a = (struct app_state *)userdata;
+    (void)seq;
+    CHECK(len == sizeof *a);
+    if (len == sizeof *a) memcpy(a, data, len);
+}
+
+/* Receives on `node` for up to `ms`, applying deliveries to `a`; counts the
+ * ABCAST_EVENT_STATE_INSTALLED events (with their seq in *installed_at). */
+static int apply_for(abcast_node *node, struct app_state *a, int ms, uint64_t *installed_at) {
+    abcast_event ev = {0};
+    int installed = 0;
+    double deadline = now_s() + ms / 1000.0;
+    while (now_s() < deadline) {
+        abcast_status st = abcast_recv(node, &ev, 20);
+        if (st != ABCAST_OK) continue;
+        if (ev.kind == ABCAST_EVENT_DELIVER) {
+            size_t i;
+            a->count++;
+            for (i = 0; i < ev.len; i++) a->sum += ev.data[i];
+        } else if (ev.kind == ABCAST_EVENT_STATE_INSTALLED) {
+            CHECK(ev.len == sizeof *a);
+            if (installed_at != NULL) *installed_at = ev.seq;
+            installed++;
+        }
+        abcast_event_release(&ev);
+    }
+    return installed;
+}
+
+static void *start_joiner(void *arg) {
+    struct starter *s = (struct starter *)arg;
+    s->st = abcast_node_start(s->cfg, &s->node);
+    return NULL;
+}
+
+/* Members 1 and 2 form a group of three without member 3; member 3 joins late and
+ * installs the state member 1 or 2 took at its process joined, then applies what
+ * follows: all three end with the same state. */
+static void test_state_transfer(void) {
+    struct app_state a[3];
+    struct starter s[3];
+    uint16_t ports[3];
+    pthread_t joiner, first[2];
+    uint64_t installed_at = 0;
+    int i, installed = 0;
+    char msg[16];
+
+    CHECK_ST(abcast_config_set_join(NULL, 1), ABCAST_NULL_ARGUMENT);
+    CHECK_ST(abcast_config_set_state_transfer(NULL, on_snapshot, on_install, NULL),
+             ABCAST_NULL_ARGUMENT);
+    CHECK_ST(abcast_state_append(NULL, (const uint8_t *)"x", 1), ABCAST_NULL_ARGUMENT);
+    memset(a, 0, sizeof a);
+    for (i = 0; i < 3; i++) ports[i] = free_port();
+    for (i = 0; i < 3; i++) {
+        s[i].cfg = group_config((uint32_t)i + 1, 3, ports);
+        CHECK_ST(abcast_config_set_timeouts(s[i].cfg, 100, 1000), ABCAST_OK);
+        CHECK_ST(abcast_config_set_startup_timeout(s[i].cfg, 1000), ABCAST_OK);
+        CHECK_ST(abcast_config_set_state_transfer(s[i].cfg, NULL, on_install, &a[i]),
+                 ABCAST_NULL_ARGUMENT);
+        CHECK_ST(abcast_config_set_state_transfer(s[i].cfg, on_snapshot, on_install, &a[i]),
+                 ABCAST_OK);
+        s[i].node = NULL;
+        s[i].callback = NULL;
+    }
+    CHECK_ST(abcast_config_set_join(s[2].cfg, 1), ABCAST_OK);
+    /* Members 1 and 2 start together; member 3 counts as failed when they start. */
+    for (i = 0; i < 2; i++) CHECK(pthread_create(&first[i], NULL, start_thread, &s[i]) == 0);
+    for (i = 0; i < 2; i++) {
+        CHECK(pthread_join(first[i], NULL) == 0);
+        CHECK_ST(s[i].st, ABCAST_OK);
+    }
+    if (s[0].node == NULL || s[1].node == NULL) return;
+    for (i = 0; i < 20; i++) {
+        snprintf(msg, sizeof msg, "before%d", i);
+        CHECK_ST(abcast_broadcast(s[i % 2].node, (const uint8_t *)msg, strlen(msg)), ABCAST_OK);
+    }
+    apply_for(s[0].node, &a[0], 300, NULL);
+    apply_for(s[1].node, &a[1], 300, NULL);
+    CHECK(a[0].count == 20 && a[1].count == 20);
+    CHECK(pthread_create(&joiner, NULL, start_joiner, &s[2]) == 0);
+    /* Members 1 and 2 receive meanwhile: they take the snapshot at the join. */
+    apply_for(s[0].node, &a[0], 500, NULL);
+    apply_for(s[1].node, &a[1], 500, NULL);
+    CHECK(pthread_join(joiner, NULL) == 0);
+    CHECK_ST(s[2].st, ABCAST_OK);
+    if (s[2].node != NULL) {
+        installed = apply_for(s[2].node, &a[2], 1000, &installed_at);
+        CHECK(installed == 1 && installed_at > 20);
+        CHECK(a[2].count == 20 && a[2].sum == a[0].sum);
+        for (i = 0; i < 10; i++) {
+            snprintf(msg, sizeof msg, "after%d", i);
+            CHECK_ST(abcast_broadcast(s[i % 3].node, (const uint8_t *)msg, strlen(msg)),
+                     ABCAST_OK);
+        }
+        for (i = 0; i < 3; i++) apply_for(s[i].node, &a[i], 500, NULL);
+        CHECK(a[2].count == 30 && a[2].sum == a[0].sum && a[1].sum == a[0].sum);
+    }
+    for (i = 0; i < 3; i++) {
+        abcast_config_free(s[i].cfg);
+        abcast_node_stop(s[i].node);
+    }
+}
+
 int main(void) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     RUN(test_status_strings);
@@ -811,6 +930,7 @@ int main(void) {
     RUN(test_callback);
     RUN(test_stop_from_callback);
     RUN(test_two_members);
+    RUN(test_state_transfer);
     unlink(test_key_file());
     return test_summary();
 }

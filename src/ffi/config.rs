@@ -62,7 +62,9 @@ pub struct abcast_config {
 /// # Safety
 /// `cfg` must be `NULL` or a pointer returned by `abcast_config_new` and not yet
 /// freed, not used by another thread during the call.
-unsafe fn config_mut<'a>(cfg: *mut abcast_config) -> Result<&'a mut abcast_config, Failure> {
+pub(super) unsafe fn config_mut<'a>(
+    cfg: *mut abcast_config,
+) -> Result<&'a mut abcast_config, Failure> {
     // SAFETY: the caller passes NULL (rejected by as_mut) or a live handle from
     // abcast_config_new (a Box) that no other thread uses during this call.
     unsafe { cfg.as_mut() }.ok_or_else(|| Failure::null("cfg"))

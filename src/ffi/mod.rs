@@ -34,6 +34,7 @@
 mod config;
 mod event;
 mod node;
+mod state;
 
 use std::cell::RefCell;
 use std::ffi::{c_char, CString};
@@ -44,6 +45,7 @@ use crate::runtime::os;
 pub use config::*;
 pub use event::*;
 pub use node::*;
+pub use state::*;
 
 /// The result of a call. The numbers are stable: a value, once released, is never
 /// renumbered or reused.

@@ -5,8 +5,9 @@ use bytes::Bytes;
 use crate::protocol::{self, MemberId, Seq};
 
 /// What a [`Node`](super::Node) tells its application, in the total order (the same at every
-/// member).
+/// member). More kinds may be added: match with a `_` arm.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Event {
     /// An application message, at position `seq` of the total order, broadcast by
     /// `origin`.

@@ -272,6 +272,7 @@ fn receive(node: &Node, lines: Option<&PrintedLines>, out: &mut impl Write) -> R
             }
             Ok(Event::Excluded) => eprintln!("event excluded"),
             Ok(Event::NoQuorum) => eprintln!("event no-quorum"),
+            Ok(other) => eprintln!("event {other:?}"),
             Err(Error::Stopped) => {
                 let _ = out.flush();
                 return Ok(End::Stopped);
