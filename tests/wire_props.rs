@@ -125,6 +125,16 @@ fn frame() -> impl Strategy<Value = Frame> {
         1 => Just(Frame::Heartbeat),
         1 => Just(Frame::Leave),
         1 => Just(Frame::Disconnect),
+        1 => (any::<u64>(), any::<u64>())
+            .prop_map(|(seq, offset)| Frame::StateRequest { seq, offset }),
+        1 => (any::<u64>(), any::<u64>(), any::<u64>(), payload()).prop_map(
+            |(seq, offset, total, data)| Frame::StateChunk {
+                seq,
+                offset,
+                total,
+                data,
+            }
+        ),
         6 => message().prop_map(Frame::Protocol),
     ]
 }

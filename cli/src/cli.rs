@@ -117,6 +117,8 @@ mod tests {
                 "failure_timeout_ms",
                 "startup_timeout_ms",
                 "join",
+                "state",
+                "rejoin",
                 "key_file",
                 "auth_only",
                 "verbose",

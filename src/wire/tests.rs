@@ -59,6 +59,22 @@ fn every_kind() -> Vec<Frame> {
         Frame::Heartbeat,
         Frame::Leave,
         Frame::Disconnect,
+        Frame::StateRequest {
+            seq: 12,
+            offset: 65536,
+        },
+        Frame::StateChunk {
+            seq: 12,
+            offset: 65536,
+            total: 70000,
+            data: Bytes::from_static(b"state"),
+        },
+        Frame::StateChunk {
+            seq: 3,
+            offset: 0,
+            total: crate::wire::STATE_UNAVAILABLE,
+            data: Bytes::new(),
+        },
         Frame::Protocol(Message::Broadcast {
             epoch: 2,
             delivered: 41,
@@ -275,7 +291,7 @@ fn unsupported_version() {
 
 #[test]
 fn unknown_kind() {
-    for kind in [0x00, 0x07, 0x0F, 0x19, 0xFF] {
+    for kind in [0x00, 0x09, 0x0F, 0x19, 0xFF] {
         let bytes = raw(kind, &[]);
         assert_eq!(decode_all(&bytes[..4]), Err(WireError::UnknownKind(kind)));
         assert_eq!(decode_all(&bytes), Err(WireError::UnknownKind(kind)));
