@@ -161,6 +161,35 @@ typedef int32_t abcast_quorum;
 #endif // __cplusplus
 
 /**
+ * When a message is handed to the application. In C the type `abcast_delivery` is
+ * an `int32_t` taking the values of `enum abcast_delivery`.
+ */
+enum abcast_delivery
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : int32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+    /**
+     * As soon as this member holds it (the default): a member that crashes may
+     * have delivered a last few messages the survivors never deliver.
+     */
+    ABCAST_DELIVERY_AGREED = 0,
+    /**
+     * Once every member of the view holds it: whatever one member delivered, every
+     * survivor delivers (uniform agreement), for about one more round trip of
+     * latency. Replicated buffering only.
+     */
+    ABCAST_DELIVERY_SAFE = 1,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum abcast_delivery abcast_delivery;
+#else
+typedef int32_t abcast_delivery;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
  * What an `abcast_event` is. In C the field `kind` is an `int32_t` taking the
  * values of `enum abcast_event_kind`.
  */
@@ -473,6 +502,17 @@ abcast_status abcast_config_set_buffering(struct abcast_config *cfg, abcast_buff
  * `cfg`: `NULL` or a live configuration used by no other thread.
  */
 abcast_status abcast_config_set_quorum(struct abcast_config *cfg, abcast_quorum quorum);
+
+/**
+ * Chooses when messages are delivered: `ABCAST_DELIVERY_AGREED` (the default) or
+ * `ABCAST_DELIVERY_SAFE`. Every member must use the same. `ABCAST_INVALID_ARGUMENT`
+ * for any other value; `abcast_node_start` refuses safe delivery with distributed
+ * buffering (`ABCAST_INVALID_CONFIG`).
+ *
+ * # Safety
+ * `cfg`: `NULL` or a live configuration used by no other thread.
+ */
+abcast_status abcast_config_set_delivery(struct abcast_config *cfg, abcast_delivery delivery);
 
 /**
  * Sets the failure detector: a heartbeat is sent on a link idle for `heartbeat_ms`,

@@ -63,7 +63,7 @@ pub mod sim;
 pub mod wire;
 
 pub use auth::{GroupKey, Protection};
-pub use protocol::{Buffering, Quorum};
+pub use protocol::{Buffering, Delivery, Quorum};
 pub use protocol::{MemberId, MsgId, Seq};
 pub use runtime::{Config, Error, Event, Node, StateTransfer};
 

@@ -2,7 +2,7 @@
 //! the protocol core and asserts that the simulator's checker names the property the
 //! bug violates, and that the same run without the bug holds every property.
 
-use abcast::protocol::PlantedBug;
+use abcast::protocol::{Delivery, PlantedBug};
 use abcast::sim::{check_all, run_and_check, FaultProfile, Property, Sim, SimConfig};
 use abcast::{Buffering, Quorum};
 
@@ -18,10 +18,20 @@ fn violations_with(
     members: usize,
     quorum: Quorum,
 ) -> Vec<Property> {
+    violations_of(bug, profile, members, |cfg| cfg.quorum = quorum)
+}
+
+/// [`violations`] in runs that `adjust` configures.
+fn violations_of(
+    bug: PlantedBug,
+    profile: FaultProfile,
+    members: usize,
+    adjust: impl Fn(&mut SimConfig),
+) -> Vec<Property> {
     for seed in 0..5_000 {
         let mut cfg = SimConfig::new(seed, members, Buffering::Replicated, profile);
         cfg.msgs_per_member = 20;
-        cfg.quorum = quorum;
+        adjust(&mut cfg);
         cfg.planted_bug = Some(bug);
         if let Err(f) = run_and_check(&cfg) {
             eprintln!("{bug:?} caught: {f}");
@@ -72,4 +82,17 @@ fn delivering_a_stale_epoch_relay_breaks_total_order() {
 fn not_holding_broadcasts_during_sync_breaks_validity() {
     let p = violations(PlantedBug::NoHoldDuringSync, FaultProfile::RelayerCrash, 4);
     assert!(p.contains(&Property::Validity), "{p:?}");
+}
+
+/// With safe delivery the checker allows a crashed member no delivery the survivors
+/// do not make: delivering before stability shows as a total-order violation.
+#[test]
+fn delivering_before_stability_breaks_uniform_agreement() {
+    let p = violations_of(
+        PlantedBug::DeliverUnstable,
+        FaultProfile::RelayerCrash,
+        4,
+        |cfg| cfg.delivery = Delivery::Safe,
+    );
+    assert!(p.contains(&Property::TotalOrder), "{p:?}");
 }

@@ -121,6 +121,7 @@ mod tests {
                 "rejoin",
                 "key_file",
                 "auth_only",
+                "delivery",
                 "verbose",
                 "quiet"
             ]

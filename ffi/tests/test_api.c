@@ -840,9 +840,9 @@ static void *start_joiner(void *arg) {
     return NULL;
 }
 
-/* Members 1 and 2 form a group of three without member 3; member 3 joins late and
- * installs the state member 1 or 2 took at its process joined, then applies what
- * follows: all three end with the same state. */
+/* Members 1 and 2 form a group of three without member 3 (with safe delivery);
+ * member 3 joins late and installs the state member 1 or 2 took at its process
+ * joined, then applies what follows: all three end with the same state. */
 static void test_state_transfer(void) {
     struct app_state a[3];
     struct starter s[3];
@@ -853,6 +853,7 @@ static void test_state_transfer(void) {
     char msg[16];
 
     CHECK_ST(abcast_config_set_join(NULL, 1), ABCAST_NULL_ARGUMENT);
+    CHECK_ST(abcast_config_set_delivery(NULL, ABCAST_DELIVERY_SAFE), ABCAST_NULL_ARGUMENT);
     CHECK_ST(abcast_config_set_state_transfer(NULL, on_snapshot, on_install, NULL),
              ABCAST_NULL_ARGUMENT);
     CHECK_ST(abcast_state_append(NULL, (const uint8_t *)"x", 1), ABCAST_NULL_ARGUMENT);
@@ -862,6 +863,9 @@ static void test_state_transfer(void) {
         s[i].cfg = group_config((uint32_t)i + 1, 3, ports);
         CHECK_ST(abcast_config_set_timeouts(s[i].cfg, 100, 1000), ABCAST_OK);
         CHECK_ST(abcast_config_set_startup_timeout(s[i].cfg, 1000), ABCAST_OK);
+        CHECK_ST(abcast_config_set_delivery(s[i].cfg, 7), ABCAST_INVALID_ARGUMENT);
+        /* Safe delivery: what one member applied, every survivor applies. */
+        CHECK_ST(abcast_config_set_delivery(s[i].cfg, ABCAST_DELIVERY_SAFE), ABCAST_OK);
         CHECK_ST(abcast_config_set_state_transfer(s[i].cfg, NULL, on_install, &a[i]),
                  ABCAST_NULL_ARGUMENT);
         CHECK_ST(abcast_config_set_state_transfer(s[i].cfg, on_snapshot, on_install, &a[i]),

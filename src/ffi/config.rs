@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::{abcast_status, call, call_void, Failure};
 use crate::runtime::os;
 use crate::runtime::{MIN_FAILURE_TIMEOUT, MIN_HEARTBEATS_PER_TIMEOUT};
-use crate::{Buffering, Config, GroupKey, Protection, Quorum};
+use crate::{Buffering, Config, Delivery, GroupKey, Protection, Quorum};
 
 /// Where clients keep what they need to survive a relayer crash. In C the type
 /// `abcast_buffering` is an `int32_t` taking the values of `enum abcast_buffering`.
@@ -48,6 +48,23 @@ pub enum abcast_quorum {
 
 /// An `abcast_quorum` value as C passes it in: any `int32_t`.
 pub type abcast_quorum_value = i32;
+
+/// When a message is handed to the application. In C the type `abcast_delivery` is
+/// an `int32_t` taking the values of `enum abcast_delivery`.
+#[repr(i32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum abcast_delivery {
+    /// As soon as this member holds it (the default): a member that crashes may
+    /// have delivered a last few messages the survivors never deliver.
+    ABCAST_DELIVERY_AGREED = 0,
+    /// Once every member of the view holds it: whatever one member delivered, every
+    /// survivor delivers (uniform agreement), for about one more round trip of
+    /// latency. Replicated buffering only.
+    ABCAST_DELIVERY_SAFE = 1,
+}
+
+/// An `abcast_delivery` value as C passes it in: any `int32_t`.
+pub type abcast_delivery_value = i32;
 
 /// A configuration under construction (opaque). Create it with
 /// `abcast_config_new`, fill it with the `abcast_config_*` setters, pass it to
@@ -262,6 +279,30 @@ pub unsafe extern "C" fn abcast_config_set_quorum(
             q if q == abcast_quorum::ABCAST_QUORUM_MAJORITY as i32 => Quorum::Majority,
             q if q == abcast_quorum::ABCAST_QUORUM_NONE as i32 => Quorum::None,
             other => return Err(Failure::invalid(format!("unknown quorum rule {other}"))),
+        };
+        Ok(())
+    })
+}
+
+/// Chooses when messages are delivered: `ABCAST_DELIVERY_AGREED` (the default) or
+/// `ABCAST_DELIVERY_SAFE`. Every member must use the same. `ABCAST_INVALID_ARGUMENT`
+/// for any other value; `abcast_node_start` refuses safe delivery with distributed
+/// buffering (`ABCAST_INVALID_CONFIG`).
+///
+/// # Safety
+/// `cfg`: `NULL` or a live configuration used by no other thread.
+#[no_mangle]
+pub unsafe extern "C" fn abcast_config_set_delivery(
+    cfg: *mut abcast_config,
+    delivery: abcast_delivery_value,
+) -> abcast_status {
+    call("abcast_config_set_delivery", || {
+        // SAFETY: forwarded caller's contract for cfg.
+        let cfg = unsafe { config_mut(cfg) }?;
+        cfg.inner.delivery = match delivery {
+            d if d == abcast_delivery::ABCAST_DELIVERY_AGREED as i32 => Delivery::Agreed,
+            d if d == abcast_delivery::ABCAST_DELIVERY_SAFE as i32 => Delivery::Safe,
+            other => return Err(Failure::invalid(format!("unknown delivery {other}"))),
         };
         Ok(())
     })

@@ -97,6 +97,23 @@ pub enum PlantedBug {
     /// A client sends broadcasts made during synchronization at once, instead of
     /// holding them until finish-synchronization.
     NoHoldDuringSync,
+    /// With [`Delivery::Safe`], a member delivers what it holds at once, without
+    /// waiting for the stable watermark.
+    DeliverUnstable,
+}
+
+/// When a member hands a message (or a membership event) to its application.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Delivery {
+    /// As soon as it holds it and everything before it (the default): a member that
+    /// crashes may have delivered a last few messages the survivors never deliver.
+    #[default]
+    Agreed,
+    /// Once every member of the view holds it (the stable watermark passed it):
+    /// whatever any member delivered, every surviving member delivers too (uniform
+    /// agreement), at the cost of about one more round trip of latency. Replicated
+    /// buffering only.
+    Safe,
 }
 
 /// The protocol core's settings.
@@ -120,6 +137,8 @@ pub struct CoreConfig {
     /// watermark (replicated buffering): it bounds every member's relay buffer in
     /// bytes.
     pub relay_window_bytes: usize,
+    /// When messages are handed to the application ([`Delivery::Agreed`] by default).
+    pub delivery: Delivery,
     /// The most relays in one relay batch.
     pub max_batch_msgs: usize,
     /// The most payload bytes in one relay or broadcast batch (a batch holds at least
@@ -138,6 +157,7 @@ impl Default for CoreConfig {
             send_window_bytes: 4 << 20,
             relay_window_msgs: 16384,
             relay_window_bytes: 16 << 20,
+            delivery: Delivery::Agreed,
             max_batch_msgs: 1024,
             max_batch_bytes: 256 * 1024,
             planted_bug: None,
@@ -153,8 +173,19 @@ impl CoreConfig {
     /// not survive, which is what the majority quorum promises.
     pub fn validate(&self) -> Result<(), String> {
         if self.buffering == Buffering::Distributed && self.quorum != Quorum::None {
-            return Err("distributed buffering needs Quorum::None: it keeps one round per                         member, so a majority may not hold what a majority delivered                         (use replicated buffering with a majority quorum)"
-                .into());
+            return Err(
+                "distributed buffering needs Quorum::None: it keeps one round per \
+                        member, so a majority may not hold what a majority delivered \
+                        (use replicated buffering with a majority quorum)"
+                    .into(),
+            );
+        }
+        if self.buffering == Buffering::Distributed && self.delivery == Delivery::Safe {
+            return Err(
+                "safe delivery needs replicated buffering: it waits for the stable \
+                        watermark, which distributed buffering does not keep"
+                    .into(),
+            );
         }
         Ok(())
     }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::state_transfer::StateTransfer;
 use super::Error;
 use crate::auth::{GroupKey, Protection};
-use crate::protocol::{Buffering, CoreConfig, MemberId, Quorum};
+use crate::protocol::{Buffering, CoreConfig, Delivery, MemberId, Quorum};
 use crate::wire;
 use std::sync::Arc;
 
@@ -126,6 +126,12 @@ pub struct Config {
     /// How frames are sealed with a group key: encrypted and authenticated (the
     /// default) or authenticated only. Every member must use the same.
     pub protection: Protection,
+    /// When a message is handed to the application: [`Delivery::Agreed`] (the
+    /// default) as soon as this member holds it; [`Delivery::Safe`] once every
+    /// member of the view holds it, so that whatever one member delivered, every
+    /// survivor delivers (about one more round trip of latency; replicated
+    /// buffering only). Every member must choose the same.
+    pub delivery: Delivery,
     /// The application's state, for members that join (see [`StateTransfer`]):
     /// this member takes a snapshot at each *process joined* and serves it, and
     /// installs one when it joins (`join`). `None` (the default): a joiner starts
@@ -174,6 +180,7 @@ impl Config {
             join: false,
             group_key: None,
             protection: Protection::Encrypted,
+            delivery: Delivery::Agreed,
             state_transfer: None,
             max_state_bytes: 1 << 32,
         }
@@ -329,6 +336,12 @@ impl Config {
         self
     }
 
+    /// Sets when messages are delivered (see [`Config::delivery`]).
+    pub fn with_delivery(mut self, delivery: Delivery) -> Config {
+        self.delivery = delivery;
+        self
+    }
+
     /// Sets the application's state for joiners (see [`Config::state_transfer`]).
     pub fn with_state_transfer(mut self, state: Arc<dyn StateTransfer>) -> Config {
         self.state_transfer = Some(state);
@@ -370,6 +383,12 @@ impl Config {
                 "distributed buffering needs the quorum rule Quorum::None (--quorum none, \
                  ABCAST_QUORUM_NONE): it tolerates crashes, not partitions or false \
                  suspicions; with a majority quorum use replicated buffering",
+            ));
+        }
+        if self.buffering == Buffering::Distributed && self.delivery == Delivery::Safe {
+            return Err(Error::config(
+                "safe delivery needs replicated buffering: it waits until every member \
+                 holds a message, which distributed buffering does not track",
             ));
         }
         let mut ids = BTreeSet::new();
@@ -474,6 +493,7 @@ impl Config {
             send_window_bytes: self.send_window_bytes,
             relay_window_msgs: self.relay_window_msgs,
             relay_window_bytes: self.relay_window_bytes,
+            delivery: self.delivery,
             max_batch_msgs,
             max_batch_bytes,
             ..CoreConfig::default()

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::protocol::{Buffering, PlantedBug, Quorum};
+use crate::protocol::{Buffering, Delivery, PlantedBug, Quorum};
 
 /// Which failures a run injects.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -87,6 +87,7 @@ fn bug_name(b: PlantedBug) -> &'static str {
         PlantedBug::NoDuplicateDetection => "no-duplicate-detection",
         PlantedBug::DeliverStaleEpoch => "deliver-stale-epoch",
         PlantedBug::NoHoldDuringSync => "no-hold-during-sync",
+        PlantedBug::DeliverUnstable => "deliver-unstable",
     }
 }
 
@@ -106,6 +107,10 @@ pub struct SimConfig {
     pub profile: FaultProfile,
     /// How many messages each member broadcasts.
     pub msgs_per_member: usize,
+    /// When members hand messages to the application (text form: `delivery=safe`;
+    /// agreed when absent). With safe delivery the checker allows no member to have
+    /// delivered anything the group did not.
+    pub delivery: Delivery,
     /// A bug to plant in every member (tests of the checker only).
     pub planted_bug: Option<PlantedBug>,
 }
@@ -124,6 +129,7 @@ impl SimConfig {
             },
             profile,
             msgs_per_member: 12,
+            delivery: Delivery::Agreed,
             planted_bug: None,
         }
     }
@@ -146,6 +152,9 @@ impl fmt::Display for SimConfig {
         )?;
         if self.quorum == Quorum::None {
             write!(f, ",quorum=none")?;
+        }
+        if self.delivery == Delivery::Safe {
+            write!(f, ",delivery=safe")?;
         }
         if let Some(bug) = self.planted_bug {
             write!(f, ",bug={}", bug_name(bug))?;
@@ -184,6 +193,13 @@ impl FromStr for SimConfig {
                         _ => return Err(bad("quorum")),
                     })
                 }
+                "delivery" => {
+                    c.delivery = match v {
+                        "agreed" => Delivery::Agreed,
+                        "safe" => Delivery::Safe,
+                        _ => return Err(bad("delivery")),
+                    }
+                }
                 "profile" => {
                     c.profile = FaultProfile::ALL
                         .into_iter()
@@ -197,6 +213,7 @@ impl FromStr for SimConfig {
                             PlantedBug::NoDuplicateDetection,
                             PlantedBug::DeliverStaleEpoch,
                             PlantedBug::NoHoldDuringSync,
+                            PlantedBug::DeliverUnstable,
                         ]
                         .into_iter()
                         .find(|b| bug_name(*b) == v)

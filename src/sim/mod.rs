@@ -49,7 +49,7 @@ use std::fmt;
 
 use bytes::Bytes;
 
-use crate::protocol::{CoreConfig, Event, Member, MemberId, Message};
+use crate::protocol::{CoreConfig, Delivery, Event, Member, MemberId, Message};
 pub use checker::{check, check_all, Property, Record, Violation};
 pub use config::{FaultProfile, SimConfig};
 use faults::{Plan, Target, Trigger};
@@ -189,6 +189,7 @@ impl Sim {
             send_window_bytes: rng.range(8, 64) as usize,
             relay_window_msgs: rng.range(4, 32),
             relay_window_bytes: rng.range(16, 256) as usize,
+            delivery: cfg.delivery,
             max_batch_msgs: rng.range(1, 6) as usize,
             max_batch_bytes: 1 << 20,
             planted_bug: cfg.planted_bug,
@@ -300,10 +301,13 @@ impl Sim {
         self.record.crashed = self.crashed.clone();
         self.record.views = self.members.iter().map(|m| m.view().to_vec()).collect();
         self.record.live_faults = self.live_faults.false_suspicions > 0;
-        self.record.tail_bound = Some(checker::tail_bound(
-            self.core.relay_window_msgs,
-            self.members.len(),
-        ));
+        self.record.tail_bound = Some(match self.core.delivery {
+            Delivery::Agreed => {
+                checker::tail_bound(self.core.relay_window_msgs, self.members.len())
+            }
+            // Uniform: nobody delivered what the group did not.
+            Delivery::Safe => 0,
+        });
         Outcome {
             record: self.record,
             steps: self.steps,

@@ -35,6 +35,27 @@ impl From<BufferingArg> for Buffering {
     }
 }
 
+/// `--delivery` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DeliveryArg {
+    /// Deliver as soon as this member holds a message (a member that crashes may
+    /// have delivered a last few messages nobody else does).
+    Agreed,
+    /// Deliver once every member of the view holds it: whatever one member
+    /// delivered, every survivor delivers (about one more round trip; replicated
+    /// buffering only).
+    Safe,
+}
+
+impl From<DeliveryArg> for abcast::Delivery {
+    fn from(d: DeliveryArg) -> abcast::Delivery {
+        match d {
+            DeliveryArg::Agreed => abcast::Delivery::Agreed,
+            DeliveryArg::Safe => abcast::Delivery::Safe,
+        }
+    }
+}
+
 /// `--quorum` values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum QuorumArg {
@@ -103,6 +124,10 @@ impl KeyArgs {
 /// the runtime's default when absent.
 #[derive(Clone, Copy, Debug, Default, Args)]
 pub struct RuntimeArgs {
+    /// When messages are delivered (every member must choose the same; default
+    /// agreed).
+    #[arg(long, value_enum)]
+    pub delivery: Option<DeliveryArg>,
     /// Send window: own broadcasts not yet delivered (messages, per member).
     #[arg(long, help_heading = "Advanced")]
     pub send_window: Option<usize>,
@@ -142,6 +167,9 @@ pub struct RuntimeArgs {
 impl RuntimeArgs {
     /// `config` with the settings given.
     pub fn apply(&self, mut config: Config) -> Config {
+        if let Some(d) = self.delivery {
+            config = config.with_delivery(d.into());
+        }
         if let Some(w) = self.send_window {
             config = config.with_send_window(w);
         }
@@ -190,6 +218,10 @@ impl RuntimeArgs {
 
     /// The settings given, as command-line arguments.
     pub fn push_args(&self, v: &mut Vec<String>) {
+        if let Some(d) = self.delivery {
+            v.push("--delivery".into());
+            v.push(d.to_possible_value().expect("a value").get_name().into());
+        }
         let given = [
             ("--send-window", self.send_window.map(|w| w as u64)),
             ("--relay-window", self.relay_window),

@@ -461,7 +461,7 @@ impl Member {
             }
         };
         if self.confirmed {
-            self.events.push_back(event);
+            self.emit(event);
         } else {
             self.held_events.push_back(event);
         }
@@ -487,6 +487,8 @@ impl Member {
         self.relayer = None;
         self.to_send.clear();
         self.transmits.clear();
+        // Safe delivery: what was not stable is not delivered.
+        self.unstable_events.clear();
         self.events.push_back(Event::Excluded);
     }
 

@@ -56,3 +56,17 @@ pub enum Event {
     /// excluded. Not a position of the order: it is this member's own state.
     NoQuorum,
 }
+
+impl Event {
+    /// The event's position in the total order (`None` for `Excluded` and
+    /// `NoQuorum`, which are this member's own state).
+    pub fn seq(&self) -> Option<Seq> {
+        match self {
+            Event::Deliver { seq, .. }
+            | Event::MemberLeft { seq, .. }
+            | Event::MemberJoined { seq, .. }
+            | Event::RelayerChanged { seq, .. } => Some(*seq),
+            Event::Excluded | Event::NoQuorum => None,
+        }
+    }
+}

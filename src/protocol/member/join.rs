@@ -263,6 +263,8 @@ impl Member {
 
     pub(super) fn confirm_join(&mut self) {
         self.confirmed = true;
-        self.events.extend(self.held_events.drain(..));
+        for e in std::mem::take(&mut self.held_events) {
+            self.emit(e);
+        }
     }
 }

@@ -167,6 +167,8 @@ pub struct Member {
     confirmed: bool,
     /// Events held back until the join is confirmed.
     held_events: VecDeque<Event>,
+    /// Safe delivery: events at positions the stable watermark has not passed yet.
+    unstable_events: VecDeque<Event>,
     /// Members told they are not in the view (see [`Message::NotInView`]), until they
     /// join.
     told_not_in_view: BTreeSet<MemberId>,
@@ -262,6 +264,7 @@ impl Member {
             known,
             confirmed: true,
             held_events: VecDeque::new(),
+            unstable_events: VecDeque::new(),
             told_not_in_view: BTreeSet::new(),
             join_requests: MemberMap::new(),
             join_attempts: MemberMap::new(),
@@ -666,6 +669,10 @@ impl Member {
     /// stable watermark, may lag before it is sent on its own: an eighth of the relay
     /// window, in relays and in payload bytes.
     pub(super) fn ack_every(&self) -> (u64, usize) {
+        if self.config.delivery == super::Delivery::Safe {
+            // Delivery waits for stability: acknowledge and announce at once.
+            return (1, 1);
+        }
         (
             (self.config.relay_window_msgs / 8).max(1),
             (self.config.relay_window_bytes / 8).max(1),
@@ -716,7 +723,27 @@ impl Member {
 
     /// The next event for the application, if any.
     pub fn poll_event(&mut self) -> Option<Event> {
+        // Safe delivery: what every member of the view now holds.
+        while self
+            .unstable_events
+            .front()
+            .and_then(Event::seq)
+            .is_some_and(|seq| seq <= self.stable)
+        {
+            let e = self.unstable_events.pop_front().expect("front");
+            self.events.push_back(e);
+        }
         self.events.pop_front()
+    }
+
+    /// Hands `event` (of a position of the order) to the application: at once, or
+    /// with safe delivery once the stable watermark passes it.
+    pub(super) fn emit(&mut self, event: Event) {
+        if self.config.delivery == super::Delivery::Safe && !self.bug(PlantedBug::DeliverUnstable) {
+            self.unstable_events.push_back(event);
+        } else {
+            self.events.push_back(event);
+        }
     }
 
     /// The next peer whose connection to close, if any: this member now suspects it

@@ -609,6 +609,12 @@ impl Member {
             }
             let r = self.relayer.as_mut().expect("relayer");
             let Some((origin, origin_seq, payload)) = r.pending.pop_front() else {
+                if replicated {
+                    // What it just sequenced is stable at once if no other member
+                    // must hold it (a relayer alone); else acknowledgements raise it.
+                    let stable = self.compute_stable();
+                    self.set_stable(stable);
+                }
                 return;
             };
             if let Some(n) = r.pending_by.get_mut(origin) {

@@ -461,9 +461,18 @@ fn check_total_order(r: &Record) -> Result<(), Violation> {
 /// A member that crashed, or was excluded and told, agrees with the group up to a
 /// point, and beyond it delivered at most [`Record::tail_bound`] entries the group
 /// did not deliver there.
+///
+/// With a bound of 0 (safe delivery) the comparison is with a member of the group
+/// that did not stand still: one stalled without a quorum may hold what it has not
+/// delivered yet (it delivers it once the quorum is back).
 fn check_tails(r: &Record) -> Result<(), Violation> {
     let group = r.group();
-    let Some(&g) = group.iter().max_by_key(|i| r.end(**i)) else {
+    let uniform = r.tail_bound == Some(0);
+    let Some(&g) = group
+        .iter()
+        .filter(|i| !uniform || !r.stalled(**i))
+        .max_by_key(|i| r.end(**i))
+    else {
         return Ok(());
     };
     for x in (0..r.ids.len()).filter(|x| !r.in_group(*x)) {
