@@ -402,3 +402,114 @@ fn a_transfer_goes_on_from_another_member_when_the_one_serving_it_crashes() {
         .unwrap_or_default();
     eprintln!("longest pause in member 2's deliveries after the join: {gap:?}");
 }
+
+#[test]
+fn a_restarted_relayer_installs_the_groups_state_and_goes_on_with_it() {
+    let members = members(3);
+    let extra = args(&[]);
+    let mut p1 = NodeProc::spawn(1, &members, &extra);
+    let mut p2 = NodeProc::spawn(2, &members, &extra);
+    let mut p3 = NodeProc::spawn(3, &members, &extra);
+    for p in [&mut p2, &mut p3] {
+        p.feed(400, PACE);
+    }
+    assert!(
+        wait_until(Duration::from_secs(30), || [&p1, &p2, &p3]
+            .iter()
+            .all(|p| p.deliveries().len() >= 200)),
+        "the group did not deliver:\n{}",
+        all_stderr(&[&p1, &p2, &p3])
+    );
+    // The relayer crashes; member 2 takes over; member 1 comes back as a client.
+    p1.kill9();
+    assert!(
+        wait_until(Duration::from_secs(20), || p2
+            .stderr_text()
+            .contains("relayer-changed epoch=2 relayer=2")),
+        "member 2 did not take over:\n{}",
+        all_stderr(&[&p2, &p3])
+    );
+    let mut p1 = NodeProc::spawn(1, &members, &args(&["--join"]));
+    assert!(
+        wait_until(Duration::from_secs(30), || installed(&p1).is_some()),
+        "member 1 installed no state:\n{}",
+        all_stderr(&[&p1, &p2, &p3])
+    );
+    p1.feed(50, PACE);
+    p1.join_feeder();
+    p2.join_feeder();
+    p3.join_feeder();
+    let (seq, _, _) = installed(&p1).expect("installed");
+    let from = |p: &NodeProc, origin: u32| {
+        p.deliveries()
+            .iter()
+            .filter(|d| d.origin == origin && d.seq > seq)
+            .count()
+    };
+    assert!(
+        wait_until(Duration::from_secs(30), || from(&p2, 1) >= 50
+            && lines(&p1).last() == lines(&p2).last()
+            && lines(&p3).last() == lines(&p2).last()),
+        "the group did not deliver everything:\n{}",
+        all_stderr(&[&p1, &p2, &p3])
+    );
+    check_joiner(&p1, &p2, "relayer restarted after SIGKILL");
+    assert_eq!(lines(&p2), lines(&p3), "the survivors differ");
+}
+
+#[test]
+fn a_join_while_the_relayer_crashes_ends_with_the_groups_state() {
+    let members = members(3);
+    let pair = [
+        "--state",
+        "--heartbeat-ms",
+        "100",
+        "--failure-timeout-ms",
+        "1000",
+        "--startup-timeout-ms",
+        "1000",
+    ];
+    let mut p1 = NodeProc::spawn(1, &members, &pair);
+    let mut p2 = NodeProc::spawn(2, &members, &pair);
+    p1.feed(u64::MAX, PACE);
+    p2.feed(u64::MAX, PACE);
+    assert!(
+        wait_until(Duration::from_secs(30), || p2.deliveries().len() >= 100),
+        "the group of two did not deliver:\n{}",
+        all_stderr(&[&p1, &p2])
+    );
+    // Member 3 asks to join; the relayer crashes as soon as it has the request.
+    let mut p3 = NodeProc::spawn(3, &members, &args(&["--join", "-v"]));
+    assert!(
+        wait_until(Duration::from_secs(20), || p3
+            .stderr_text()
+            .contains("send join-request")),
+        "member 3 did not ask to join:\n{}",
+        p3.stderr_text()
+    );
+    p1.kill9();
+    assert!(
+        wait_until(Duration::from_secs(30), || installed(&p3).is_some()),
+        "member 3 installed no state:\n{}",
+        all_stderr(&[&p2, &p3])
+    );
+    p3.feed(50, PACE);
+    p3.join_feeder();
+    p2.stop_feeding
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    p2.join_feeder();
+    let (seq, _, _) = installed(&p3).expect("installed");
+    let from_3 = |p: &NodeProc| {
+        p.deliveries()
+            .iter()
+            .filter(|d| d.origin == 3 && d.seq > seq)
+            .count()
+    };
+    assert!(
+        wait_until(Duration::from_secs(30), || from_3(&p2) >= 50
+            && lines(&p3).last() == lines(&p2).last()),
+        "member 3 did not catch up:\n{}",
+        all_stderr(&[&p2, &p3])
+    );
+    check_joiner(&p3, &p2, "join while the relayer crashes");
+}

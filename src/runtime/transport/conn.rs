@@ -91,8 +91,9 @@ pub(super) struct Peer {
     pub(super) last_sent: Instant,
     /// The incarnation its last accepted Hello named.
     pub(super) incarnation: Option<u64>,
-    /// This incarnation connected after the peer counted as failed, and has not
-    /// joined the view yet: a *process left* until then is its predecessor's.
+    /// This incarnation connected after the peer counted as failed, or asked to join
+    /// (again), and has not joined the view since: a *process left* until then is
+    /// that of its predecessor or its previous attempt.
     pub(super) awaiting_join: bool,
 }
 

@@ -364,7 +364,7 @@ impl Transport {
                         rlog!(
                             INFO,
                             self.id,
-                            "process left of member {m}'s previous incarnation: its new one stays connected"
+                            "process left of member {m}'s previous incarnation or attempt: it stays connected"
                         );
                     } else {
                         self.suspect_peer(m, "left the view (process left)");

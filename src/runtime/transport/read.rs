@@ -214,6 +214,13 @@ impl Transport {
                 if matches!(msg, Message::SyncStart { .. } | Message::Welcome { .. }) {
                     conn.leads = true;
                 }
+                if matches!(msg, Message::JoinRequest { .. }) {
+                    // It asks for a place: a *process left* of it delivered from now
+                    // on is of its previous attempt, and its connection stays.
+                    if let Some(p) = self.peers.get_mut(&peer) {
+                        p.awaiting_join = true;
+                    }
+                }
                 let watermark = match &msg {
                     Message::Broadcast { delivered, .. } | Message::Ack { delivered, .. } => {
                         Some(*delivered)
