@@ -7,7 +7,7 @@
 //! clear with [`Protection::Authenticated`]) and a 16-byte tag. The header is part of
 //! what the tag covers; its length field counts the body only.
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use ring::aead::{Aad, LessSafeKey, Nonce, NONCE_LEN};
 
 use super::Protection;
@@ -56,10 +56,32 @@ impl Sealer {
 
     /// Seals one encoded frame (header and body): the bytes to write.
     pub fn seal(&mut self, frame: &[u8]) -> Result<Vec<u8>, NoncesExhausted> {
-        let counter = self.next;
-        self.next = counter.checked_add(1).ok_or(NoncesExhausted)?;
         let mut out = Vec::with_capacity(frame.len() + TAG_BYTES);
         out.extend_from_slice(frame);
+        self.seal_in_place(&mut out)?;
+        Ok(out)
+    }
+
+    /// Seals `frame` like [`Sealer::seal`], in place when nothing else holds its
+    /// bytes (no copy; encoders leave room for the tag), else in a copy.
+    pub fn seal_bytes(&mut self, frame: Bytes) -> Result<Bytes, NoncesExhausted> {
+        match frame.try_into_mut() {
+            Ok(mut own) => {
+                self.seal_in_place(&mut own)?;
+                Ok(own.freeze())
+            }
+            Err(shared) => self.seal(&shared).map(Bytes::from),
+        }
+    }
+
+    /// Seals the frame in `buf` in place and appends the tag.
+    fn seal_in_place<B: AsMut<[u8]> + Extend<u8>>(
+        &mut self,
+        buf: &mut B,
+    ) -> Result<(), NoncesExhausted> {
+        let counter = self.next;
+        self.next = counter.checked_add(1).ok_or(NoncesExhausted)?;
+        let out = buf.as_mut();
         let at = HEADER_BYTES.min(out.len());
         let tag = match self.protection {
             Protection::Encrypted => {
@@ -69,12 +91,12 @@ impl Sealer {
             }
             Protection::Authenticated => {
                 self.key
-                    .seal_in_place_separate_tag(nonce(counter), Aad::from(&out[..]), &mut [])
+                    .seal_in_place_separate_tag(nonce(counter), Aad::from(&*out), &mut [])
             }
         }
         .expect("AES-GCM seals any frame below 64 GiB");
-        out.extend_from_slice(tag.as_ref());
-        Ok(out)
+        buf.extend(tag.as_ref().iter().copied());
+        Ok(())
     }
 }
 

@@ -512,7 +512,8 @@ impl Shared {
             });
             return;
         }
-        let mut buf = Vec::with_capacity(len);
+        // Room for the tag, so that a frame for one member is sealed in place.
+        let mut buf = Vec::with_capacity(len + crate::auth::TAG_BYTES);
         wire::encode(&frame, &mut buf);
         let _ = self.io_tx.send(IoCmd::Send {
             to,

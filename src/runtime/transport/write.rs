@@ -4,7 +4,6 @@
 use std::io::{self, IoSlice, Write};
 use std::time::Instant;
 
-use bytes::Bytes;
 use mio::Token;
 
 use crate::protocol::MemberId;
@@ -93,8 +92,8 @@ impl Transport {
         while !p.wq.is_empty() {
             if let ConnAuth::Sealed { sealer, .. } = &mut conn.auth {
                 for c in p.wq.iter_mut().take(MAX_IOVECS).filter(|c| !c.sealed) {
-                    match sealer.seal(&c.data) {
-                        Ok(sealed) => c.data = Bytes::from(sealed),
+                    match sealer.seal_bytes(std::mem::take(&mut c.data)) {
+                        Ok(sealed) => c.data = sealed,
                         Err(_) => failure = Some("this connection used up its nonces".to_string()),
                     }
                     c.sealed = true;
