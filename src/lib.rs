@@ -63,6 +63,8 @@ pub mod sim;
 pub mod wire;
 
 pub use auth::{GroupKey, Protection};
+/// The payload type of [`Event::Deliver`] (from the `bytes` crate).
+pub use bytes::Bytes;
 pub use protocol::{Buffering, Delivery, Quorum};
 pub use protocol::{MemberId, MsgId, Seq};
 pub use runtime::{Config, Error, Event, Node, StateTransfer};

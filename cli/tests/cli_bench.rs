@@ -247,3 +247,33 @@ fn check_latency_trace(dir: &std::path::Path, nodes: u32, senders: &[u32], offer
         }
     }
 }
+
+/// Limits are checked before anything starts: a payload over the maximum (or one
+/// byte over it) ends at once with the maximum named and a non-zero status.
+#[test]
+fn a_size_over_the_largest_payload_is_refused_at_once() {
+    for size in ["1048513", "2147483648"] {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_abcast"))
+            .args(["bench", "--size", size, "--duration", "1", "--no-baseline"])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run abcast bench");
+        // Before the fix it ran until killed: give it a deadline, then end it by PID.
+        let ended = common::wait_until(Duration::from_secs(30), || {
+            child.try_wait().expect("try_wait").is_some()
+        });
+        if !ended {
+            let _ = child.kill();
+        }
+        let out = child.wait_with_output().expect("abcast bench output");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(ended, "--size {size} did not end");
+        assert!(!out.status.success(), "--size {size} was accepted");
+        assert!(
+            stderr.contains("exceeds the largest payload, 1048512 bytes"),
+            "--size {size}: {stderr}"
+        );
+    }
+}

@@ -21,8 +21,10 @@ const RELAY_OVERHEAD_BOUND: usize = 32;
 ///
 /// Build it with [`Config::new`] (or [`Config::parse_members`]) and adjust it with the
 /// `with_*` builders or by setting the public fields. `Node::start` checks it and
-/// rejects an invalid one with [`Error::InvalidConfig`].
+/// rejects an invalid one with [`Error::InvalidConfig`]. More settings may be
+/// added: build it with [`Config::new`], not a struct expression.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct Config {
     /// This member's id; it must be one of `members`.
     pub self_id: MemberId,
@@ -394,6 +396,11 @@ impl Config {
         let mut ids = BTreeSet::new();
         let mut addrs = BTreeSet::new();
         for (id, addr) in &self.members {
+            if *id == 0 {
+                return Err(Error::config(
+                    "member id 0 is reserved (events use it for \"no member\"): ids start at 1",
+                ));
+            }
             if !ids.insert(*id) {
                 return Err(Error::config(format!("member id {id} appears twice")));
             }
@@ -408,6 +415,12 @@ impl Config {
                 "this member's id {} is not in the member list",
                 self.self_id
             )));
+        }
+        if self.startup_timeout.is_zero() {
+            return Err(Error::config(
+                "the start-up timeout is zero: members would count as failed before any \
+                 could connect",
+            ));
         }
         if self.heartbeat_interval.is_zero() {
             return Err(Error::config("the heartbeat interval is zero"));
@@ -561,6 +574,19 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn member_id_zero_and_a_zero_start_up_timeout_are_refused() {
+        let zero = Config::parse_members("0=127.0.0.1:7000,1=127.0.0.1:7001").unwrap();
+        let e = Config::new(1, zero).validate().unwrap_err().to_string();
+        assert!(e.contains("member id 0 is reserved"), "{e}");
+        let e = Config::new(1, members())
+            .with_startup_timeout(Duration::ZERO)
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("start-up timeout is zero"), "{e}");
     }
 
     #[test]

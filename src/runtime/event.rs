@@ -84,8 +84,10 @@ impl From<protocol::Event> for Event {
     }
 }
 
-/// A snapshot of a node's queues, for monitoring and tests.
+/// A snapshot of a node's queues, for monitoring and tests. More fields may be
+/// added.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Stats {
     /// Events waiting for `recv`.
     pub delivery_queue: usize,

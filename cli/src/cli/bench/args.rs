@@ -16,7 +16,8 @@ pub struct BenchArgs {
     /// Members of the group.
     #[arg(long, default_value_t = 3)]
     pub nodes: usize,
-    /// Payload bytes per message (at least 21: sender, number and send time).
+    /// Payload bytes per message: at least 21 (sender, number and send time), at
+    /// most 1,048,512 (the largest payload the runtime takes).
     #[arg(long, default_value_t = 64)]
     pub size: usize,
     /// Seconds of load.
@@ -99,6 +100,13 @@ pub fn spec(a: &BenchArgs) -> Result<GroupSpec, String> {
     if a.size < HEADER_BYTES {
         return Err(format!(
             "--size must be at least {HEADER_BYTES} (the sender, number and send time)"
+        ));
+    }
+    let max = abcast::Config::new(1, Vec::new()).max_payload_bytes();
+    if a.size > max {
+        return Err(format!(
+            "--size {} exceeds the largest payload, {max} bytes",
+            a.size
         ));
     }
     if !(a.duration > 0.0 && a.duration <= 3600.0) {
