@@ -17,7 +17,10 @@
  * alone before it delivered everything (delivery is not uniform: what a member that
  * leaves or crashes delivered last may never reach the others).
  *
- * Build:  cc -std=c99 counter.c $(pkg-config --cflags --libs abcast) -o counter
+ * Build:  cc -std=c99 counter.c $(pkg-config --cflags --libs abcast) \
+ *            -Wl,-rpath,$(pkg-config --variable=libdir abcast) -o counter
+ * (the rpath lets it find libabcast.so where `make -C ffi install` put it; or link
+ * statically with `pkg-config --cflags --libs abcast-static`)
  *
  * One thread does everything, so it uses abcast_try_broadcast: a blocking
  * abcast_broadcast could wait for room in the delivery queue, which only abcast_recv
