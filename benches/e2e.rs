@@ -99,6 +99,7 @@ fn run(n: usize, size: usize, buffering: Buffering, duration: Duration) -> (f64,
                             seq,
                             origin,
                             payload,
+                            ..
                         }) => {
                             if payload[0] == END {
                                 ended += 1;

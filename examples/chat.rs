@@ -154,6 +154,7 @@ fn receive(node: &Node) -> Result<(), Error> {
                 seq,
                 origin,
                 payload,
+                ..
             }) => println!("{seq} {origin}: {}", String::from_utf8_lossy(&payload)),
             Ok(Event::MemberLeft { seq, member }) => eprintln!("[{seq}] member {member} left"),
             Ok(Event::MemberJoined { seq, member }) => {

@@ -262,6 +262,7 @@ fn apply_deliveries(node: &Node, store: &Store) -> Result<(), Error> {
                 seq,
                 origin,
                 payload,
+                ..
             }) => {
                 // Every member parses the same bytes alike, so a command that is
                 // malformed (from a member running other code) is skipped everywhere.

@@ -316,6 +316,11 @@ typedef struct abcast_event {
      */
     uint64_t epoch;
     /**
+     * `ABCAST_EVENT_DELIVER`: the origin's own number for the message; with
+     * `origin`, it is what `abcast_broadcast_id` gave the sender. 0 otherwise.
+     */
+    uint64_t origin_seq;
+    /**
      * Private to the library (the payload's owner): do not touch.
      */
     void *internal;
@@ -678,6 +683,20 @@ abcast_status abcast_node_start_with_callback(const struct abcast_config *cfg,
  * `node`: `NULL` or a live node; `data`: `NULL` or readable for `len` bytes.
  */
 abcast_status abcast_broadcast(struct abcast_node *node, const uint8_t *data, size_t len);
+
+/**
+ * Like `abcast_broadcast`, and on `ABCAST_OK` writes to `*origin_seq` the message's
+ * number at this member: every member's `ABCAST_EVENT_DELIVER` of it carries this
+ * member's id in `origin` and this number in `origin_seq`. `origin_seq` may be
+ * `NULL`.
+ *
+ * # Safety
+ * As `abcast_broadcast`; `origin_seq`: `NULL` or writable.
+ */
+abcast_status abcast_broadcast_id(struct abcast_node *node,
+                                  const uint8_t *data,
+                                  size_t len,
+                                  uint64_t *origin_seq);
 
 /**
  * Like `abcast_broadcast`, but never blocks: `ABCAST_WOULD_BLOCK` when the send

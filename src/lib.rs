@@ -12,7 +12,7 @@
 //! node.broadcast(b"hello")?;
 //! loop {
 //!     match node.recv()? {
-//!         Event::Deliver { seq, origin, payload } => println!("{seq} {origin} {payload:?}"),
+//!         Event::Deliver { seq, origin, payload, .. } => println!("{seq} {origin} {payload:?}"),
 //!         other => eprintln!("{other:?}"),
 //!     }
 //! }

@@ -34,6 +34,7 @@ fn collector(node: Arc<Node>, log: Log, stop: Arc<AtomicBool>) -> std::thread::J
                     seq,
                     origin,
                     payload,
+                    ..
                 }) => log.lock().unwrap().push(Delivery {
                     seq,
                     origin,
@@ -208,6 +209,7 @@ fn wedged_member_is_taken_out(buffering: Buffering) {
                             seq,
                             origin,
                             payload,
+                            ..
                         }) => got.push(Delivery {
                             seq,
                             origin,

@@ -447,3 +447,35 @@ fn a_group_of_one_leaves_without_waiting_for_the_leave_timeout() {
         started.elapsed()
     );
 }
+
+/// Every member's delivery of a message names the id its `broadcast` returned.
+#[test]
+fn a_delivery_carries_the_id_its_broadcast_returned() {
+    let members = common::members(2);
+    let nodes = common::start_nodes(&members, |c| c);
+    let sent: Vec<abcast::MsgId> = (0..5)
+        .map(|i| {
+            nodes[i % 2]
+                .broadcast(format!("m{i}").as_bytes())
+                .expect("broadcast")
+        })
+        .collect();
+    for node in &nodes {
+        let mut got = Vec::new();
+        while got.len() < sent.len() {
+            let e = node
+                .recv_timeout(Duration::from_secs(20))
+                .expect("a delivery within the deadline");
+            if let Some(id) = e.msg_id() {
+                got.push(id);
+            }
+        }
+        got.sort();
+        let mut want = sent.clone();
+        want.sort();
+        assert_eq!(got, want, "member {}", node.id());
+    }
+    for node in &nodes {
+        node.leave().expect("leave");
+    }
+}

@@ -460,7 +460,24 @@ static void test_single_member(void) {
     CHECK_ST(abcast_recv(node, &ev, 5000), ABCAST_OK);
     CHECK(ev.kind == ABCAST_EVENT_DELIVER && ev.seq == 3 && ev.len == max);
     CHECK(ev.len == max && ev.data[0] == 'x' && ev.data[max - 1] == 'x');
+    CHECK(ev.origin_seq == 3);
     abcast_event_release(&ev);
+
+    /* The broadcast's number comes back in its delivery. */
+    {
+        uint64_t origin_seq = 0;
+        CHECK_ST(abcast_broadcast_id(node, (const uint8_t *)hello, 5, &origin_seq), ABCAST_OK);
+        CHECK(origin_seq == 4);
+        CHECK_ST(abcast_broadcast_id(node, (const uint8_t *)hello, 5, NULL), ABCAST_OK);
+        CHECK_ST(abcast_broadcast_id(NULL, (const uint8_t *)hello, 5, &origin_seq),
+                 ABCAST_NULL_ARGUMENT);
+        CHECK_ST(abcast_recv(node, &ev, 5000), ABCAST_OK);
+        CHECK(ev.kind == ABCAST_EVENT_DELIVER && ev.origin == 1 && ev.origin_seq == origin_seq);
+        abcast_event_release(&ev);
+        CHECK_ST(abcast_recv(node, &ev, 5000), ABCAST_OK);
+        CHECK(ev.kind == ABCAST_EVENT_DELIVER && ev.origin_seq == 5);
+        abcast_event_release(&ev);
+    }
 
     /* Leave: once OK, then STOPPED ("stopping twice as documented"). */
     CHECK_ST(abcast_node_leave(node), ABCAST_OK);

@@ -71,6 +71,9 @@ pub struct abcast_event {
     pub member: u32,
     /// `ABCAST_EVENT_RELAYER_CHANGED`: the new epoch's number; 0 otherwise.
     pub epoch: u64,
+    /// `ABCAST_EVENT_DELIVER`: the origin's own number for the message; with
+    /// `origin`, it is what `abcast_broadcast_id` gave the sender. 0 otherwise.
+    pub origin_seq: u64,
     /// Private to the library (the payload's owner): do not touch.
     pub internal: *mut c_void,
 }
@@ -86,6 +89,7 @@ impl abcast_event {
             len: 0,
             member: 0,
             epoch: 0,
+            origin_seq: 0,
             internal: ptr::null_mut(),
         }
     }
@@ -99,12 +103,14 @@ impl abcast_event {
             Event::Deliver {
                 seq,
                 origin,
+                origin_seq,
                 payload,
             } => {
                 let owner = Box::new(payload);
                 ev.kind = ABCAST_EVENT_DELIVER as i32;
                 ev.seq = seq;
                 ev.origin = origin;
+                ev.origin_seq = origin_seq;
                 ev.len = owner.len();
                 // Bytes gives a non-NULL (possibly dangling) pointer for an empty
                 // payload; keep the promise of never NULL explicitly.
@@ -198,10 +204,11 @@ mod tests {
         let mut ev = abcast_event::from_event(Event::Deliver {
             seq: 7,
             origin: 3,
+            origin_seq: 5,
             payload: Bytes::from_static(b"abc"),
         });
         assert_eq!(ev.kind, abcast_event_kind::ABCAST_EVENT_DELIVER as i32);
-        assert_eq!((ev.seq, ev.origin, ev.len), (7, 3, 3));
+        assert_eq!((ev.seq, ev.origin, ev.origin_seq, ev.len), (7, 3, 5, 3));
         // SAFETY: `data` points to `len` bytes owned by the event until it is released.
         let data = unsafe { std::slice::from_raw_parts(ev.data, ev.len) };
         assert_eq!(data, b"abc");
@@ -217,6 +224,7 @@ mod tests {
         let mut empty = abcast_event::from_event(Event::Deliver {
             seq: 1,
             origin: 1,
+            origin_seq: 1,
             payload: Bytes::new(),
         });
         assert!(!empty.data.is_null() && empty.len == 0);

@@ -223,6 +223,32 @@ pub unsafe extern "C" fn abcast_broadcast(
     })
 }
 
+/// Like `abcast_broadcast`, and on `ABCAST_OK` writes to `*origin_seq` the message's
+/// number at this member: every member's `ABCAST_EVENT_DELIVER` of it carries this
+/// member's id in `origin` and this number in `origin_seq`. `origin_seq` may be
+/// `NULL`.
+///
+/// # Safety
+/// As `abcast_broadcast`; `origin_seq`: `NULL` or writable.
+#[no_mangle]
+pub unsafe extern "C" fn abcast_broadcast_id(
+    node: *mut abcast_node,
+    data: *const u8,
+    len: usize,
+    origin_seq: *mut u64,
+) -> abcast_status {
+    call("abcast_broadcast_id", || {
+        // SAFETY: forwarded caller's contracts.
+        let (node, payload) = unsafe { (node_ref(node)?, payload(data, len)?) };
+        let id = node.node.broadcast(payload)?;
+        // SAFETY: NULL or writable (caller's contract).
+        if let Some(out) = unsafe { origin_seq.as_mut() } {
+            *out = id.origin_seq;
+        }
+        Ok(())
+    })
+}
+
 /// Like `abcast_broadcast`, but never blocks: `ABCAST_WOULD_BLOCK` when the send
 /// window or the delivery queue is full (receive events, then retry).
 ///

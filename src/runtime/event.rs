@@ -16,6 +16,9 @@ pub enum Event {
         seq: Seq,
         /// The member that broadcast it.
         origin: MemberId,
+        /// The origin's own number for it: with `origin`, the [`MsgId`](crate::MsgId)
+        /// its `broadcast` returned.
+        origin_seq: u64,
         /// The message.
         payload: Bytes,
     },
@@ -63,12 +66,28 @@ pub enum Event {
     NoQuorum,
 }
 
+impl Event {
+    /// The id of a delivered message (what `broadcast` returned at its origin).
+    pub fn msg_id(&self) -> Option<crate::MsgId> {
+        match self {
+            Event::Deliver {
+                origin, origin_seq, ..
+            } => Some(crate::MsgId {
+                origin: *origin,
+                origin_seq: *origin_seq,
+            }),
+            _ => None,
+        }
+    }
+}
+
 impl From<protocol::Event> for Event {
     fn from(e: protocol::Event) -> Event {
         match e {
             protocol::Event::Deliver { seq, id, payload } => Event::Deliver {
                 seq,
                 origin: id.origin,
+                origin_seq: id.origin_seq,
                 payload,
             },
             protocol::Event::MemberLeft { seq, member } => Event::MemberLeft { seq, member },

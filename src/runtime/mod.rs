@@ -12,7 +12,7 @@
 //! let node = Node::start(Config::new(2, members))?;
 //! node.broadcast(b"hello")?;
 //! while let Ok(event) = node.recv() {
-//!     if let Event::Deliver { seq, origin, payload } = event {
+//!     if let Event::Deliver { seq, origin, payload, .. } = event {
 //!         println!("{seq} {origin} {}", String::from_utf8_lossy(&payload));
 //!     }
 //! }

@@ -118,6 +118,7 @@ pub fn collect(node: &Node, deliveries: usize, deadline: Instant) -> (Vec<Delive
                 seq,
                 origin,
                 payload,
+                ..
             }) => log.push(Delivery {
                 seq,
                 origin,

@@ -243,6 +243,7 @@ fn receive(node: &Node, lines: Option<&PrintedLines>, out: &mut impl Write) -> R
                 seq,
                 origin,
                 payload,
+                ..
             }) => {
                 line.clear();
                 let _ = write!(line, "{seq} {origin} ");

@@ -160,6 +160,7 @@ fn deliver(
                     seq,
                     origin,
                     payload,
+                    ..
                 } => tally.on_message(now, seq, origin, &payload),
                 Event::MemberLeft { seq, member } => tally.on_left(seq, member),
                 Event::RelayerChanged {
