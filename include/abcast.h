@@ -724,6 +724,38 @@ abcast_status abcast_try_broadcast(struct abcast_node *node, const uint8_t *data
 abcast_status abcast_recv(struct abcast_node *node, struct abcast_event *out, int32_t timeout_ms);
 
 /**
+ * Up to `max` events of the total order into `events[0]`, `events[1]`, ... (in
+ * order), and how many into `*count` (at least 1 on `ABCAST_OK`). Waits for the
+ * first as `abcast_recv` does with `timeout_ms`, then takes only what is already
+ * waiting. Release every event filled (`abcast_event_release`) before reusing its
+ * slot. Statuses as `abcast_recv`, and `ABCAST_INVALID_ARGUMENT` for `max` 0;
+ * `events` and `*count` are untouched unless `ABCAST_OK`.
+ *
+ * # Safety
+ * `node`: `NULL` or a live node; `events`: `NULL` or `max` writable events;
+ * `count`: `NULL` or writable.
+ */
+abcast_status abcast_recv_many(struct abcast_node *node,
+                               struct abcast_event *events,
+                               size_t max,
+                               int32_t timeout_ms,
+                               size_t *count);
+
+/**
+ * A file descriptor that is readable while events wait for `abcast_recv`, or once
+ * the node stopped (a receive then returns at once), into `*fd`: level-triggered,
+ * as Corosync's `cpg_fd_get`. Put it in a `poll`, `epoll` or `select` loop; when
+ * it is readable, call `abcast_recv(node, &ev, 0)` until `ABCAST_TIMEOUT`. Do not
+ * read from it or close it: it lives until `abcast_node_stop`. Linux only
+ * (`ABCAST_IO` elsewhere); `ABCAST_WRONG_MODE` on a node started with a
+ * callback.
+ *
+ * # Safety
+ * `node`: `NULL` or a live node; `fd`: `NULL` or writable.
+ */
+abcast_status abcast_node_fd(const struct abcast_node *node, int32_t *fd);
+
+/**
  * This member's id, into `*out`.
  *
  * # Safety

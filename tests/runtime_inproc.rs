@@ -479,3 +479,29 @@ fn a_delivery_carries_the_id_its_broadcast_returned() {
         node.leave().expect("leave");
     }
 }
+
+/// `Node::event_fd` is readable exactly while events wait (level-triggered).
+#[cfg(target_os = "linux")]
+#[test]
+fn the_event_descriptor_is_readable_while_events_wait() {
+    let members = common::members(1);
+    let nodes = common::start_nodes(&members, |c| c);
+    let node = &nodes[0];
+    let fd = node.event_fd().expect("an event descriptor");
+    let readable = |timeout_ms: i32| {
+        let mut p = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd that outlives the call.
+        unsafe { libc::poll(&mut p, 1, timeout_ms) == 1 }
+    };
+    assert!(!readable(0), "readable with nothing waiting");
+    node.broadcast(b"x").expect("broadcast");
+    assert!(readable(5000), "not readable with an event waiting");
+    assert!(node.try_recv().expect("recv").is_some());
+    assert!(!readable(0), "still readable once everything was taken");
+    node.leave().expect("leave");
+    assert!(readable(5000), "not readable once the node stopped");
+}

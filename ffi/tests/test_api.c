@@ -9,6 +9,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 
+#include <poll.h>
 #include <pthread.h>
 
 #include "util.h"
@@ -807,6 +808,57 @@ static void test_stop_from_callback(void) {
     collector_destroy(&c);
 }
 
+/* abcast_recv_many fills an array in order; abcast_node_fd is readable exactly while
+ * events wait (poll), and once the node stopped. */
+static void test_recv_many_and_fd(void) {
+    abcast_node *node = start_single();
+    abcast_event evs[8];
+    abcast_event ev = {0};
+    size_t count = 99, i;
+    int fd = -1;
+    struct pollfd p;
+    char msg[8];
+
+    memset(evs, 0, sizeof evs);
+    CHECK_ST(abcast_node_fd(node, &fd), ABCAST_OK);
+    CHECK(fd >= 0);
+    CHECK_ST(abcast_node_fd(node, NULL), ABCAST_NULL_ARGUMENT);
+    CHECK_ST(abcast_node_fd(NULL, &fd), ABCAST_NULL_ARGUMENT);
+    p.fd = fd;
+    p.events = POLLIN;
+    CHECK(poll(&p, 1, 0) == 0); /* nothing waits */
+    CHECK_ST(abcast_recv_many(node, evs, 8, 0, &count), ABCAST_TIMEOUT);
+    CHECK(count == 99);
+    CHECK_ST(abcast_recv_many(node, NULL, 8, 0, &count), ABCAST_NULL_ARGUMENT);
+    CHECK_ST(abcast_recv_many(node, evs, 0, 0, &count), ABCAST_INVALID_ARGUMENT);
+    CHECK_ST(abcast_recv_many(node, evs, 8, 0, NULL), ABCAST_NULL_ARGUMENT);
+    for (i = 0; i < 5; i++) {
+        snprintf(msg, sizeof msg, "n%d", (int)i);
+        CHECK_ST(abcast_broadcast(node, (const uint8_t *)msg, strlen(msg)), ABCAST_OK);
+    }
+    CHECK(poll(&p, 1, 5000) == 1 && (p.revents & POLLIN)); /* readable once they wait */
+    {
+        size_t got = 0;
+        double deadline = now_s() + 10;
+        while (got < 5 && now_s() < deadline) {
+            if (abcast_recv_many(node, evs, 3, 200, &count) != ABCAST_OK) continue;
+            CHECK(count >= 1 && count <= 3);
+            for (i = 0; i < count; i++) {
+                CHECK(evs[i].kind == ABCAST_EVENT_DELIVER && evs[i].seq == got + 1);
+                got++;
+                abcast_event_release(&evs[i]);
+            }
+        }
+        CHECK(got == 5);
+    }
+    CHECK(poll(&p, 1, 0) == 0); /* all taken: not readable */
+    CHECK_ST(abcast_recv(node, &ev, 0), ABCAST_TIMEOUT);
+    CHECK_ST(abcast_node_leave(node), ABCAST_OK);
+    CHECK(poll(&p, 1, 5000) == 1); /* stopped: a receive returns at once */
+    CHECK_ST(abcast_recv_many(node, evs, 8, -1, &count), ABCAST_STOPPED);
+    abcast_node_stop(node);
+}
+
 /* ---- state transfer ---- */
 
 /* A member's application state: how many messages it applied and their byte sum. */
@@ -951,6 +1003,7 @@ int main(void) {
     RUN(test_callback);
     RUN(test_stop_from_callback);
     RUN(test_two_members);
+    RUN(test_recv_many_and_fd);
     RUN(test_state_transfer);
     unlink(test_key_file());
     return test_summary();

@@ -327,6 +327,91 @@ pub unsafe extern "C" fn abcast_recv(
     })
 }
 
+/// Up to `max` events of the total order into `events[0]`, `events[1]`, ... (in
+/// order), and how many into `*count` (at least 1 on `ABCAST_OK`). Waits for the
+/// first as `abcast_recv` does with `timeout_ms`, then takes only what is already
+/// waiting. Release every event filled (`abcast_event_release`) before reusing its
+/// slot. Statuses as `abcast_recv`, and `ABCAST_INVALID_ARGUMENT` for `max` 0;
+/// `events` and `*count` are untouched unless `ABCAST_OK`.
+///
+/// # Safety
+/// `node`: `NULL` or a live node; `events`: `NULL` or `max` writable events;
+/// `count`: `NULL` or writable.
+#[no_mangle]
+pub unsafe extern "C" fn abcast_recv_many(
+    node: *mut abcast_node,
+    events: *mut abcast_event,
+    max: usize,
+    timeout_ms: i32,
+    count: *mut usize,
+) -> abcast_status {
+    call("abcast_recv_many", || {
+        // SAFETY: forwarded caller's contract.
+        let node = unsafe { node_ref(node) }?;
+        if events.is_null() {
+            return Err(Failure::null("events"));
+        }
+        let count = ptr::NonNull::new(count).ok_or_else(|| Failure::null("count"))?;
+        if max == 0 {
+            return Err(Failure::invalid("max is 0"));
+        }
+        if node.delivery.is_some() {
+            return Err(Failure::new(
+                ABCAST_WRONG_MODE,
+                "the node delivers through a callback",
+            ));
+        }
+        let mut got = Vec::new();
+        match timeout_ms {
+            t if t < 0 => node.node.recv_many(&mut got, max)?,
+            t => node
+                .node
+                .recv_many_timeout(&mut got, max, Duration::from_millis(t as u64))?,
+        };
+        let n = got.len();
+        for (i, e) in got.into_iter().enumerate() {
+            // SAFETY: `i < n <= max`, and the caller gives `max` writable events;
+            // `write` neither reads nor drops what was there.
+            unsafe { events.add(i).write(abcast_event::from_event(e)) };
+        }
+        // SAFETY: non-NULL and writable (caller's contract).
+        unsafe { count.as_ptr().write(n) };
+        Ok(())
+    })
+}
+
+/// A file descriptor that is readable while events wait for `abcast_recv`, or once
+/// the node stopped (a receive then returns at once), into `*fd`: level-triggered,
+/// as Corosync's `cpg_fd_get`. Put it in a `poll`, `epoll` or `select` loop; when
+/// it is readable, call `abcast_recv(node, &ev, 0)` until `ABCAST_TIMEOUT`. Do not
+/// read from it or close it: it lives until `abcast_node_stop`. Linux only
+/// (`ABCAST_IO` elsewhere); `ABCAST_WRONG_MODE` on a node started with a
+/// callback.
+///
+/// # Safety
+/// `node`: `NULL` or a live node; `fd`: `NULL` or writable.
+#[no_mangle]
+pub unsafe extern "C" fn abcast_node_fd(node: *const abcast_node, fd: *mut i32) -> abcast_status {
+    call("abcast_node_fd", || {
+        // SAFETY: forwarded caller's contract.
+        let node = unsafe { node_ref(node) }?;
+        let out = ptr::NonNull::new(fd).ok_or_else(|| Failure::null("fd"))?;
+        if node.delivery.is_some() {
+            return Err(Failure::new(
+                ABCAST_WRONG_MODE,
+                "the node delivers through a callback",
+            ));
+        }
+        let raw = node
+            .node
+            .event_fd()
+            .map_err(|e| Error::io("make the event descriptor", e))?;
+        // SAFETY: non-NULL and writable (caller's contract).
+        unsafe { out.as_ptr().write(raw) };
+        Ok(())
+    })
+}
+
 /// This member's id, into `*out`.
 ///
 /// # Safety

@@ -8,6 +8,7 @@ use std::time::Instant;
 use crossbeam_utils::CachePadded;
 use parking_lot::{Condvar, Mutex};
 
+use super::ready_fd::ReadyFd;
 use super::{Error, Event};
 
 /// Why the delivery queue ended.
@@ -23,9 +24,27 @@ struct DeliveryQueue {
     /// of (they are in `Flow::hand`): they still count against the bound.
     in_hand: usize,
     end: Option<End>,
+    /// The descriptor that is readable while events wait (once asked for), and
+    /// whether it is set.
+    ready: Option<(ReadyFd, bool)>,
 }
 
 impl DeliveryQueue {
+    /// Sets or clears the ready descriptor to match the queue: readable while an
+    /// event waits, or once the queue ended (a receive returns at once).
+    fn update_ready(&mut self) {
+        let want = self.len() > 0 || self.end.is_some();
+        if let Some((fd, set)) = self.ready.as_mut() {
+            if want && !*set {
+                fd.set();
+                *set = true;
+            } else if !want && *set {
+                fd.clear();
+                *set = false;
+            }
+        }
+    }
+
     fn len(&self) -> usize {
         self.events.len() + self.in_hand
     }
@@ -58,6 +77,7 @@ impl Flow {
                 events: VecDeque::new(),
                 in_hand: 0,
                 end: None,
+                ready: None,
             })),
             hand: CachePadded::new(Mutex::new(VecDeque::new())),
             queued: CachePadded::new(AtomicUsize::new(0)),
@@ -77,6 +97,7 @@ impl Flow {
         if excluded {
             q.end = Some(End::Excluded);
         }
+        q.update_ready();
         self.queued.store(q.len(), Ordering::Relaxed);
         self.readable.notify_all();
     }
@@ -86,6 +107,7 @@ impl Flow {
         if q.end.is_none() {
             q.end = Some(end);
         }
+        q.update_ready();
         self.readable.notify_all();
         self.room.notify_all();
     }
@@ -139,7 +161,8 @@ impl Flow {
 
     /// With `q` locked, after it shrank from `was`: publishes its length and wakes
     /// whoever waits for room if there is room now.
-    fn shrunk(&self, q: &DeliveryQueue, was: usize) {
+    fn shrunk(&self, q: &mut DeliveryQueue, was: usize) {
+        q.update_ready();
         let now = q.len();
         self.queued.store(now, Ordering::Relaxed);
         if was >= self.bound && now < self.bound {
@@ -184,7 +207,7 @@ impl Flow {
                 std::mem::swap(&mut *hand, &mut q.events);
                 let r = take(&mut hand);
                 q.in_hand = hand.len();
-                self.shrunk(&q, was);
+                self.shrunk(&mut q, was);
                 return Ok(r);
             }
             match q.end {
@@ -229,5 +252,16 @@ impl Flow {
 
     pub(super) fn len(&self) -> usize {
         self.q.lock().len()
+    }
+
+    /// The descriptor that is readable while events wait (level-triggered), made on
+    /// the first call.
+    pub(super) fn ready_fd(&self) -> std::io::Result<i32> {
+        let mut q = self.q.lock();
+        if q.ready.is_none() {
+            q.ready = Some((ReadyFd::new()?, false));
+            q.update_ready();
+        }
+        Ok(q.ready.as_ref().map_or(-1, |(fd, _)| fd.raw()))
     }
 }

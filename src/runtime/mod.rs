@@ -72,6 +72,7 @@ pub mod log;
 mod node;
 pub(crate) mod os;
 mod outbox;
+mod ready_fd;
 mod receive;
 mod shared;
 mod state_transfer;

@@ -250,6 +250,19 @@ impl Node {
         }
     }
 
+    /// A file descriptor (Linux: an `eventfd`) that is readable while events wait
+    /// for a receive call, or once the node stopped (a receive then returns at
+    /// once): level-triggered, so put it in a `poll`/`epoll`/`select` loop and, when
+    /// it is readable, call [`Node::try_recv`] until it returns `Ok(None)`. Do not
+    /// read from it or close it; it lives as long as the node. Made on the first
+    /// call; an `Unsupported` error elsewhere than Linux.
+    ///
+    /// A joiner installing its state (see [`crate::StateTransfer`]) may show it
+    /// readable while `try_recv` still returns `Ok(None)` for a moment.
+    pub fn event_fd(&self) -> std::io::Result<i32> {
+        self.shared.flow.ready_fd()
+    }
+
     /// A snapshot of the node's queues.
     pub fn stats(&self) -> Stats {
         self.shared.stats()
