@@ -355,6 +355,71 @@ typedef void (*abcast_snapshot_fn)(void *userdata, uint64_t seq, struct abcast_s
  */
 typedef void (*abcast_install_fn)(void *userdata, uint64_t seq, const uint8_t *data, size_t len);
 
+/**
+ * A node's counters (since it started) and queue depths, filled by `abcast_node_stats`.
+ * Set `size` to `sizeof(abcast_stats)` before the call: a library that knows more
+ * fields fills only the first `size` bytes, one that knows fewer fills what it
+ * knows and sets `size` to that. New fields are only ever added at the end.
+ */
+typedef struct abcast_stats {
+    /**
+     * In: the size of the caller's struct. Out: how many bytes were filled.
+     */
+    uint32_t size;
+    /**
+     * The current relayer, as this member sees it.
+     */
+    uint32_t relayer;
+    /**
+     * The current epoch number.
+     */
+    uint64_t epoch;
+    /**
+     * Highest sequence number this member's protocol core delivered.
+     */
+    uint64_t delivered_seq;
+    /**
+     * Messages this member broadcast.
+     */
+    uint64_t sent_msgs;
+    /**
+     * Application messages returned by `abcast_recv` (or passed to the callback).
+     */
+    uint64_t delivered_msgs;
+    /**
+     * Their payload bytes.
+     */
+    uint64_t delivered_bytes;
+    /**
+     * Application messages this member sequenced as relayer.
+     */
+    uint64_t relayed_msgs;
+    /**
+     * Relays re-sent as repairs while leading a synchronization phase.
+     */
+    uint64_t repaired_relays;
+    /**
+     * *Relayer changed* events applied (fail-overs, one per epoch).
+     */
+    uint64_t relayer_changes;
+    /**
+     * Events waiting for `abcast_recv`.
+     */
+    uint64_t delivery_queue;
+    /**
+     * This member's broadcasts not yet delivered.
+     */
+    uint64_t unrelayed;
+    /**
+     * Relays kept for fail-over.
+     */
+    uint64_t buffered_relays;
+    /**
+     * Bytes waiting in the write queues (all peers).
+     */
+    uint64_t write_queue_bytes;
+} abcast_stats;
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -854,6 +919,16 @@ abcast_status abcast_config_set_state_transfer(struct abcast_config *cfg,
  * `NULL` or `len` readable bytes.
  */
 abcast_status abcast_state_append(struct abcast_state *state, const uint8_t *data, size_t len);
+
+/**
+ * Fills `*out` (see `abcast_stats`; set `out->size` first). `ABCAST_NULL_ARGUMENT`,
+ * `ABCAST_INVALID_ARGUMENT` when `out->size` is smaller than its own field.
+ *
+ * # Safety
+ * `node`: `NULL` or a live node; `out`: `NULL` or a struct of `out->size` writable
+ * bytes.
+ */
+abcast_status abcast_node_stats(const struct abcast_node *node, struct abcast_stats *out);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -505,3 +505,32 @@ fn the_event_descriptor_is_readable_while_events_wait() {
     node.leave().expect("leave");
     assert!(readable(5000), "not readable once the node stopped");
 }
+
+/// `Node::stats` counts what the member sent, delivered and relayed.
+#[test]
+fn stats_count_what_a_member_sent_delivered_and_relayed() {
+    let members = common::members(1);
+    let nodes = common::start_nodes(&members, |c| c);
+    let node = &nodes[0];
+    for _ in 0..3 {
+        node.broadcast(b"abcd").expect("broadcast");
+    }
+    let mut delivered = 0;
+    while delivered < 3 {
+        let e = node
+            .recv_timeout(Duration::from_secs(20))
+            .expect("a delivery within the deadline");
+        delivered += u32::from(matches!(e, Event::Deliver { .. }));
+    }
+    let s = node.stats();
+    assert_eq!(
+        (
+            s.sent_msgs,
+            s.delivered_msgs,
+            s.delivered_bytes,
+            s.relayed_msgs
+        ),
+        (3, 3, 12, 3)
+    );
+    node.leave().expect("leave");
+}

@@ -852,6 +852,23 @@ static void test_recv_many_and_fd(void) {
         CHECK(got == 5);
     }
     CHECK(poll(&p, 1, 0) == 0); /* all taken: not readable */
+    {
+        abcast_stats st;
+        memset(&st, 0xFF, sizeof st);
+        st.size = sizeof st;
+        CHECK_ST(abcast_node_stats(node, &st), ABCAST_OK);
+        CHECK(st.size == sizeof st && st.relayer == 1);
+        CHECK(st.sent_msgs == 5 && st.delivered_msgs == 5 && st.relayed_msgs == 5);
+        CHECK(st.delivered_bytes == 10 && st.delivery_queue == 0);
+        /* An older, smaller struct gets only its fields. */
+        memset(&st, 0xFF, sizeof st);
+        st.size = 2 * sizeof(uint32_t);
+        CHECK_ST(abcast_node_stats(node, &st), ABCAST_OK);
+        CHECK(st.size == 2 * sizeof(uint32_t) && st.relayer == 1 && st.epoch == UINT64_MAX);
+        st.size = 0;
+        CHECK_ST(abcast_node_stats(node, &st), ABCAST_INVALID_ARGUMENT);
+        CHECK_ST(abcast_node_stats(node, NULL), ABCAST_NULL_ARGUMENT);
+    }
     CHECK_ST(abcast_recv(node, &ev, 0), ABCAST_TIMEOUT);
     CHECK_ST(abcast_node_leave(node), ABCAST_OK);
     CHECK(poll(&p, 1, 5000) == 1); /* stopped: a receive returns at once */

@@ -35,6 +35,7 @@ mod config;
 mod event;
 mod node;
 mod state;
+mod stats;
 
 use std::cell::RefCell;
 use std::ffi::{c_char, CString};
@@ -46,6 +47,7 @@ pub use config::*;
 pub use event::*;
 pub use node::*;
 pub use state::*;
+pub use stats::*;
 
 /// The result of a call. The numbers are stable: a value, once released, is never
 /// renumbered or reused.

@@ -32,7 +32,7 @@ pub type abcast_event_fn =
 /// number of threads at once. `abcast_node_stop` frees the node: call it once, when no
 /// other thread is using the node or will use it again.
 pub struct abcast_node {
-    node: Arc<Node>,
+    pub(super) node: Arc<Node>,
     /// Set by the first `abcast_node_leave` (or `abcast_node_stop`).
     left: AtomicBool,
     /// The delivery thread, when the node delivers through a callback.
@@ -71,7 +71,7 @@ impl Callback {
 /// # Safety
 /// `node` must be `NULL` or a live handle from `abcast_node_start*`, not being freed
 /// by `abcast_node_stop` during the call.
-unsafe fn node_ref<'a>(node: *const abcast_node) -> Result<&'a abcast_node, Failure> {
+pub(super) unsafe fn node_ref<'a>(node: *const abcast_node) -> Result<&'a abcast_node, Failure> {
     // SAFETY: NULL is rejected by as_ref; otherwise the caller guarantees a live handle
     // (a Box from abcast_node_start) that outlives this call. Only shared access is
     // taken: every field is thread-safe.

@@ -21,7 +21,7 @@ mod member_map;
 mod message;
 mod quorum;
 
-pub use member::{Event, Member, Transmit};
+pub use member::{Counters, Event, Member, Transmit};
 pub use member_map::MemberMap;
 pub use message::{Message, Relay, RelayBody};
 pub use quorum::Quorum;

@@ -126,4 +126,16 @@ pub struct Stats {
     pub relayer: MemberId,
     /// The current epoch number.
     pub epoch: u64,
+    /// Messages this member broadcast (accepted by `broadcast`).
+    pub sent_msgs: u64,
+    /// Application messages handed to the application (returned by a receive call).
+    pub delivered_msgs: u64,
+    /// Their payload bytes.
+    pub delivered_bytes: u64,
+    /// Application messages this member sequenced as relayer.
+    pub relayed_msgs: u64,
+    /// Relays this member re-sent as repairs, leading a synchronization phase.
+    pub repaired_relays: u64,
+    /// *Relayer changed* events this member applied (one per epoch it went through).
+    pub relayer_changes: u64,
 }

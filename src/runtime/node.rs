@@ -206,7 +206,9 @@ impl Node {
                 max,
             });
         }
-        self.shared.push_broadcast(payload, block)
+        let id = self.shared.push_broadcast(payload, block)?;
+        self.shared.sent_msgs.fetch_add(1, Ordering::Relaxed);
+        Ok(id)
     }
 
     /// The next event, in total order; blocks until there is one. After the node

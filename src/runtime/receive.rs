@@ -2,6 +2,7 @@
 //! transfer's snapshot and install at their positions (see `state_transfer`).
 
 use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::io_cmd::IoCmd;
@@ -54,6 +55,17 @@ impl Shared {
     /// joined* (first in its batch) is where a snapshot is taken; this member's own
     /// is where the state it fetches is installed.
     fn took(&self, events: &[Event]) {
+        let (mut msgs, mut bytes) = (0u64, 0u64);
+        for e in events {
+            if let Event::Deliver { payload, .. } = e {
+                msgs += 1;
+                bytes += payload.len() as u64;
+            }
+        }
+        if msgs > 0 {
+            self.delivered_msgs.fetch_add(msgs, Ordering::Relaxed);
+            self.delivered_bytes.fetch_add(bytes, Ordering::Relaxed);
+        }
         let Some(state) = &self.config.state_transfer else {
             return;
         };

@@ -90,6 +90,11 @@ pub(super) struct Shared {
     /// it after its last drain: Relay frames from anyone else are dropped unread,
     /// unless they sent a SyncStart or Welcome on that connection.
     pub(super) relayer_hint: AtomicU32,
+    /// Broadcasts accepted, for [`Stats`].
+    pub(super) sent_msgs: AtomicU64,
+    /// Application messages, and their bytes, returned by receive calls.
+    pub(super) delivered_msgs: AtomicU64,
+    pub(super) delivered_bytes: AtomicU64,
     /// State transfer: the snapshots this member took for joiners.
     pub(super) snapshots: Mutex<Snapshots>,
     /// State transfer: the state fetched for this joiner, for its application.
@@ -140,6 +145,9 @@ impl Shared {
             stopping: AtomicBool::new(false),
             said_leave: AtomicBool::new(false),
             relayer_hint: AtomicU32::new(relayer),
+            sent_msgs: AtomicU64::new(0),
+            delivered_msgs: AtomicU64::new(0),
+            delivered_bytes: AtomicU64::new(0),
             snapshots: Mutex::new(Snapshots::default()),
             fetched: Fetched::default(),
             install_due: Mutex::new(None),
@@ -157,7 +165,7 @@ impl Shared {
 
     /// A snapshot of the node's queues.
     pub(super) fn stats(&self) -> Stats {
-        let (unrelayed, buffered_relays, pending_msgs, delivered, epoch) = {
+        let (unrelayed, buffered_relays, pending_msgs, delivered, epoch, counters) = {
             let core = self.core.lock();
             (
                 core.unrelayed_msgs(),
@@ -165,6 +173,7 @@ impl Shared {
                 core.pending_msgs(),
                 core.delivered(),
                 core.epoch(),
+                core.counters(),
             )
         };
         let waiting = self.outbox.lock().msgs.len();
@@ -178,6 +187,12 @@ impl Shared {
             delivered,
             relayer: epoch.relayer,
             epoch: epoch.number,
+            sent_msgs: self.sent_msgs.load(Ordering::Relaxed),
+            delivered_msgs: self.delivered_msgs.load(Ordering::Relaxed),
+            delivered_bytes: self.delivered_bytes.load(Ordering::Relaxed),
+            relayed_msgs: counters.relayed_msgs,
+            repaired_relays: counters.repaired_relays,
+            relayer_changes: counters.relayer_changes,
         }
     }
 }

@@ -455,6 +455,7 @@ impl Member {
                 Event::MemberJoined { seq, member: *m }
             }
             RelayBody::RelayerChanged(e) => {
+                self.counters.relayer_changes += 1;
                 self.committed.on_installed(seq, &self.view, e.relayer);
                 self.committed.settle(self.id, &self.evidenced);
                 Event::RelayerChanged { seq, epoch: *e }

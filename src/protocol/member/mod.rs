@@ -40,6 +40,17 @@ enum Phase {
     Excluded,
 }
 
+/// Counts of what a member did over its life, for monitoring.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Application messages this member sequenced as relayer.
+    pub relayed_msgs: u64,
+    /// Relays this member sent as repairs, leading a synchronization phase.
+    pub repaired_relays: u64,
+    /// *Relayer changed* events this member applied (fail-overs and hand-overs).
+    pub relayer_changes: u64,
+}
+
 /// The relayer's state (held only by the member that orders messages).
 #[derive(Debug, Default)]
 struct RelayerState {
@@ -169,6 +180,8 @@ pub struct Member {
     held_events: VecDeque<Event>,
     /// Safe delivery: events at positions the stable watermark has not passed yet.
     unstable_events: VecDeque<Event>,
+    /// What this member did, counted over its life (see [`Counters`]).
+    counters: Counters,
     /// Members told they are not in the view (see [`Message::NotInView`]), until they
     /// join.
     told_not_in_view: BTreeSet<MemberId>,
@@ -265,6 +278,7 @@ impl Member {
             confirmed: true,
             held_events: VecDeque::new(),
             unstable_events: VecDeque::new(),
+            counters: Counters::default(),
             told_not_in_view: BTreeSet::new(),
             join_requests: MemberMap::new(),
             join_attempts: MemberMap::new(),
@@ -444,6 +458,11 @@ impl Member {
     /// the others missing anything it delivered.
     pub fn stable(&self) -> Seq {
         self.stable
+    }
+
+    /// What this member did so far (see [`Counters`]).
+    pub fn counters(&self) -> Counters {
+        self.counters
     }
 
     /// How many relays this member keeps for fail-over.

@@ -274,6 +274,7 @@ impl Member {
                     .filter(|r| r.seq > *client_received)
                     .cloned()
                     .collect();
+                self.counters.repaired_relays += repairs.len() as u64;
                 while !repairs.is_empty() {
                     let relays = take_batch(&mut repairs, &self.config, relay_size);
                     self.transmits.push_back(Transmit {
@@ -665,6 +666,9 @@ impl Member {
         let r = self.relayer.as_mut().expect("relayer");
         if let RelayBody::MemberLeft(m) = body {
             r.uncommitted_left.push_back((r.next_seq, m));
+        }
+        if matches!(body, RelayBody::App(_)) {
+            self.counters.relayed_msgs += 1;
         }
         let relay = Relay {
             seq: r.next_seq,
