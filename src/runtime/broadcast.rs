@@ -49,6 +49,7 @@ impl Shared {
             };
             let origin_seq = ob.next_origin_seq;
             ob.next_origin_seq += 1;
+            ob.accepted_msgs += 1;
             ob.bytes += payload.len();
             ob.msgs.push_back((origin_seq, payload));
             // Sent-broadcast without a frame per call: the message waits for the

@@ -206,9 +206,7 @@ impl Node {
                 max,
             });
         }
-        let id = self.shared.push_broadcast(payload, block)?;
-        self.shared.sent_msgs.fetch_add(1, Ordering::Relaxed);
-        Ok(id)
+        self.shared.push_broadcast(payload, block)
     }
 
     /// The next event, in total order; blocks until there is one. After the node

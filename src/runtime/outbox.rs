@@ -34,6 +34,8 @@ pub(super) struct Outbox {
     pub(super) bytes: usize,
     /// The `origin_seq` the next message gets.
     pub(super) next_origin_seq: u64,
+    /// Messages accepted since the node started (for `Stats`).
+    pub(super) accepted_msgs: u64,
     /// As of the last drain (plus what was moved since): the core's own
     /// broadcasts not yet delivered, and their payload bytes.
     pub(super) core_unrelayed_msgs: usize,
@@ -62,6 +64,7 @@ impl Outbox {
             msgs: VecDeque::new(),
             bytes: 0,
             next_origin_seq: 0,
+            accepted_msgs: 0,
             core_unrelayed_msgs: 0,
             core_unrelayed_bytes: 0,
             accepting: false,

@@ -63,8 +63,8 @@ impl Shared {
             }
         }
         if msgs > 0 {
-            self.delivered_msgs.fetch_add(msgs, Ordering::Relaxed);
-            self.delivered_bytes.fetch_add(bytes, Ordering::Relaxed);
+            self.delivered.0.fetch_add(msgs, Ordering::Relaxed);
+            self.delivered.1.fetch_add(bytes, Ordering::Relaxed);
         }
         let Some(state) = &self.config.state_transfer else {
             return;

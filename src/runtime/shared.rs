@@ -90,11 +90,9 @@ pub(super) struct Shared {
     /// it after its last drain: Relay frames from anyone else are dropped unread,
     /// unless they sent a SyncStart or Welcome on that connection.
     pub(super) relayer_hint: AtomicU32,
-    /// Broadcasts accepted, for [`Stats`].
-    pub(super) sent_msgs: AtomicU64,
-    /// Application messages, and their bytes, returned by receive calls.
-    pub(super) delivered_msgs: AtomicU64,
-    pub(super) delivered_bytes: AtomicU64,
+    /// Application messages, and their bytes, returned by receive calls (on a
+    /// cache line of their own: the receiving thread adds to them per batch).
+    pub(super) delivered: CachePadded<(AtomicU64, AtomicU64)>,
     /// State transfer: the snapshots this member took for joiners.
     pub(super) snapshots: Mutex<Snapshots>,
     /// State transfer: the state fetched for this joiner, for its application.
@@ -145,9 +143,7 @@ impl Shared {
             stopping: AtomicBool::new(false),
             said_leave: AtomicBool::new(false),
             relayer_hint: AtomicU32::new(relayer),
-            sent_msgs: AtomicU64::new(0),
-            delivered_msgs: AtomicU64::new(0),
-            delivered_bytes: AtomicU64::new(0),
+            delivered: CachePadded::new((AtomicU64::new(0), AtomicU64::new(0))),
             snapshots: Mutex::new(Snapshots::default()),
             fetched: Fetched::default(),
             install_due: Mutex::new(None),
@@ -176,7 +172,10 @@ impl Shared {
                 core.counters(),
             )
         };
-        let waiting = self.outbox.lock().msgs.len();
+        let (waiting, sent_msgs) = {
+            let ob = self.outbox.lock();
+            (ob.msgs.len(), ob.accepted_msgs)
+        };
         Stats {
             delivery_queue: self.flow.len(),
             unrelayed: unrelayed + waiting,
@@ -187,9 +186,9 @@ impl Shared {
             delivered,
             relayer: epoch.relayer,
             epoch: epoch.number,
-            sent_msgs: self.sent_msgs.load(Ordering::Relaxed),
-            delivered_msgs: self.delivered_msgs.load(Ordering::Relaxed),
-            delivered_bytes: self.delivered_bytes.load(Ordering::Relaxed),
+            sent_msgs,
+            delivered_msgs: self.delivered.0.load(Ordering::Relaxed),
+            delivered_bytes: self.delivered.1.load(Ordering::Relaxed),
             relayed_msgs: counters.relayed_msgs,
             repaired_relays: counters.repaired_relays,
             relayer_changes: counters.relayer_changes,
