@@ -2,6 +2,7 @@
 
 mod client;
 mod committed_view;
+mod counters;
 mod event;
 mod failure;
 mod held_back;
@@ -9,6 +10,7 @@ mod input;
 mod join;
 mod relayer;
 
+pub use counters::Counters;
 pub use event::{Event, Transmit};
 
 use std::collections::{BTreeSet, VecDeque};
@@ -38,17 +40,6 @@ enum Phase {
     Joining,
     /// Excluded from the group: inert.
     Excluded,
-}
-
-/// Counts of what a member did over its life, for monitoring.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Counters {
-    /// Application messages this member sequenced as relayer.
-    pub relayed_msgs: u64,
-    /// Relays this member sent as repairs, leading a synchronization phase.
-    pub repaired_relays: u64,
-    /// *Relayer changed* events this member applied (fail-overs and hand-overs).
-    pub relayer_changes: u64,
 }
 
 /// The relayer's state (held only by the member that orders messages).
