@@ -272,9 +272,15 @@ fn an_outsider_cannot_claim_an_id_before_its_member_starts() {
 #[test]
 fn a_squatter_on_a_members_port_is_not_taken_for_the_member() {
     let key = KeyFile::new("squat");
-    let members = members(3);
-    // The outsider holds member 1's port and answers every dial as member 1.
-    let listener = TcpListener::bind(members[0].1).expect("bind member 1's port");
+    // The outsider holds member 1's port and answers every dial as member 1. (A
+    // port picked free may be taken meanwhile, for instance as the local end of
+    // another test's connection: then pick again.)
+    let (members, listener) = (0..20)
+        .find_map(|_| {
+            let members = members(3);
+            TcpListener::bind(members[0].1).ok().map(|l| (members, l))
+        })
+        .expect("bind member 1's port");
     listener.set_nonblocking(true).expect("nonblocking");
     let mut p2 = NodeProc::spawn(2, &members, &args(&key, &[]));
     let mut p3 = NodeProc::spawn(3, &members, &args(&key, &[]));
