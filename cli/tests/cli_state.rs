@@ -26,6 +26,21 @@ fn args<'a>(more: &[&'a str]) -> Vec<&'a str> {
     a
 }
 
+/// Options for members 1 and 2 that form a group of three without member 3 (it
+/// counts as failed after a 1 s start-up), with `--state` if `state`.
+fn pair(state: bool) -> Vec<&'static str> {
+    let mut a = if state { vec!["--state"] } else { Vec::new() };
+    a.extend([
+        "--heartbeat-ms",
+        "100",
+        "--failure-timeout-ms",
+        "1000",
+        "--startup-timeout-ms",
+        "1000",
+    ]);
+    a
+}
+
 fn all_stderr(procs: &[&NodeProc]) -> String {
     procs
         .iter()
@@ -197,16 +212,8 @@ fn a_joiner_asks_another_member_when_the_relayer_keeps_no_state() {
     let members = members(3);
     // Member 1, the relayer (asked first), keeps no state. The two form the group
     // without member 3, which starts late and joins.
-    let plain = [
-        "--heartbeat-ms",
-        "100",
-        "--failure-timeout-ms",
-        "1000",
-        "--startup-timeout-ms",
-        "1000",
-    ];
-    let mut p1 = NodeProc::spawn(1, &members, &plain);
-    let mut p2 = NodeProc::spawn(2, &members, &[&["--state"], &plain[..]].concat());
+    let mut p1 = NodeProc::spawn(1, &members, &pair(false));
+    let mut p2 = NodeProc::spawn(2, &members, &pair(true));
     p1.feed(200, PACE);
     p2.feed(200, PACE);
     assert!(
@@ -337,15 +344,7 @@ fn a_transfer_goes_on_from_another_member_when_the_one_serving_it_crashes() {
     use std::sync::Arc;
     let members = members(3);
     // Members 1 and 2 form the group; their state grows to about 120 MB.
-    let pair = [
-        "--state",
-        "--heartbeat-ms",
-        "100",
-        "--failure-timeout-ms",
-        "1000",
-        "--startup-timeout-ms",
-        "1000",
-    ];
+    let pair = pair(true);
     let mut p1 = NodeProc::spawn(1, &members, &pair);
     let mut p2 = NodeProc::spawn(2, &members, &pair);
     let stop = Arc::new(AtomicBool::new(false));
@@ -423,15 +422,7 @@ fn a_transfer_goes_on_from_another_member_when_the_one_serving_it_crashes() {
 #[test]
 fn a_join_while_the_relayer_crashes_ends_with_the_groups_state() {
     let members = members(3);
-    let pair = [
-        "--state",
-        "--heartbeat-ms",
-        "100",
-        "--failure-timeout-ms",
-        "1000",
-        "--startup-timeout-ms",
-        "1000",
-    ];
+    let pair = pair(true);
     let mut p1 = NodeProc::spawn(1, &members, &pair);
     let mut p2 = NodeProc::spawn(2, &members, &pair);
     p1.feed(u64::MAX, PACE);
