@@ -448,8 +448,9 @@ const char *abcast_version(void);
 
 /**
  * Sets the process-wide log level: 0 silent, 1 warnings (the default), 2 membership
- * and phase changes, 3 every message. Logs go to standard error. The environment
- * variable `ABCAST_LOG` sets it too, unless this was called first. Any thread.
+ * and phase changes, 3 every message. Logs go to standard error (through the Rust
+ * `log` facade, target `abcast`). Without this call, the first node started takes
+ * the level from the environment variable `ABCAST_LOG`, else warnings. Any thread.
  * `ABCAST_INVALID_ARGUMENT` for a level above 3.
  */
 abcast_status abcast_set_log_level(uint32_t level);

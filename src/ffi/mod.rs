@@ -33,6 +33,7 @@
 
 mod config;
 mod event;
+mod logger;
 mod node;
 mod state;
 mod stats;
@@ -45,6 +46,8 @@ use crate::runtime::os;
 
 pub use config::*;
 pub use event::*;
+pub(crate) use logger::install_default as install_default_logger;
+pub use logger::install_stderr_logger;
 pub use node::*;
 pub use state::*;
 pub use stats::*;
@@ -284,8 +287,9 @@ pub extern "C" fn abcast_version() -> *const c_char {
 }
 
 /// Sets the process-wide log level: 0 silent, 1 warnings (the default), 2 membership
-/// and phase changes, 3 every message. Logs go to standard error. The environment
-/// variable `ABCAST_LOG` sets it too, unless this was called first. Any thread.
+/// and phase changes, 3 every message. Logs go to standard error (through the Rust
+/// `log` facade, target `abcast`). Without this call, the first node started takes
+/// the level from the environment variable `ABCAST_LOG`, else warnings. Any thread.
 /// `ABCAST_INVALID_ARGUMENT` for a level above 3.
 #[no_mangle]
 pub extern "C" fn abcast_set_log_level(level: u32) -> abcast_status {
@@ -295,7 +299,7 @@ pub extern "C" fn abcast_set_log_level(level: u32) -> abcast_status {
                 "log level {level} is not between 0 and 3"
             )));
         }
-        crate::runtime::set_verbosity(level as u8);
+        install_stderr_logger(level as u8);
         Ok(())
     })
 }

@@ -92,6 +92,7 @@ unsafe fn start(
         if out.is_null() {
             return Err(Failure::null("out"));
         }
+        super::install_default_logger();
         let node = Arc::new(Node::start(cfg.inner.clone())?);
         let delivery = match callback {
             None => None,

@@ -1,69 +1,29 @@
-//! A minimal logger: lines on stderr, behind a process-wide verbosity switch.
+//! Log records through the `log` facade, target `abcast`: the library emits them
+//! and installs no logger; the application routes them (the `abcast` program and
+//! the C API install [`crate::ffi::install_stderr_logger`]).
 //!
-//! Levels: 0 silent, 1 warnings (the default: closed connections, suspicions), 2 info
-//! (membership, relayer changes, the synchronization phase), 3 debug (every
-//! *sent-broadcast*, *received-relay*, ... message). The environment variable
-//! `ABCAST_LOG` (a number) sets the level when the first node starts, unless
-//! [`set_verbosity`] was called before.
-
-use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::Once;
+//! Levels: warn (closed connections, suspicions), info (membership, relayer
+//! changes, the synchronization phase), debug (every *sent-broadcast*,
+//! *received-relay*, ... message). Each message starts with the member's id.
 
 /// Level of warnings.
-pub const WARN: u8 = 1;
+pub const WARN: ::log::Level = ::log::Level::Warn;
 /// Level of membership and phase changes.
-pub const INFO: u8 = 2;
+pub const INFO: ::log::Level = ::log::Level::Info;
 /// Level of per-message events.
-pub const DEBUG: u8 = 3;
+pub const DEBUG: ::log::Level = ::log::Level::Debug;
 
-static VERBOSITY: AtomicU8 = AtomicU8::new(WARN);
-static FROM_ENV: Once = Once::new();
-
-/// Sets the process-wide log level (0 to 3).
-pub fn set_verbosity(level: u8) {
-    FROM_ENV.call_once(|| {});
-    VERBOSITY.store(level, Ordering::Relaxed);
-}
-
-/// The process-wide log level.
-pub fn verbosity() -> u8 {
-    VERBOSITY.load(Ordering::Relaxed)
-}
-
-/// Reads `ABCAST_LOG` once, unless the level was set explicitly.
-pub(crate) fn init_from_env() {
-    FROM_ENV.call_once(|| {
-        if let Some(level) = std::env::var("ABCAST_LOG")
-            .ok()
-            .and_then(|v| v.trim().parse::<u8>().ok())
-        {
-            VERBOSITY.store(level, Ordering::Relaxed);
-        }
-    });
-}
-
+/// Whether records of `level` are wanted (worth formatting).
 #[inline]
-pub(crate) fn enabled(level: u8) -> bool {
-    verbosity() >= level
+pub(crate) fn enabled(level: ::log::Level) -> bool {
+    ::log::log_enabled!(target: "abcast", level)
 }
 
-/// `rlog!(LEVEL, member_id, "format", args...)`: one line on stderr.
+/// `rlog!(LEVEL, member_id, "format", args...)`: one record, target `abcast`,
+/// `member ID: ...`.
 macro_rules! rlog {
     ($level:expr, $id:expr, $($arg:tt)*) => {
-        if $crate::runtime::log::enabled($level) {
-            $crate::runtime::log::line($level, $id, format_args!($($arg)*));
-        }
+        ::log::log!(target: "abcast", $level, "member {}: {}", $id, format_args!($($arg)*))
     };
 }
 pub(crate) use rlog;
-
-pub(crate) fn line(level: u8, id: u32, args: std::fmt::Arguments<'_>) {
-    use std::io::Write;
-    let tag = match level {
-        0 | 1 => "warn",
-        2 => "info",
-        _ => "debug",
-    };
-    let mut err = std::io::stderr().lock();
-    let _ = writeln!(err, "abcast[{id}] {tag}: {args}");
-}

@@ -58,9 +58,10 @@
 //! - Without [`Config::group_key`] membership is not authenticated: anyone who can
 //!   reach the port can claim a member id that has not connected yet, or whose
 //!   incarnation failed. With one, whoever holds the key can (see [`crate::auth`]).
-//! - Logging: lines on stderr behind [`set_verbosity`] or the `ABCAST_LOG`
-//!   environment variable (0 silent, 1 warnings — the default —, 2 membership and
-//!   phases, 3 every message).
+//! - Logging: records through the `log` facade (target `abcast`; warn, info for
+//!   membership and phases, debug for every message). The library installs no
+//!   logger: without one in the application nothing is printed
+//!   ([`crate::ffi::install_stderr_logger`] prints them on stderr).
 
 mod broadcast;
 mod config;
@@ -68,7 +69,7 @@ mod delivery;
 mod error;
 mod event;
 mod io_cmd;
-pub mod log;
+pub(crate) mod log;
 mod node;
 pub(crate) mod os;
 mod outbox;
@@ -83,7 +84,6 @@ mod worker;
 pub use config::{Config, MAX_IO_COALESCE, MIN_FAILURE_TIMEOUT, MIN_HEARTBEATS_PER_TIMEOUT};
 pub use error::Error;
 pub use event::{Event, Stats};
-pub use log::set_verbosity;
 pub use node::Node;
 pub use state_transfer::StateTransfer;
 

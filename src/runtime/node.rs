@@ -68,7 +68,6 @@ impl Node {
     /// all are connected or the startup timeout has passed. Members not connected by
     /// then count as failed (unless it joins: [`Config::join`]).
     pub fn start(config: Config) -> Result<Node, Error> {
-        log::init_from_env();
         config.validate()?;
         if let Some(p) = config.realtime_priority {
             check_realtime_priority(p)?;

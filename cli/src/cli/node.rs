@@ -86,9 +86,9 @@ pub fn run(args: NodeArgs) -> ExitCode {
 
 fn run_inner(args: NodeArgs) -> Result<ExitCode, Error> {
     if args.quiet {
-        abcast::runtime::set_verbosity(0);
+        abcast::ffi::install_stderr_logger(0);
     } else if args.verbose > 0 {
-        abcast::runtime::set_verbosity(1 + args.verbose.min(2));
+        abcast::ffi::install_stderr_logger(1 + args.verbose.min(2));
     }
     let members = Config::parse_members(&args.members)?;
     let lines = args.state.then(PrintedLines::default);

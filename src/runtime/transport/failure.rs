@@ -41,7 +41,7 @@ impl Transport {
     /// The level to log a refused or failed connection at: a warning, but the same
     /// reason again within a second as a debug line (a peer with the wrong key, or
     /// a scan, retries many times a second).
-    pub(super) fn refusal_level(&mut self, reason: &str) -> u8 {
+    pub(super) fn refusal_level(&mut self, reason: &str) -> ::log::Level {
         let now = Instant::now();
         if let Some((at, last)) = &self.refusal_logged {
             if last == reason && now.saturating_duration_since(*at) < Duration::from_secs(1) {
