@@ -109,7 +109,18 @@ awk '/^```c$/ { on = 1; next } on && /^```/ { exit } on' README.md >"$work/readm
 [[ -s "$work/readme.c" ]] || fail "README.md has no \`\`\`c block"
 $CC -std=c99 "${WARN[@]}" -O2 "$work/readme.c" $(pkg-config --cflags --libs abcast) \
   -Wl,-rpath,"$libdir" -o "$bin/readme"
-readelf -d "$bin/counter" | grep -q 'NEEDED.*libabcast\.so' || fail "counter is not linked to libabcast.so"
+readelf -d "$bin/counter" | grep -q 'NEEDED.*\[libabcast\.so\.0\]' \
+  || fail "counter is not linked to the versioned libabcast.so.0"
+# The installed library: its SONAME, the links to it, no debug info.
+version=$(pkg-config --modversion abcast)
+readelf -d "$libdir/libabcast.so.$version" | grep -q 'SONAME.*\[libabcast\.so\.0\]' \
+  || fail "libabcast.so.$version has no SONAME libabcast.so.0"
+[[ "$(readlink "$libdir/libabcast.so.0")" == "libabcast.so.$version" ]] || fail "libabcast.so.0 link"
+[[ "$(readlink "$libdir/libabcast.so")" == "libabcast.so.0" ]] || fail "libabcast.so link"
+if readelf -S "$libdir/libabcast.so.$version" | grep -q '\.debug_info'; then
+  fail "the installed libabcast.so keeps its debug info"
+fi
+echo "libabcast.so.$version: SONAME libabcast.so.0, $(du -h "$libdir/libabcast.so.$version" | cut -f1)"
 if readelf -d "$bin/counter-static" | grep -q 'NEEDED.*libabcast'; then
   fail "counter-static needs libabcast.so"
 fi
