@@ -55,13 +55,13 @@ wait_exit() {
 
 say "tools"
 missing=()
-for tool in "$CC" "$CXX" pkg-config readelf make; do
+for tool in "$CC" "$CXX" pkg-config readelf strip make cmake; do
   command -v "$tool" >/dev/null || missing+=("$tool")
 done
 if ((${#missing[@]})); then
-  echo "missing: ${missing[*]}; installing gcc g++ pkg-config binutils make"
+  echo "missing: ${missing[*]}; installing gcc g++ pkg-config binutils make cmake"
   command -v apt-get >/dev/null || fail "no apt-get to install ${missing[*]}"
-  apt-get update -qq && apt-get install -y -qq gcc g++ pkg-config binutils make >/dev/null
+  apt-get update -qq && apt-get install -y -qq gcc g++ pkg-config binutils make cmake >/dev/null
 fi
 $CC --version | head -n 1
 
@@ -124,6 +124,27 @@ echo "libabcast.so.$version: SONAME libabcast.so.0, $(du -h "$libdir/libabcast.s
 if readelf -d "$bin/counter-static" | grep -q 'NEEDED.*libabcast'; then
   fail "counter-static needs libabcast.so"
 fi
+say "build the examples with CMake (find_package(abcast), shared and static)"
+mkdir -p "$work/cmake"
+cat >"$work/cmake/CMakeLists.txt" <<CMAKE
+cmake_minimum_required(VERSION 3.13)
+project(abcast_examples C CXX)
+find_package(abcast 0.1 REQUIRED)
+add_executable(counter $PWD/ffi/examples/counter.c)
+target_link_libraries(counter abcast::abcast)
+add_executable(chat $PWD/ffi/examples/chat.cpp)
+target_link_libraries(chat abcast::abcast_static)
+CMAKE
+cmake -S "$work/cmake" -B "$work/cmake/build" -DCMAKE_PREFIX_PATH="$prefix" \
+  -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build "$work/cmake/build" >/dev/null
+readelf -d "$work/cmake/build/counter" | grep -q 'NEEDED.*\[libabcast\.so\.0\]' \
+  || fail "the CMake-built counter is not linked to libabcast.so.0"
+if readelf -d "$work/cmake/build/chat" | grep -q 'NEEDED.*libabcast'; then
+  fail "the CMake-built static chat needs libabcast.so"
+fi
+echo "CMake: counter (shared) and chat (static) built"
+
 for t in test_api group_member; do
   $CC -std=c99 "${WARN[@]}" "${ASAN[@]}" -Iffi/tests "ffi/tests/$t.c" \
     $(pkg-config --cflags --libs abcast-static) -o "$bin/$t"
