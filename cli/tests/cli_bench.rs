@@ -249,12 +249,21 @@ fn check_latency_trace(dir: &std::path::Path, nodes: u32, senders: &[u32], offer
 }
 
 /// Limits are checked before anything starts: a payload over the maximum (or one
-/// byte over it) ends at once with the maximum named and a non-zero status.
+/// byte over it) ends `bench` and `demo` at once with the maximum named and a
+/// non-zero status.
 #[test]
 fn a_size_over_the_largest_payload_is_refused_at_once() {
-    for size in ["1048513", "2147483648"] {
+    for (command, size) in [
+        ("bench", "1048513"),
+        ("bench", "2147483648"),
+        ("demo", "1048513"),
+    ] {
+        let mut extra = vec![command, "--size", size, "--duration", "1"];
+        if command == "bench" {
+            extra.push("--no-baseline");
+        }
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_abcast"))
-            .args(["bench", "--size", size, "--duration", "1", "--no-baseline"])
+            .args(&extra)
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())
@@ -269,11 +278,14 @@ fn a_size_over_the_largest_payload_is_refused_at_once() {
         }
         let out = child.wait_with_output().expect("abcast bench output");
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(ended, "--size {size} did not end");
-        assert!(!out.status.success(), "--size {size} was accepted");
+        assert!(ended, "{command} --size {size} did not end");
+        assert!(
+            !out.status.success(),
+            "{command} --size {size} was accepted"
+        );
         assert!(
             stderr.contains("exceeds the largest payload, 1048512 bytes"),
-            "--size {size}: {stderr}"
+            "{command} --size {size}: {stderr}"
         );
     }
 }

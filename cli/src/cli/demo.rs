@@ -30,7 +30,7 @@ pub struct DemoArgs {
     /// Messages per second offered by the whole group.
     #[arg(long, default_value_t = 20_000.0, help_heading = "Advanced")]
     pub rate: f64,
-    /// Payload bytes.
+    /// Payload bytes: at least 21, at most 1,048,512 (the largest payload).
     #[arg(long, default_value_t = 256, help_heading = "Advanced")]
     pub size: usize,
     /// Buffering strategy.
@@ -163,6 +163,14 @@ pub fn run(args: DemoArgs) -> ExitCode {
     }
     if !(args.rate > 0.0 && args.rate.is_finite()) || args.size < 21 {
         eprintln!("abcast demo: --rate must be positive and --size at least 21");
+        return ExitCode::from(2);
+    }
+    let max = abcast::Config::new(1, Vec::new()).max_payload_bytes();
+    if args.size > max {
+        eprintln!(
+            "abcast demo: --size {} exceeds the largest payload, {max} bytes",
+            args.size
+        );
         return ExitCode::from(2);
     }
     let duration = if args.quick { 2.0 } else { args.duration };
