@@ -33,8 +33,10 @@ impl DeliveryQueue {
     /// Sets or clears the ready descriptor to match the queue: readable while an
     /// event waits, or once the queue ended (a receive returns at once).
     fn update_ready(&mut self) {
-        let want = self.len() > 0 || self.end.is_some();
+        let waiting = self.len();
+        let ended = self.end.is_some();
         if let Some((fd, set)) = self.ready.as_mut() {
+            let want = waiting > 0 || ended;
             if want && !*set {
                 fd.set();
                 *set = true;

@@ -51,9 +51,9 @@ impl Shared {
         Ok(n)
     }
 
-    /// The application is about to see `events`: another member's *process
-    /// joined* (first in its batch) is where a snapshot is taken; this member's own
-    /// is where the state it fetches is installed.
+    /// The application is about to see `events`: they are counted for `Stats`;
+    /// another member's *process joined* (first in its batch) is where a snapshot is
+    /// taken; this member's own is where the state it fetches is installed.
     fn took(&self, events: &[Event]) {
         let (mut msgs, mut bytes) = (0u64, 0u64);
         for e in events {

@@ -496,21 +496,24 @@ impl Shared {
             self.relay_sent_upto.fetch_max(relay_upto, Ordering::SeqCst);
         }
         let kind = msg.kind();
-        let limits =
-            wire::BodyLimits::for_group(self.config.max_frame_bytes, self.config.members.len());
-        let limit = match msg {
-            Message::Welcome { .. } => limits.welcome,
-            _ => limits.frame,
-        };
         let frame = Frame::Protocol(msg);
         let len = wire::encoded_len(&frame);
-        if len > wire::HEADER_BYTES + limit {
-            rlog!(
-                log::WARN,
-                self.id,
-                "{kind} frame of {len} bytes exceeds the maximum frame size ({limit} bytes); \
-                 peers refuse it"
-            );
+        if len > wire::HEADER_BYTES + self.config.max_frame_bytes {
+            // Only a welcome may be larger (see `wire::BodyLimits::for_group`).
+            let limits =
+                wire::BodyLimits::for_group(self.config.max_frame_bytes, self.config.members.len());
+            let limit = match &frame {
+                Frame::Protocol(Message::Welcome { .. }) => limits.welcome,
+                _ => limits.frame,
+            };
+            if len > wire::HEADER_BYTES + limit {
+                rlog!(
+                    log::WARN,
+                    self.id,
+                    "{kind} frame of {len} bytes exceeds the maximum frame size ({limit} \
+                     bytes); peers refuse it"
+                );
+            }
         }
         if relay_upto > 0 && self.config.buffering == Buffering::Distributed {
             // The select thread merges it with the batches that wait for the same

@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 
-use super::{relay_size, Event, HeldBack, Member, Phase, Transmit};
+use super::{fits_batch, relay_size, Event, HeldBack, Member, Phase, Transmit};
 use crate::protocol::{
     Buffering, Epoch, MemberId, Message, MsgId, PlantedBug, Quorum, Relay, RelayBody, Seq,
 };
@@ -228,11 +228,8 @@ impl Member {
         relays: Vec<Relay>,
         unrelayed: Vec<(u64, Bytes)>,
     ) {
-        let most_msgs = self.config.max_batch_msgs.max(1);
-        let most_bytes = self.config.max_batch_bytes;
-        let fits = |n: usize, bytes: usize, size: usize| {
-            n == 0 || (n < most_msgs && bytes.saturating_add(size) <= most_bytes)
-        };
+        let config = self.config.clone();
+        let fits = |n: usize, bytes: usize, size: usize| fits_batch(&config, n, bytes, size);
         let mut relays = relays.into_iter().peekable();
         let mut unrelayed = unrelayed.into_iter().peekable();
         let mut part = 0u32;

@@ -773,6 +773,13 @@ pub(super) fn relay_size(r: &Relay) -> usize {
     }
 }
 
+/// Whether one more item of `size` payload bytes fits a batch that holds `n` items of
+/// `bytes` so far: a batch holds at least one item, at most `max_batch_msgs` and
+/// `max_batch_bytes`.
+pub(super) fn fits_batch(config: &CoreConfig, n: usize, bytes: usize, size: usize) -> bool {
+    n == 0 || (n < config.max_batch_msgs && bytes.saturating_add(size) <= config.max_batch_bytes)
+}
+
 /// Takes from the front of `queue` a batch within the configured bounds (at least one
 /// element).
 pub(super) fn take_batch<T>(
@@ -784,7 +791,7 @@ pub(super) fn take_batch<T>(
     let mut n = 0usize;
     for item in queue.iter() {
         let s = size(item);
-        if n > 0 && (n >= config.max_batch_msgs || bytes + s > config.max_batch_bytes) {
+        if !fits_batch(config, n, bytes, s) {
             break;
         }
         bytes += s;

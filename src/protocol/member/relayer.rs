@@ -151,8 +151,8 @@ impl Member {
             // A member connected again, reporting after all: it counts.
             self.suspected.remove(&from);
             self.reconnected.remove(&from);
-        } else if !r.waiting_reports.remove(&from) && r.reports.get(from).is_none() {
-            return;
+        } else {
+            r.waiting_reports.remove(&from);
         }
         // A member asked again reports again: its later report holds what it
         // broadcast since (it sends nothing else until the phase ends), and replaces
@@ -188,11 +188,7 @@ impl Member {
             self.misbehaved(from, "a sync-report beyond its send window");
             return ReportParts::Refused;
         }
-        if gathered.is_empty() {
-            gathered = unrelayed;
-        } else {
-            gathered.extend(unrelayed);
-        }
+        gathered.extend(unrelayed);
         if !more {
             return ReportParts::Complete(gathered);
         }

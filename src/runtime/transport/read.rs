@@ -17,7 +17,7 @@ use crate::runtime::worker::WorkItem;
 use crate::wire::{self, BodyLimits, Frame, WireError};
 
 use super::conn::ConnAuth;
-use super::{Flow, Loss, Transport, HELLO_MAX_BODY, READ_CHUNK};
+use super::{Flow, Loss, Transport, HELLO_MAX_BODY};
 
 impl Transport {
     pub(super) fn on_conn_event(&mut self, token: Token) {
@@ -144,16 +144,10 @@ impl Transport {
                         self.close_with(token, reason, loss);
                         return;
                     }
-                    // Straight into the connection's buffer (zeroed first: no
-                    // uninitialized bytes are handed to the kernel), not through a
-                    // second buffer and a copy.
-                    let old = conn.rbuf.len();
-                    conn.rbuf.resize(old + READ_CHUNK, 0);
-                    let read = conn.stream.read(&mut conn.rbuf[old..]);
-                    conn.rbuf.truncate(old + *read.as_ref().unwrap_or(&0));
-                    match read {
+                    match conn.stream.read(&mut self.read_buf) {
                         Ok(0) => conn.eof = true,
                         Ok(n) => {
+                            conn.rbuf.extend_from_slice(&self.read_buf[..n]);
                             self.pass_bytes += n;
                             conn.last_heard = Instant::now();
                         }

@@ -147,11 +147,8 @@ impl Transport {
             return;
         };
         let untried = |m: &MemberId| !f.tried.contains(m);
-        let donor = ready
-            .iter()
-            .copied()
-            .filter(untried)
-            .find(|m| *m == hint)
+        let donor = Some(hint)
+            .filter(|h| ready.contains(h) && untried(h))
             .or_else(|| ready.iter().copied().find(untried));
         f.donor = donor;
         f.total = None;
