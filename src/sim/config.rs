@@ -36,11 +36,15 @@ pub enum FaultProfile {
     /// The link between two live members carries nothing for two to eight failure
     /// timeouts (both ends time each other out), then carries traffic again.
     LinkBreak,
+    /// A member leaves gracefully under traffic, the relayer in most runs (which
+    /// hands its role over in the order); in some runs the leaver crashes while
+    /// leaving, or the relayer crashes soon after.
+    Leave,
 }
 
 impl FaultProfile {
     /// Every profile, in order.
-    pub const ALL: [FaultProfile; 10] = [
+    pub const ALL: [FaultProfile; 11] = [
         FaultProfile::NoFaults,
         FaultProfile::RelayerCrash,
         FaultProfile::CrashDuringSync,
@@ -51,6 +55,7 @@ impl FaultProfile {
         FaultProfile::Partition,
         FaultProfile::Pause,
         FaultProfile::LinkBreak,
+        FaultProfile::Leave,
     ];
 
     /// Whether the profile injects faults that leave processes alive (so that a
@@ -77,6 +82,7 @@ impl FaultProfile {
             FaultProfile::Partition => "partition",
             FaultProfile::Pause => "pause",
             FaultProfile::LinkBreak => "link-break",
+            FaultProfile::Leave => "leave",
         }
     }
 }

@@ -9,6 +9,8 @@ use crate::protocol::{Buffering, Member};
 pub(super) enum CrashKind {
     Process,
     HostVanishes,
+    /// A graceful leave: everything written arrives, then the connections close.
+    Leave,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -108,6 +110,7 @@ impl Sim {
             | FaultProfile::Partition
             | FaultProfile::Pause
             | FaultProfile::LinkBreak => {}
+            FaultProfile::Leave => self.plan_leave(horizon),
             FaultProfile::RelayerHostVanishes => {
                 let at = self.rng.range(horizon / 4, horizon);
                 add(
@@ -189,7 +192,9 @@ impl Sim {
     pub(super) fn crash(&mut self, i: usize, kind: CrashKind) {
         self.crashed[i] = true;
         self.record.vanished[i] = kind == CrashKind::HostVanishes;
-        self.crashes += 1;
+        if kind != CrashKind::Leave {
+            self.crashes += 1;
+        }
         let n = self.members.len();
         if self.tracing {
             self.trace
@@ -205,13 +210,14 @@ impl Sim {
                     }
                 }
                 CrashKind::HostVanishes => self.links[l].clear(),
+                CrashKind::Leave => {}
             }
             if j == i || self.crashed[j] {
                 continue;
             }
-            let evidence = kind == CrashKind::Process;
+            let evidence = kind != CrashKind::HostVanishes;
             let at = match kind {
-                CrashKind::Process => {
+                CrashKind::Process | CrashKind::Leave => {
                     let last = self.links[l].back().map_or(self.now, |(t, _)| *t);
                     last.max(self.now) + self.rng.range(1, 100)
                 }

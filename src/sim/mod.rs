@@ -40,6 +40,7 @@ pub mod checker;
 mod config;
 mod faults;
 pub mod harness;
+mod leave;
 pub mod live_faults;
 mod rng;
 
@@ -53,6 +54,7 @@ use crate::protocol::{CoreConfig, Delivery, Event, Member, MemberId, Message};
 pub use checker::{check, check_all, Property, Record, Violation};
 pub use config::{FaultProfile, SimConfig};
 use faults::{Plan, Target, Trigger};
+use leave::LeaveStage;
 pub use live_faults::LiveFaultCounts;
 pub use rng::Rng;
 
@@ -111,6 +113,14 @@ enum Ev {
         member: usize,
         until: Micros,
     },
+    /// The member (or, for `None`, the relayer of the moment) starts leaving.
+    StartLeave {
+        member: Option<usize>,
+    },
+    /// The member's leave timeout: it leaves now if it has not yet.
+    LeaveTimeout {
+        member: usize,
+    },
 }
 
 enum Input {
@@ -165,6 +175,8 @@ pub struct Sim {
     blocked: Vec<u32>,
     /// Whether a tick is scheduled for the member.
     tick_pending: Vec<bool>,
+    /// Per member: where its graceful leave stands, while it leaves.
+    leaving: Vec<Option<LeaveStage>>,
     plans: Vec<Plan>,
     core: CoreConfig,
     rejoins_left: u32,
@@ -220,6 +232,7 @@ impl Sim {
             remaining: vec![cfg.msgs_per_member; n],
             blocked: vec![0; n],
             tick_pending: vec![false; n],
+            leaving: vec![None; n],
             plans: Vec::new(),
             core,
             rejoins_left,
@@ -358,6 +371,12 @@ impl Sim {
             Ev::Heal => self.heal(),
             Ev::LinkBreak { a, b } => self.break_link(a, b),
             Ev::Pause { member, until } => self.pause(member, until),
+            Ev::StartLeave { member } => self.start_leave(member),
+            Ev::LeaveTimeout { member } => {
+                if self.leaving[member].is_some() && !self.crashed[member] {
+                    self.leave(member, false);
+                }
+            }
             Ev::Tick { member } => {
                 self.tick_pending[member] = false;
                 if !self.crashed[member] {
@@ -452,6 +471,7 @@ impl Sim {
                 }
             }
         }
+        let leave_now = self.advance_leave(i);
         let mut excluded = false;
         while let Some(ev) = self.members[i].poll_event() {
             excluded |= ev == Event::Excluded;
@@ -519,6 +539,9 @@ impl Sim {
             self.crash(i, kind);
         } else {
             self.send_all(i, out);
+            if leave_now {
+                self.leave(i, true);
+            }
         }
     }
 

@@ -39,10 +39,18 @@ impl Member {
         let mut first_applied = true;
         let before = self.received;
         let mut bytes = 0usize;
+        let mut handover = None;
         for relay in relays {
-            if relay.seq != self.received + 1 {
-                continue; // not the expected sequence number: discarded
+            if relay.seq != self.received + 1 || handover.is_some() {
+                // Not the expected sequence number, or after a hand-over (its
+                // relayer orders nothing more): discarded.
+                continue;
             }
+            handover = if current {
+                self.planned_change(&relay)
+            } else {
+                None
+            };
             if first_applied && self.config.buffering == Buffering::Distributed {
                 self.clear_buffer(); // keep only the last round
             }
@@ -78,6 +86,9 @@ impl Member {
             {
                 self.confirm_join();
             }
+        }
+        if let Some(epoch) = handover {
+            self.follow_handover(epoch);
         }
     }
 
@@ -182,6 +193,7 @@ impl Member {
         self.suspected.remove(&from);
         self.reconnected.remove(&from);
         self.relayer = None; // a relayer that learns of a higher epoch steps down
+        self.early = super::Early::default();
         self.epoch = epoch;
         self.max_epoch_number = self.max_epoch_number.max(epoch.number);
         self.phase = Phase::Reported;
@@ -405,7 +417,10 @@ impl Member {
                     // A repair: told if the phase ends here.
                     self.tell_after_sync.insert(m);
                 }
-                if self.confirmed && telling && self.told_not_in_view.insert(m) {
+                // (A relayer that ordered its own *process left* handed over, and
+                // knows.)
+                let planned = relay.origin == m;
+                if self.confirmed && telling && !planned && self.told_not_in_view.insert(m) {
                     self.transmits.push_back(Transmit {
                         to: vec![m],
                         msg: Message::NotInView {

@@ -69,7 +69,7 @@ impl Member {
     /// delivered here, it is told it is not in the view; otherwise nothing changes:
     /// suspicion is final for the incarnation.
     pub fn handle_member_reconnected(&mut self, member: MemberId) {
-        if self.phase == Phase::Excluded || member == self.id {
+        if self.phase == Phase::Excluded || member == self.id || self.handed_over() {
             return;
         }
         if self.view.contains(&member) {
@@ -171,6 +171,12 @@ impl Member {
 
     pub(super) fn member_failed(&mut self, member: MemberId, evidence: bool) {
         if self.phase == Phase::Excluded || member == self.id {
+            return;
+        }
+        self.takeover_member_failed(member);
+        if self.handed_over() {
+            // It no longer waits for that member's acknowledgement.
+            self.suspected.insert(member);
             return;
         }
         self.reconnected.remove(&member);

@@ -78,7 +78,8 @@ impl Member {
             }
         }
         match self.phase {
-            Phase::Normal if self.relayer.is_some() && self.has_quorum() => {
+            // A leaving relayer admits nobody: the next one does.
+            Phase::Normal if self.relayer.is_some() && self.has_quorum() && !self.leaving => {
                 self.join_member(joiner, attempt)
             }
             Phase::Leading => {

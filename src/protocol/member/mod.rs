@@ -6,10 +6,12 @@ mod committed_view;
 mod counters;
 mod event;
 mod failure;
+mod handover;
 mod held_back;
 mod input;
 mod join;
 mod relayer;
+mod relayer_state;
 
 use batch::{fits_batch, take_batch};
 pub use counters::Counters;
@@ -20,7 +22,9 @@ use std::collections::{BTreeSet, VecDeque};
 use bytes::Bytes;
 
 use committed_view::CommittedView;
+use handover::Early;
 use held_back::HeldBack;
+use relayer_state::{RelayerState, Takeover};
 
 use super::{
     CoreConfig, Epoch, MemberId, MemberMap, Message, MsgId, PlantedBug, Quorum, Relay, RelayBody,
@@ -42,64 +46,6 @@ enum Phase {
     Joining,
     /// Excluded from the group: inert.
     Excluded,
-}
-
-/// The relayer's state (held only by the member that orders messages).
-#[derive(Debug, Default)]
-struct RelayerState {
-    /// The sequence number the next relay gets.
-    next_seq: Seq,
-    /// Per origin, the highest `origin_seq` taken for sequencing: exact duplicate
-    /// detection, across fail-overs, with no window to forget.
-    accepted: MemberMap<u64>,
-    /// Messages taken for sequencing, waiting for room in the relay window.
-    /// Bounded by the members' send windows (`Member::max_pending_per_sender` each).
-    pending: VecDeque<(MemberId, u64, Bytes)>,
-    /// Per origin, how many of `pending` are its.
-    pending_by: MemberMap<usize>,
-    /// Per member, the highest sequence number it has delivered (replicated buffering).
-    delivered_by: MemberMap<Seq>,
-    /// The members a majority is counted among ([`Quorum::Majority`]): the view this
-    /// relayer's epoch began with, and the members it admitted since. Members it
-    /// takes out by suspicion stay (a *process left* it ordered may not have reached
-    /// a majority); members with evidence of their end do not count.
-    quorum_base: Vec<MemberId>,
-    /// What a majority of `quorum_base` delivered, as last computed
-    /// (`majority_delivered`).
-    majority: Seq,
-    /// *Process left* this relayer ordered, not yet delivered by a majority: the
-    /// member leaves `quorum_base` once it is.
-    uncommitted_left: VecDeque<(Seq, MemberId)>,
-    /// This epoch's *relayer changed* and the view it began with, until every member
-    /// of that view but this one delivered it or has evidence of its end: then the
-    /// members its synchronization took out leave `quorum_base` (no other
-    /// synchronization can be led without a member that knows of it).
-    installing: Option<(Seq, Vec<MemberId>)>,
-    /// Relays sequenced but not yet handed out in a batch.
-    unsent: VecDeque<Relay>,
-    /// Payload bytes of `unsent`.
-    unsent_bytes: usize,
-    /// Synchronization phase bookkeeping, while leading one.
-    waiting_reports: BTreeSet<MemberId>,
-    /// Reports received: the reporter's received watermark and its un-relayed messages.
-    reports: MemberMap<(Seq, Vec<(u64, Bytes)>)>,
-    /// Reports coming in parts: per member, the part expected next and the un-relayed
-    /// messages of the parts before it (at most `Member::max_pending_per_sender`).
-    report_parts: MemberMap<(u32, Vec<(u64, Bytes)>)>,
-    /// Members of the view this new relayer suspected without evidence and was
-    /// connected to again: asked for a report, which is taken if it comes (they stay
-    /// suspected until then, and are taken out of the view if it does not).
-    resumed: BTreeSet<MemberId>,
-    /// Members that asked to join while a synchronization phase was in progress.
-    pending_joins: Vec<(MemberId, u32)>,
-    /// Members in the view whose welcome was lost with a previous relayer: welcomed
-    /// again, with repairs, when this synchronization phase finishes.
-    rewelcome: Vec<MemberId>,
-    /// How far the stable watermark rose since the last relay batch (which carries
-    /// it). Announced on its own, even with nothing to relay, once that is an eighth
-    /// of the relay window or a tick came, so that a joiner learns its join is
-    /// confirmed and a leaving member that what it delivered is safe with the others.
-    announcement: HeldBack,
 }
 
 /// One member of an atomic-broadcast group, as a deterministic state machine.
@@ -226,6 +172,9 @@ pub struct Member {
     relayer: Option<RelayerState>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
+    /// What members sent for a later epoch than this member's, which a hand-over
+    /// may make this member's own (see [`Early`]).
+    early: Early,
     /// Peers this member stopped following while their connection may still be up:
     /// the transport closes it, saying it does so on purpose.
     disconnects: VecDeque<MemberId>,
@@ -293,6 +242,7 @@ impl Member {
             relayer,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
+            early: Early::default(),
             disconnects: VecDeque::new(),
             misbehaviours: VecDeque::new(),
         }
@@ -517,6 +467,7 @@ impl Member {
         let bytes_full = !self.unrelayed.is_empty()
             && self.unrelayed_bytes + payload.len() > self.config.send_window_bytes;
         if matches!(self.phase, Phase::Excluded | Phase::Joining)
+            || self.handed_over()
             || !self.may_number_broadcasts()
             || !self.has_quorum()
             || self.unrelayed.len() >= self.config.send_window_msgs
@@ -557,6 +508,15 @@ impl Member {
         }
         if let Err(what) = self.check_input(from, &msg) {
             self.misbehaved(from, what);
+            return;
+        }
+        if self.handed_over() {
+            // It takes part in nothing more, but counts who has the hand-over.
+            if let Message::Ack { epoch, delivered } = msg {
+                if epoch == self.epoch.number {
+                    self.note_delivered(from, delivered);
+                }
+            }
             return;
         }
         if self.phase == Phase::Joining {
@@ -634,6 +594,8 @@ impl Member {
             Message::Ack { epoch, delivered } => {
                 if epoch == self.epoch.number {
                     self.note_delivered(from, delivered);
+                } else {
+                    self.keep_early(from, epoch, delivered, Vec::new());
                 }
             }
             Message::SyncStart {
@@ -666,11 +628,13 @@ impl Member {
         if let Some(r) = self.relayer.as_mut() {
             r.announcement.tick();
         }
+        self.takeover_tick();
     }
 
     /// Whether a [`Member::handle_tick`] would make this member send something.
     pub fn wants_tick(&self) -> bool {
         self.ack.wants_tick()
+            || self.takeover_wants_tick()
             || self
                 .relayer
                 .as_ref()

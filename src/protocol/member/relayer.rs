@@ -23,8 +23,13 @@ enum ReportParts {
 impl Member {
     /// Opens the synchronization phase as the new relayer (master FT manager).
     pub(super) fn start_leading(&mut self) {
-        // Epoch numbers taken from peers are at most `MAX_WIRE_NUMBER`.
-        self.max_epoch_number = self.max_epoch_number.saturating_add(1);
+        // Epoch numbers taken from peers are at most `MAX_WIRE_NUMBER`. The number
+        // right after this member's epoch is its relayer's to hand over with
+        // (`Member::hand_over`): a hand-over this member missed may name it.
+        self.max_epoch_number = self
+            .max_epoch_number
+            .saturating_add(1)
+            .max(self.epoch.number.saturating_add(2));
         self.epoch = Epoch {
             number: self.max_epoch_number,
             relayer: self.id,
@@ -367,10 +372,12 @@ impl Member {
         delivered: Seq,
         msgs: Vec<(u64, Bytes)>,
     ) {
-        let Some(r) = self.relayer.as_ref() else {
-            return; // not the relayer: the client re-sends it to the right one
-        };
-        let _ = r;
+        if self.relayer.is_none() {
+            // Not the relayer: kept if a hand-over may make this member the relayer
+            // of that epoch; else the client re-sends it to the right one.
+            self.keep_early(from, epoch, delivered, msgs);
+            return;
+        }
         let sequencing = self.phase == Phase::Normal && epoch == self.epoch.number && !self.leaving;
         if epoch == self.epoch.number {
             self.note_delivered(from, delivered);
@@ -422,6 +429,7 @@ impl Member {
                 let d = r.delivered_by.entry(member);
                 if delivered > *d {
                     *d = delivered;
+                    self.admit_to_takeover(member, delivered);
                     self.try_sequence();
                 }
             }
@@ -459,6 +467,9 @@ impl Member {
     /// it may: those with evidence of their end at once, the others only while the
     /// members this relayer can reach are a majority of the view ([`Member::has_quorum`]).
     pub(super) fn remove_failed(&mut self) {
+        if self.handed_over() {
+            return;
+        }
         let (gone, suspected): (Vec<MemberId>, Vec<MemberId>) = self
             .view
             .iter()
@@ -567,7 +578,7 @@ impl Member {
     /// Sequences pending messages while the relay window has room (and, with a
     /// majority quorum, while this relayer reaches a majority).
     pub(super) fn try_sequence(&mut self) {
-        if self.phase != Phase::Normal {
+        if self.phase != Phase::Normal || self.handed_over() {
             return;
         }
         let replicated = self.config.buffering == Buffering::Replicated;
@@ -679,7 +690,7 @@ impl Member {
     }
 
     pub(super) fn next_relay_batch(&mut self) -> Option<Transmit> {
-        if self.phase != Phase::Normal {
+        if self.phase != Phase::Normal || self.handed_over() {
             return None;
         }
         let r = self.relayer.as_ref()?;
@@ -689,7 +700,13 @@ impl Member {
         if self.config.buffering == Buffering::Distributed && !self.round_acknowledged() {
             return None;
         }
-        let to = self.alive_peers();
+        // Members that have not entered this epoch yet get what they missed once
+        // they do (`admit_to_takeover`).
+        let to: Vec<MemberId> = self
+            .alive_peers()
+            .into_iter()
+            .filter(|m| !self.awaits_takeover(*m))
+            .collect();
         let stable = self.stable;
         let r = self.relayer.as_mut().expect("relayer");
         r.announcement = HeldBack::default();
@@ -728,7 +745,7 @@ impl Member {
 
     /// Distributed buffering: the highest sequence number every live peer of the
     /// view acknowledged (`Seq::MAX` without peers).
-    fn peers_acked(&self) -> Seq {
+    pub(super) fn peers_acked(&self) -> Seq {
         let r = self.relayer.as_ref().expect("relayer");
         self.alive_peers()
             .iter()

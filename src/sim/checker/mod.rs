@@ -142,8 +142,13 @@ pub struct Record {
     pub excluded: Vec<bool>,
     /// Every broadcast, by every member.
     pub broadcasts: Vec<BroadcastRecord>,
-    /// Per slot, whether the current incarnation crashed.
+    /// Per slot, whether the current incarnation crashed (or left).
     pub crashed: Vec<bool>,
+    /// Per slot, whether the current incarnation left gracefully, its leave complete
+    /// (it counts as crashed too): what it delivered, events included, is a prefix
+    /// of the group's order, it saw no live member leave, and everything it
+    /// broadcast is delivered.
+    pub left: Vec<bool>,
     /// Per slot, whether it is still in a synchronization phase at the end.
     pub synchronizing: Vec<bool>,
     /// Per slot, whether it is still waiting to be welcomed at the end.
@@ -191,6 +196,7 @@ impl Record {
             excluded: vec![false; n],
             broadcasts: Vec::new(),
             crashed: vec![false; n],
+            left: vec![false; n],
             synchronizing: vec![false; n],
             joining: vec![false; n],
             no_quorum: vec![false; n],
@@ -207,6 +213,7 @@ impl Record {
     pub fn rejoin(&mut self, index: usize) {
         self.incarnation[index] += 1;
         self.crashed[index] = false;
+        self.left[index] = false;
         self.vanished[index] = false;
         self.excluded[index] = false;
         self.logs[index].clear();
@@ -314,7 +321,9 @@ impl Record {
     /// not stalled (see [`Record::live_group`]).
     fn made_by_live_member(&self, b: &BroadcastRecord) -> bool {
         self.index_of(b.id.origin).is_some_and(|i| {
-            self.in_group(i) && !self.stalled(i) && self.incarnation[i] == b.incarnation
+            (self.in_group(i) || self.left[i])
+                && !self.stalled(i)
+                && self.incarnation[i] == b.incarnation
         })
     }
 
@@ -484,6 +493,7 @@ fn check_tails(r: &Record) -> Result<(), Violation> {
         let Some(bound) = r.tail_bound else {
             continue;
         };
+        let bound = if r.left[x] { 0 } else { bound };
         let excluded_with_live_faults = r.live_faults && r.excluded[x];
         if tail > bound || !(r.crashed[x] || excluded_with_live_faults) {
             return violation(
@@ -492,7 +502,13 @@ fn check_tails(r: &Record) -> Result<(), Violation> {
                     "member {} ({}) differs from member {} from seq {first} on, for {tail} \
                      entries (at most {bound} may differ): {:?} vs {:?}",
                     r.ids[x],
-                    if r.crashed[x] { "crashed" } else { "excluded" },
+                    if r.left[x] {
+                        "left"
+                    } else if r.crashed[x] {
+                        "crashed"
+                    } else {
+                        "excluded"
+                    },
                     r.ids[g],
                     r.at(x, first),
                     r.at(g, first)
@@ -673,7 +689,8 @@ fn check_causal(r: &Record) -> Result<(), Violation> {
 }
 
 fn check_views(r: &Record) -> Result<(), Violation> {
-    for i in r.survivors() {
+    let leavers = (0..r.ids.len()).filter(|i| r.left[*i]);
+    for i in r.survivors().into_iter().chain(leavers) {
         let mut lefts: HashMap<MemberId, u32> = HashMap::new();
         let mut gone: HashSet<MemberId> = HashSet::new();
         let mut last_epoch: Option<Epoch> = None;
@@ -722,8 +739,8 @@ fn check_views(r: &Record) -> Result<(), Violation> {
                 _ => {}
             }
         }
-        if r.start(i) != 1 {
-            continue; // a joiner saw only part of the history
+        if r.start(i) != 1 || r.left[i] {
+            continue; // a joiner saw only part of the history, a leaver its start
         }
         for (m, crashed) in r.crashed.iter().enumerate() {
             // A stalled member removes no one: that takes a synchronization or a
