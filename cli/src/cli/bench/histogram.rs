@@ -69,25 +69,6 @@ impl Histogram {
         ]
     }
 
-    /// The cumulative distribution: for every value range recorded, its highest
-    /// value (capped at the maximum) and the fraction of values up to it.
-    pub fn cdf(&self) -> Vec<(u64, f64)> {
-        let total = self.hdr.len().max(1) as f64;
-        self.hdr
-            .iter_recorded()
-            .map(|v| {
-                (
-                    v.value_iterated_to().min(self.max),
-                    v.count_since_last_iteration() as f64 / total,
-                )
-            })
-            .scan(0.0, |sum, (v, f)| {
-                *sum += f;
-                Some((v, *sum))
-            })
-            .collect()
-    }
-
     /// `max;value:count,value:count,...` (the recorded value ranges only, each by
     /// its highest value).
     pub fn encode(&self) -> String {
@@ -161,20 +142,5 @@ mod tests {
         assert_eq!(merged.count(), 2000);
         assert!(Histogram::decode("x;").is_none());
         assert!(Histogram::decode("1;2:x").is_none());
-    }
-
-    #[test]
-    fn histogram_cdf_rises_to_one() {
-        let mut h = Histogram::default();
-        assert!(h.cdf().is_empty());
-        for v in [10u64, 10, 20, 40_000] {
-            h.record(v);
-        }
-        let cdf = h.cdf();
-        assert_eq!(cdf.len(), 3);
-        assert!(cdf.windows(2).all(|w| w[0].0 < w[1].0 && w[0].1 < w[1].1));
-        assert!((cdf[0].1 - 0.5).abs() < 1e-9);
-        assert!((cdf[2].1 - 1.0).abs() < 1e-9);
-        assert_eq!(cdf[2].0, 40_000);
     }
 }
