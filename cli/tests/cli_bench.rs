@@ -7,11 +7,13 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use common::run_abcast;
+use serde_json::Value;
 
 const DEADLINE: Duration = Duration::from_secs(120);
 
-/// Runs `abcast bench ARGS --json FILE`; returns (stdout, the JSON text).
-fn bench(name: &str, args: &[&str]) -> (String, String) {
+/// Runs `abcast bench ARGS --json FILE`; returns stdout and the JSON, parsed, once
+/// its fields are checked to be those of the report.
+fn bench(name: &str, args: &[&str]) -> (String, Value) {
     let path: PathBuf =
         std::env::temp_dir().join(format!("abcast-bench-{name}-{}.json", std::process::id()));
     let _ = std::fs::remove_file(&path);
@@ -20,39 +22,98 @@ fn bench(name: &str, args: &[&str]) -> (String, String) {
     all.push("--json".into());
     all.push(path.clone().into());
     let stdout = run_abcast(&all, DEADLINE);
-    let json = std::fs::read_to_string(&path).expect("the JSON file");
+    let text = std::fs::read_to_string(&path).expect("the JSON file");
     let _ = std::fs::remove_file(&path);
+    let json: Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}):\n{text}"));
+    check_fields(&json);
     (stdout, json)
 }
 
-/// The raw text of top-level field `key` (up to the next `,` or newline).
-fn field<'a>(json: &'a str, key: &str) -> &'a str {
-    let pat = format!("\n  \"{key}\": ");
-    let start = json
-        .find(&pat)
-        .unwrap_or_else(|| panic!("no field {key:?} in\n{json}"))
-        + pat.len();
-    let rest = &json[start..];
-    let end = if rest.starts_with('{') || rest.starts_with('[') {
-        rest.find('\n').map_or(rest.len(), |e| e.saturating_sub(1))
-    } else {
-        rest.find([',', '\n']).unwrap_or(rest.len())
-    };
-    rest[..end].trim_end_matches(',')
+/// The report's top-level fields, and each member's.
+const FIELDS: &[&str] = &[
+    "nodes",
+    "size",
+    "buffering",
+    "senders",
+    "duration_s",
+    "warmup_s",
+    "rate_msgs_per_sec",
+    "pace_us",
+    "in_process",
+    "member_cpus",
+    "throughput_msgs_per_sec",
+    "throughput_mb_per_sec",
+    "latency_us",
+    "latency_samples",
+    "identical_order",
+    "all_checks_passed",
+    "delivered_per_member",
+    "baseline_msgs_per_sec",
+    "baseline_mb_per_sec",
+    "baseline_latency_us",
+    "ratio_to_baseline",
+    "failover_gap_ms",
+    "failover_pause_ms",
+    "longest_pause_ms",
+    "peak_rss_bytes",
+    "members",
+    "errors",
+];
+const MEMBER_FIELDS: &[&str] = &[
+    "id",
+    "msgs_per_sec",
+    "mb_per_sec",
+    "delivered",
+    "hash",
+    "latency_us",
+    "failover_gap_ms",
+    "failover_pause_ms",
+    "longest_pause_ms",
+    "peak_rss_bytes",
+];
+
+fn keys(v: &Value) -> Vec<&str> {
+    let mut k: Vec<&str> = v
+        .as_object()
+        .unwrap_or_else(|| panic!("not an object: {v}"))
+        .keys()
+        .map(String::as_str)
+        .collect();
+    k.sort_unstable();
+    k
 }
 
-fn number(json: &str, key: &str) -> f64 {
-    let v = field(json, key);
-    v.parse()
-        .unwrap_or_else(|_| panic!("field {key:?} is {v:?}, not a number"))
+fn sorted(fields: &[&'static str]) -> Vec<&'static str> {
+    let mut f = fields.to_vec();
+    f.sort_unstable();
+    f
 }
 
-fn latency_field(json: &str, key: &str, q: &str) -> f64 {
-    let obj = field(json, key);
-    let pat = format!("\"{q}\": ");
-    let s = &obj[obj.find(&pat).unwrap_or_else(|| panic!("no {q} in {obj}")) + pat.len()..];
-    let end = s.find([',', '}']).expect("end of number");
-    s[..end].parse().expect("latency number")
+/// Every field of the report is there, and no other; the same for every member.
+fn check_fields(json: &Value) {
+    assert_eq!(keys(json), sorted(FIELDS), "{json:#}");
+    assert_eq!(keys(&json["latency_us"]), ["max", "p50", "p90", "p99"]);
+    let members = json["members"].as_array().expect("members");
+    assert!(!members.is_empty(), "{json:#}");
+    for m in members {
+        assert_eq!(keys(m), sorted(MEMBER_FIELDS), "{m:#}");
+        assert_eq!(keys(&m["latency_us"]), ["max", "p50", "p99"]);
+        assert_eq!(m["hash"].as_str().map(str::len), Some(16), "{m}");
+    }
+    assert!(json["errors"].is_array());
+}
+
+fn number(json: &Value, key: &str) -> f64 {
+    json[key]
+        .as_f64()
+        .unwrap_or_else(|| panic!("field {key:?} is {}, not a number", json[key]))
+}
+
+fn latency_field(json: &Value, key: &str, q: &str) -> f64 {
+    json[key][q]
+        .as_f64()
+        .unwrap_or_else(|| panic!("no {q} in {}", json[key]))
 }
 
 #[test]
@@ -68,11 +129,11 @@ fn processes_with_baseline_and_relayer_kill() {
             "1",
         ],
     );
-    assert_eq!(field(&json, "nodes"), "3");
-    assert_eq!(field(&json, "size"), "64");
-    assert_eq!(field(&json, "buffering"), "\"replicated\"");
-    assert_eq!(field(&json, "identical_order"), "true");
-    assert_eq!(field(&json, "all_checks_passed"), "true");
+    assert_eq!(json["nodes"], 3);
+    assert_eq!(json["size"], 64);
+    assert_eq!(json["buffering"], "replicated");
+    assert_eq!(json["identical_order"], true);
+    assert_eq!(json["all_checks_passed"], true);
     // The default warm-up: a tenth of the 2 s duration.
     assert!((number(&json, "warmup_s") - 0.2).abs() < 1e-9);
     let tp = number(&json, "throughput_msgs_per_sec");
@@ -114,14 +175,14 @@ fn pinned_member_processes_stay_on_their_cpus() {
             "--pin-members",
         ],
     );
-    assert_eq!(field(&json, "all_checks_passed"), "true");
-    assert_eq!(field(&json, "identical_order"), "true");
+    assert_eq!(json["all_checks_passed"], true);
+    assert_eq!(json["identical_order"], true);
     assert!(number(&json, "baseline_msgs_per_sec") > 0.0);
-    let cpus = field(&json, "member_cpus");
-    let cpus: Vec<usize> = cpus
-        .trim_matches(['[', ']'])
-        .split(", ")
-        .map(|c| c.parse().unwrap_or_else(|_| panic!("member_cpus {cpus}")))
+    let cpus: Vec<usize> = json["member_cpus"]
+        .as_array()
+        .unwrap_or_else(|| panic!("member_cpus {}", json["member_cpus"]))
+        .iter()
+        .map(|c| c.as_u64().expect("a CPU number") as usize)
         .collect();
     assert_eq!(cpus.len(), 3, "{cpus:?}");
     // Round robin over the CPUs this process may use.
@@ -157,12 +218,24 @@ fn in_process_distributed_at_a_fixed_rate() {
             trace_dir.to_str().expect("a UTF-8 temporary path"),
         ],
     );
-    assert_eq!(field(&json, "identical_order"), "true");
-    assert_eq!(field(&json, "buffering"), "\"distributed\"");
-    assert_eq!(field(&json, "size"), "100");
-    assert_eq!(field(&json, "baseline_msgs_per_sec"), "null");
-    assert_eq!(field(&json, "ratio_to_baseline"), "null");
-    assert_eq!(field(&json, "failover_gap_ms"), "null");
+    assert_eq!(json["identical_order"], true);
+    assert_eq!(json["buffering"], "distributed");
+    assert_eq!(json["size"], 100);
+    assert!(
+        json["baseline_msgs_per_sec"].is_null(),
+        "{}",
+        json["baseline_msgs_per_sec"]
+    );
+    assert!(
+        json["ratio_to_baseline"].is_null(),
+        "{}",
+        json["ratio_to_baseline"]
+    );
+    assert!(
+        json["failover_gap_ms"].is_null(),
+        "{}",
+        json["failover_gap_ms"]
+    );
     // 3,000 msgs/s offered: each member delivers about that (the window starts late).
     let tp = number(&json, "throughput_msgs_per_sec");
     assert!(

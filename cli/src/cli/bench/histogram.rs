@@ -1,72 +1,49 @@
-//! A log-linear latency histogram, mergeable across members and sent in a member's
-//! report as one text field.
+//! A member's latency histogram: an HDR histogram (`hdrhistogram`) with the exact
+//! maximum beside it, mergeable across members and sent in a member's report as one
+//! text field.
 
 use std::fmt::Write as _;
 
-/// Sub-buckets per power of two (precision better than 1.6%).
-const SUB_BITS: u32 = 6;
-const SUB: u64 = 1 << SUB_BITS;
-const BUCKETS: usize = ((64 - SUB_BITS as usize) * SUB as usize) + SUB as usize;
+/// Significant decimal digits kept: a recorded value is known within 1/128 (0.8%).
+const SIGFIG: u8 = 2;
+/// The largest value told apart, in ns (an hour); larger ones count as this.
+const HIGHEST_NS: u64 = 3_600_000_000_000;
 
-/// A log-linear histogram of durations in nanoseconds, with the exact maximum.
+/// Durations in nanoseconds, within [`SIGFIG`] digits, with the exact maximum.
 #[derive(Clone, Debug)]
 pub struct Histogram {
-    counts: Vec<u64>,
-    total: u64,
+    hdr: hdrhistogram::Histogram<u64>,
     max: u64,
 }
 
 impl Default for Histogram {
     fn default() -> Self {
         Histogram {
-            counts: vec![0; BUCKETS],
-            total: 0,
+            hdr: hdrhistogram::Histogram::new_with_bounds(1, HIGHEST_NS, SIGFIG)
+                .expect("constant bounds are valid"),
             max: 0,
         }
     }
 }
 
-fn bucket_of(v: u64) -> usize {
-    if v < 2 * SUB {
-        return v as usize;
-    }
-    let msb = 63 - v.leading_zeros();
-    let shift = msb - SUB_BITS;
-    let mantissa = v >> shift;
-    (shift as u64 * SUB + mantissa) as usize
-}
-
-/// The middle of bucket `i`'s range.
-fn value_of(i: usize) -> u64 {
-    let i = i as u64;
-    if i < 2 * SUB {
-        return i;
-    }
-    let shift = i / SUB - 1;
-    let mantissa = i - shift * SUB;
-    (mantissa << shift) + ((1u64 << shift) >> 1)
-}
-
 impl Histogram {
     /// Records one value.
+    #[inline]
     pub fn record(&mut self, v: u64) {
-        self.counts[bucket_of(v)] += 1;
-        self.total += 1;
+        self.hdr.saturating_record(v);
         self.max = self.max.max(v);
     }
 
     /// Adds another histogram's counts.
     pub fn merge(&mut self, other: &Histogram) {
-        for (a, b) in self.counts.iter_mut().zip(&other.counts) {
-            *a += b;
-        }
-        self.total += other.total;
+        // Both have the same bounds, so the addition cannot fail.
+        let _ = self.hdr.add(&other.hdr);
         self.max = self.max.max(other.max);
     }
 
     /// How many values were recorded.
     pub fn count(&self) -> u64 {
-        self.total
+        self.hdr.len()
     }
 
     /// The largest value recorded.
@@ -74,20 +51,12 @@ impl Histogram {
         self.max
     }
 
-    /// The `q` quantile (0 to 1), within the bucket precision; 0 when empty.
+    /// The `q` quantile (0 to 1), within the precision; 0 when empty.
     pub fn quantile(&self, q: f64) -> u64 {
-        if self.total == 0 {
+        if self.hdr.is_empty() {
             return 0;
         }
-        let rank = ((q * self.total as f64).ceil() as u64).clamp(1, self.total);
-        let mut seen = 0;
-        for (i, c) in self.counts.iter().enumerate() {
-            seen += c;
-            if seen >= rank {
-                return value_of(i).min(self.max);
-            }
-        }
-        self.max
+        self.hdr.value_at_quantile(q).min(self.max)
     }
 
     /// The figures a report shows: p50, p90, p99 and the maximum, by name.
@@ -100,18 +69,20 @@ impl Histogram {
         ]
     }
 
-    /// `max;idx:count,idx:count,...` (non-empty buckets only).
+    /// `max;value:count,value:count,...` (the recorded value ranges only, each by
+    /// its highest value).
     pub fn encode(&self) -> String {
         let mut s = format!("{};", self.max);
-        let mut first = true;
-        for (i, c) in self.counts.iter().enumerate() {
-            if *c > 0 {
-                if !first {
-                    s.push(',');
-                }
-                first = false;
-                let _ = write!(s, "{i}:{c}");
+        for (i, v) in self.hdr.iter_recorded().enumerate() {
+            if i > 0 {
+                s.push(',');
             }
+            let _ = write!(
+                s,
+                "{}:{}",
+                v.value_iterated_to(),
+                v.count_since_last_iteration()
+            );
         }
         s
     }
@@ -124,11 +95,8 @@ impl Histogram {
             ..Histogram::default()
         };
         for item in rest.split(',').filter(|x| !x.is_empty()) {
-            let (i, c) = item.split_once(':')?;
-            let i: usize = i.parse().ok()?;
-            let c: u64 = c.parse().ok()?;
-            *h.counts.get_mut(i)? += c;
-            h.total += c;
+            let (v, c) = item.split_once(':')?;
+            h.hdr.record_n(v.parse().ok()?, c.parse().ok()?).ok()?;
         }
         Some(h)
     }
@@ -139,19 +107,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn histogram_buckets_are_contiguous_and_precise() {
-        let mut last = 0;
-        for v in 0..100_000u64 {
-            let b = bucket_of(v);
-            assert!(b == last || b == last + 1, "{v}: {b} after {last}");
-            last = b;
+    fn histogram_values_are_precise() {
+        for v in [1u64, 100, 1_000, 123_456, 10_000_000_000] {
+            let mut h = Histogram::default();
+            h.record(v);
+            h.record(v + 1);
+            let q = h.quantile(0.5);
+            let err = (q as f64 - v as f64).abs() / v as f64;
+            assert!(err < 0.01, "{v}: {q}");
         }
-        for v in [1u64, 100, 1_000, 123_456, 10_000_000_000, u64::MAX / 2] {
-            let mid = value_of(bucket_of(v));
-            let err = (mid as f64 - v as f64).abs() / v as f64;
-            assert!(err < 0.016, "{v}: {mid}");
-        }
-        assert!(bucket_of(u64::MAX) < BUCKETS);
+        let mut h = Histogram::default();
+        h.record(u64::MAX);
+        assert_eq!((h.count(), h.max()), (1, u64::MAX));
     }
 
     #[test]
@@ -165,6 +132,15 @@ mod tests {
         assert_eq!(h.max(), 1_000_000);
         let back = Histogram::decode(&h.encode()).unwrap();
         assert_eq!(back.count(), 1000);
-        assert_eq!(back.quantile(0.99), h.quantile(0.99));
+        assert_eq!(back.max(), h.max());
+        for q in [0.0, 0.5, 0.9, 0.99, 1.0] {
+            assert_eq!(back.quantile(q), h.quantile(q), "{q}");
+        }
+        let mut merged = Histogram::default();
+        merged.merge(&h);
+        merged.merge(&back);
+        assert_eq!(merged.count(), 2000);
+        assert!(Histogram::decode("x;").is_none());
+        assert!(Histogram::decode("1;2:x").is_none());
     }
 }
