@@ -65,6 +65,22 @@ fn leave_under_traffic(leaver: u32, buffering: &str) {
         asked.elapsed().as_millis()
     );
     let stayers: Vec<usize> = (0..procs.len()).filter(|i| *i != at).collect();
+    if leaver == members[0].0 {
+        // The relayer hands its role over in the order: no synchronization phase.
+        let err = procs[at].stderr_text();
+        assert!(
+            err.contains("handed the relayer's role to member"),
+            "the relayer did not hand over in the order:\n{err}"
+        );
+        for i in &stayers {
+            let err = procs[*i].stderr_text();
+            assert!(
+                !err.contains("sync-start") && !err.contains("synchronization phase"),
+                "member {} synchronized after a planned hand-over:\n{err}",
+                procs[*i].id
+            );
+        }
+    }
     for i in &stayers {
         // For the log: how long the member that stayed went without a delivery
         // around the leave (the fail-over gap when the relayer leaves).

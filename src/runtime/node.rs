@@ -337,7 +337,11 @@ impl Node {
             let target = core.delivered();
             // (Waking up now and then: the distributed acknowledgements are
             // published by the select thread, which does not signal `window_cv`.)
-            while !core.is_excluded() && !shared.settled(&core, target) {
+            // A relayer hands its role over in the order once it may
+            // (`Member::hand_over`), and leaves once every member acknowledged
+            // that; a relayer alone, or one that cannot hand over before the
+            // timeout, leaves once settled, and the others fail over.
+            while !core.is_excluded() && !shared.leave_ready(&mut core, target) {
                 let now = Instant::now();
                 if now >= deadline {
                     rlog!(

@@ -232,6 +232,33 @@ impl Shared {
     /// the view has it); with distributed buffering there is no stable watermark,
     /// and the relayer waits until every member acknowledged up to `target` (a
     /// client cannot tell).
+    /// Whether a leaving member may say Leave now: a relayer once it handed over
+    /// in the order and every member acknowledged it (or, a group of one, once
+    /// settled); a client once settled (see [`Shared::settled`]).
+    pub(super) fn leave_ready(&self, core: &mut Member, target: Seq) -> bool {
+        if core.is_relayer() && core.view().len() > 1 {
+            if !core.handed_over() {
+                if core.hand_over() {
+                    rlog!(
+                        INFO,
+                        self.id,
+                        "leaving: handed the relayer's role to member {} in the order",
+                        core.view()[1]
+                    );
+                    if self.drain_locked(core) {
+                        self.wake_io();
+                    }
+                    return false;
+                }
+                // It cannot hand over (it suspects a member, say): it leaves once
+                // settled, and the others fail over.
+                return self.settled(core, target);
+            }
+            return core.handover_complete();
+        }
+        self.settled(core, target)
+    }
+
     pub(super) fn settled(&self, core: &Member, target: Seq) -> bool {
         if core.is_synchronizing() {
             return false;
@@ -429,7 +456,7 @@ impl Shared {
                     rlog!(
                         INFO,
                         self.id,
-                        "finish synchronization: relayer {} orders epoch {} from seq {seq}",
+                        "relayer changed: relayer {} orders epoch {} from seq {seq}",
                         epoch.relayer,
                         epoch.number
                     );
