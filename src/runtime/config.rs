@@ -23,6 +23,33 @@ const RELAY_OVERHEAD_BOUND: usize = 32;
 /// `with_*` builders or by setting the public fields. `Node::start` checks it and
 /// rejects an invalid one with [`Error::InvalidConfig`]. More settings may be
 /// added: build it with [`Config::new`], not a struct expression.
+///
+/// # Example
+///
+/// ```
+/// use std::time::Duration;
+/// use abcast::{Config, Error, Node};
+///
+/// let members = Config::parse_members("1=127.0.0.1:0")?;
+/// let config = Config::new(1, members)
+///     .with_heartbeat_interval(Duration::from_millis(100))
+///     .with_failure_timeout(Duration::from_millis(500))
+///     .with_send_window(256)
+///     .with_max_frame_bytes(64 * 1024);
+/// assert_eq!(config.max_payload_bytes(), 64 * 1024 - 64);
+/// config.validate()?;
+///
+/// // An invalid configuration is refused before anything starts.
+/// let bad = config.clone().with_send_window(0);
+/// assert!(matches!(Node::start(bad), Err(Error::InvalidConfig(_))));
+///
+/// // A group of one starts at once (port 0: the system picks a free port).
+/// let node = Node::start(config)?;
+/// assert!(node.local_addr().port() != 0);
+/// assert!(matches!(node.broadcast(&[0; 64 * 1024]), Err(Error::PayloadTooLarge { .. })));
+/// node.leave()?;
+/// # Ok::<(), abcast::Error>(())
+/// ```
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct Config {
