@@ -13,7 +13,11 @@ use std::sync::Arc;
 
 /// Bytes of framing around the largest payload of a one-message broadcast or relay
 /// frame (header, batch fields and per-message fields), rounded up.
-const PAYLOAD_OVERHEAD_BYTES: usize = 64;
+pub(crate) const PAYLOAD_OVERHEAD_BYTES: usize = 64;
+/// The smallest [`Config::max_frame_bytes`] accepted.
+pub(crate) const MIN_FRAME_BYTES: usize = 4096;
+/// The largest [`Config::max_frame_bytes`] accepted: a frame's length is 32 bits.
+pub(crate) const MAX_FRAME_BYTES: usize = u32::MAX as usize;
 /// An upper bound on the per-message overhead of a relay in a batch (25 bytes today).
 const RELAY_OVERHEAD_BOUND: usize = 32;
 
@@ -494,13 +498,14 @@ impl Config {
         if let Some(p) = self.realtime_priority {
             super::os::realtime_priority(i64::from(p)).map_err(Error::config)?;
         }
-        if self.max_frame_bytes < 4096 {
+        if self.max_frame_bytes < MIN_FRAME_BYTES {
             return Err(Error::config(format!(
-                "the maximum frame size ({} bytes) is below the minimum of 4096 bytes",
+                "the maximum frame size ({} bytes) is below the minimum of {MIN_FRAME_BYTES} \
+                 bytes",
                 self.max_frame_bytes
             )));
         }
-        if self.max_frame_bytes > u32::MAX as usize {
+        if self.max_frame_bytes > MAX_FRAME_BYTES {
             return Err(Error::config("the maximum frame size exceeds 4 GiB"));
         }
         Ok(())
