@@ -629,6 +629,60 @@ abcast_status abcast_config_set_leave_timeout(struct abcast_config *cfg, uint32_
 abcast_status abcast_config_set_send_window(struct abcast_config *cfg, uint32_t msgs);
 
 /**
+ * Listens on `host_port` (`"0.0.0.0:7001"`, `"[::]:7001"`, `"127.0.0.1:7001"` or
+ * `"host.example:7001"`; a host name is resolved now, blocking, and its first
+ * address is used) instead of this member's address in the member list, which stays
+ * the address the other members dial: for a member behind a NAT or port mapping,
+ * or one that listens on every interface. Port 0 lets the system pick one (only
+ * useful when no other member dials this one). By default a member listens on its
+ * own address in the list. An address that cannot be bound fails
+ * `abcast_node_start` with `ABCAST_IO`.
+ *
+ * `ABCAST_NULL_ARGUMENT` if `cfg` or `host_port` is `NULL`; `ABCAST_INVALID_ARGUMENT`
+ * if `host_port` does not parse or resolve (the configuration is then unchanged).
+ *
+ * # Safety
+ * `cfg`: `NULL` or a live configuration used by no other thread; `host_port`: `NULL`
+ * or a NUL-terminated string.
+ */
+abcast_status abcast_config_set_listen_addr(struct abcast_config *cfg, const char *host_port);
+
+/**
+ * How far the relayer may run ahead of the slowest member: at most `msgs` sequence
+ * numbers and `bytes` payload bytes ordered beyond what that member delivered
+ * (with distributed buffering: acknowledged). Defaults 8192 and 8 MiB. It bounds
+ * every member's relay buffer, the memory kept for fail-over; beyond it the
+ * relayer holds new broadcasts back until the slowest member catches up (one
+ * message larger than `bytes` is let through when nothing else is outstanding).
+ * Members acknowledge every eighth of it. Every member should use the same.
+ *
+ * `ABCAST_INVALID_ARGUMENT` if `msgs` or `bytes` is 0 (the configuration is then
+ * unchanged).
+ *
+ * # Safety
+ * `cfg`: `NULL` or a live configuration used by no other thread.
+ */
+abcast_status abcast_config_set_relay_window(struct abcast_config *cfg,
+                                             uint32_t msgs,
+                                             size_t bytes);
+
+/**
+ * The largest payload `abcast_broadcast` accepts, in bytes (default 1048512, that is
+ * 1 MiB less 64 bytes of framing): `abcast_node_max_payload` reports it, and a
+ * larger one is refused with `ABCAST_PAYLOAD_TOO_LARGE`. It bounds every frame this
+ * member sends or accepts at `bytes` + 64 (and so the memory one frame takes): every
+ * member must use the same, since a member closes a connection that sends it a
+ * larger frame.
+ *
+ * `ABCAST_INVALID_ARGUMENT` below 4032 (a 4 KiB frame) or above 4294967231 (a frame
+ * whose length does not fit in 32 bits); the configuration is then unchanged.
+ *
+ * # Safety
+ * `cfg`: `NULL` or a live configuration used by no other thread.
+ */
+abcast_status abcast_config_set_max_payload(struct abcast_config *cfg, size_t bytes);
+
+/**
  * How many events may wait for the application (default 4096). When the queue is
  * full the node stops reading from its peers, and `abcast_broadcast` blocks until
  * events are received. `ABCAST_INVALID_ARGUMENT` for 0.

@@ -54,6 +54,8 @@
 //! a partition, a long pause or a false suspicion splits the group: choose it only
 //! where suspicions are right, such as a group on one host.
 
+#![warn(missing_docs)]
+
 pub mod auth;
 pub mod ffi;
 pub mod fuzz;

@@ -9,6 +9,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 
+#include <errno.h>
 #include <poll.h>
 #include <pthread.h>
 
@@ -377,6 +378,92 @@ static void test_start_address_in_use(void) {
     CHECK(node == NULL);
     abcast_config_free(cfg);
     close(fd);
+}
+
+/* 1 if a socket on 127.0.0.1 holds `port`: binding it fails with EADDRINUSE. */
+static int port_taken(uint16_t port) {
+    struct sockaddr_in a;
+    int taken, fd = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK(fd >= 0);
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons(port);
+    taken = bind(fd, (struct sockaddr *)&a, sizeof a) != 0 && errno == EADDRINUSE;
+    close(fd);
+    return taken;
+}
+
+/* The listen address, the relay window and the maximum payload: refused values leave
+ * the configuration as it was; valid ones take effect. */
+static void test_config_listen_addr_relay_window_max_payload(void) {
+    uint16_t ports[2];
+    char addr[64];
+    abcast_config *cfg;
+    abcast_node *node = NULL;
+    abcast_event ev = {0};
+    size_t max = 0;
+    uint8_t *big;
+    int i;
+
+    ports[0] = free_port();
+    ports[1] = free_port();
+    cfg = group_config(1, 1, &ports[0]);
+    CHECK_ST(abcast_config_set_listen_addr(NULL, "127.0.0.1:7001"), ABCAST_NULL_ARGUMENT);
+    CHECK_ST(abcast_config_set_listen_addr(cfg, NULL), ABCAST_NULL_ARGUMENT);
+    CHECK_LAST_ERROR("`host_port` is NULL");
+    CHECK_ST(abcast_config_set_listen_addr(cfg, "127.0.0.1"), ABCAST_INVALID_ARGUMENT);
+    CHECK_LAST_ERROR("abcast_config_set_listen_addr: listen address `127.0.0.1`");
+    CHECK_ST(abcast_config_set_listen_addr(cfg, "not an address"), ABCAST_INVALID_ARGUMENT);
+    CHECK_ST(abcast_config_set_listen_addr(cfg, "127.0.0.1:99999"), ABCAST_INVALID_ARGUMENT);
+    CHECK_ST(abcast_config_set_listen_addr(cfg, ""), ABCAST_INVALID_ARGUMENT);
+    CHECK_ST(abcast_config_set_relay_window(NULL, 8, 4096), ABCAST_NULL_ARGUMENT);
+    CHECK_ST(abcast_config_set_relay_window(cfg, 0, 4096), ABCAST_INVALID_ARGUMENT);
+    CHECK_LAST_ERROR("the relay window is zero messages");
+    CHECK_ST(abcast_config_set_relay_window(cfg, 8, 0), ABCAST_INVALID_ARGUMENT);
+    CHECK_LAST_ERROR("the relay window is zero bytes");
+    CHECK_ST(abcast_config_set_max_payload(NULL, 5000), ABCAST_NULL_ARGUMENT);
+    CHECK_ST(abcast_config_set_max_payload(cfg, 0), ABCAST_INVALID_ARGUMENT);
+    CHECK_LAST_ERROR("below the minimum of 4032 bytes");
+    CHECK_ST(abcast_config_set_max_payload(cfg, 4031), ABCAST_INVALID_ARGUMENT);
+    CHECK_ST(abcast_config_set_max_payload(cfg, (size_t)UINT32_MAX), ABCAST_INVALID_ARGUMENT);
+    CHECK_LAST_ERROR("over the maximum of 4294967231 bytes");
+    CHECK_ST(abcast_config_validate(cfg), ABCAST_OK);
+
+    /* Listen on another port than the one in the member list; a relay window of one
+     * message and one byte; payloads of at most 5000 bytes. */
+    CHECK_ST(abcast_config_set_listen_addr(cfg, loopback(addr, sizeof addr, ports[1])),
+             ABCAST_OK);
+    CHECK_ST(abcast_config_set_relay_window(cfg, 1, 1), ABCAST_OK);
+    CHECK_ST(abcast_config_set_max_payload(cfg, 5000), ABCAST_OK);
+    CHECK_ST(abcast_node_start(cfg, &node), ABCAST_OK);
+    abcast_config_free(cfg);
+    if (node == NULL) return;
+    CHECK(port_taken(ports[1]));
+    CHECK(!port_taken(ports[0]));
+    CHECK_ST(abcast_node_max_payload(node, &max), ABCAST_OK);
+    CHECK(max == 5000);
+    big = (uint8_t *)calloc(5001, 1);
+    CHECK(big != NULL);
+    if (big != NULL) {
+        CHECK_ST(abcast_broadcast(node, big, 5001), ABCAST_PAYLOAD_TOO_LARGE);
+        CHECK_LAST_ERROR("payload of 5001 bytes exceeds the maximum of 5000 bytes");
+        CHECK_ST(abcast_try_broadcast(node, big, 5001), ABCAST_PAYLOAD_TOO_LARGE);
+        /* The relayer orders one message at a time, each larger than the byte window:
+         * all of them are delivered, in order. */
+        for (i = 0; i < 20; i++) {
+            big[0] = (uint8_t)i;
+            CHECK_ST(abcast_broadcast(node, big, 5000), ABCAST_OK);
+        }
+        for (i = 0; i < 20; i++) {
+            CHECK_ST(abcast_recv(node, &ev, 5000), ABCAST_OK);
+            CHECK(ev.kind == ABCAST_EVENT_DELIVER && ev.seq == (uint64_t)i + 1);
+            CHECK(ev.len == 5000 && ev.data != NULL && ev.data[0] == (uint8_t)i);
+            abcast_event_release(&ev);
+        }
+        free(big);
+    }
+    abcast_node_stop(node);
 }
 
 static void test_node_null_arguments(void) {
@@ -1012,6 +1099,7 @@ int main(void) {
     RUN(test_config_validate);
     RUN(test_start_errors);
     RUN(test_start_address_in_use);
+    RUN(test_config_listen_addr_relay_window_max_payload);
     RUN(test_node_null_arguments);
     RUN(test_event_release_empty);
     RUN(test_single_member);

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::{abcast_status, call, call_void, Failure};
 use crate::runtime::os;
+use crate::runtime::{MAX_FRAME_BYTES, MIN_FRAME_BYTES, PAYLOAD_OVERHEAD_BYTES};
 use crate::runtime::{MIN_FAILURE_TIMEOUT, MIN_HEARTBEATS_PER_TIMEOUT};
 use crate::{Buffering, Config, Delivery, GroupKey, Protection, Quorum};
 
@@ -411,6 +412,109 @@ pub unsafe extern "C" fn abcast_config_set_send_window(
     })
 }
 
+/// Listens on `host_port` (`"0.0.0.0:7001"`, `"[::]:7001"`, `"127.0.0.1:7001"` or
+/// `"host.example:7001"`; a host name is resolved now, blocking, and its first
+/// address is used) instead of this member's address in the member list, which stays
+/// the address the other members dial: for a member behind a NAT or port mapping,
+/// or one that listens on every interface. Port 0 lets the system pick one (only
+/// useful when no other member dials this one). By default a member listens on its
+/// own address in the list. An address that cannot be bound fails
+/// `abcast_node_start` with `ABCAST_IO`.
+///
+/// `ABCAST_NULL_ARGUMENT` if `cfg` or `host_port` is `NULL`; `ABCAST_INVALID_ARGUMENT`
+/// if `host_port` does not parse or resolve (the configuration is then unchanged).
+///
+/// # Safety
+/// `cfg`: `NULL` or a live configuration used by no other thread; `host_port`: `NULL`
+/// or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn abcast_config_set_listen_addr(
+    cfg: *mut abcast_config,
+    host_port: *const c_char,
+) -> abcast_status {
+    call("abcast_config_set_listen_addr", || {
+        // SAFETY: forwarded caller's contract for cfg.
+        let cfg = unsafe { config_mut(cfg) }?;
+        // SAFETY: forwarded caller's contract for host_port.
+        let text = unsafe { c_str(host_port, "host_port") }?;
+        let addr = resolve(text)
+            .map_err(|why| Failure::invalid(format!("listen address `{text}`: {why}")))?;
+        cfg.inner.listen_addr = Some(addr);
+        Ok(())
+    })
+}
+
+/// How far the relayer may run ahead of the slowest member: at most `msgs` sequence
+/// numbers and `bytes` payload bytes ordered beyond what that member delivered
+/// (with distributed buffering: acknowledged). Defaults 8192 and 8 MiB. It bounds
+/// every member's relay buffer, the memory kept for fail-over; beyond it the
+/// relayer holds new broadcasts back until the slowest member catches up (one
+/// message larger than `bytes` is let through when nothing else is outstanding).
+/// Members acknowledge every eighth of it. Every member should use the same.
+///
+/// `ABCAST_INVALID_ARGUMENT` if `msgs` or `bytes` is 0 (the configuration is then
+/// unchanged).
+///
+/// # Safety
+/// `cfg`: `NULL` or a live configuration used by no other thread.
+#[no_mangle]
+pub unsafe extern "C" fn abcast_config_set_relay_window(
+    cfg: *mut abcast_config,
+    msgs: u32,
+    bytes: usize,
+) -> abcast_status {
+    call("abcast_config_set_relay_window", || {
+        // SAFETY: forwarded caller's contract for cfg.
+        let cfg = unsafe { config_mut(cfg) }?;
+        if msgs == 0 {
+            return Err(Failure::invalid("the relay window is zero messages"));
+        }
+        if bytes == 0 {
+            return Err(Failure::invalid("the relay window is zero bytes"));
+        }
+        cfg.inner.relay_window_msgs = u64::from(msgs);
+        cfg.inner.relay_window_bytes = bytes;
+        Ok(())
+    })
+}
+
+/// The largest payload `abcast_broadcast` accepts, in bytes (default 1048512, that is
+/// 1 MiB less 64 bytes of framing): `abcast_node_max_payload` reports it, and a
+/// larger one is refused with `ABCAST_PAYLOAD_TOO_LARGE`. It bounds every frame this
+/// member sends or accepts at `bytes` + 64 (and so the memory one frame takes): every
+/// member must use the same, since a member closes a connection that sends it a
+/// larger frame.
+///
+/// `ABCAST_INVALID_ARGUMENT` below 4032 (a 4 KiB frame) or above 4294967231 (a frame
+/// whose length does not fit in 32 bits); the configuration is then unchanged.
+///
+/// # Safety
+/// `cfg`: `NULL` or a live configuration used by no other thread.
+#[no_mangle]
+pub unsafe extern "C" fn abcast_config_set_max_payload(
+    cfg: *mut abcast_config,
+    bytes: usize,
+) -> abcast_status {
+    call("abcast_config_set_max_payload", || {
+        // SAFETY: forwarded caller's contract for cfg.
+        let cfg = unsafe { config_mut(cfg) }?;
+        let least = MIN_FRAME_BYTES - PAYLOAD_OVERHEAD_BYTES;
+        let most = MAX_FRAME_BYTES - PAYLOAD_OVERHEAD_BYTES;
+        if bytes < least {
+            return Err(Failure::invalid(format!(
+                "the maximum payload ({bytes} bytes) is below the minimum of {least} bytes"
+            )));
+        }
+        if bytes > most {
+            return Err(Failure::invalid(format!(
+                "the maximum payload ({bytes} bytes) is over the maximum of {most} bytes"
+            )));
+        }
+        cfg.inner.max_frame_bytes = bytes + PAYLOAD_OVERHEAD_BYTES;
+        Ok(())
+    })
+}
+
 /// How many events may wait for the application (default 4096). When the queue is
 /// full the node stops reading from its peers, and `abcast_broadcast` blocks until
 /// events are received. `ABCAST_INVALID_ARGUMENT` for 0.
@@ -533,4 +637,89 @@ pub unsafe extern "C" fn abcast_config_validate(cfg: *const abcast_config) -> ab
         cfg.inner.validate()?;
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::abcast_status::*;
+    use super::*;
+
+    /// The listen address, relay window and maximum payload reach the Rust
+    /// configuration, and a refused value leaves it unchanged.
+    #[test]
+    fn listen_addr_relay_window_and_max_payload_setters() {
+        let cfg = abcast_config_new(1);
+        // SAFETY: cfg is a live configuration from abcast_config_new, on this thread
+        // only; the strings are NUL-terminated literals.
+        unsafe {
+            assert_eq!(
+                abcast_config_set_listen_addr(cfg, b"0.0.0.0:7001\0".as_ptr().cast()),
+                ABCAST_OK
+            );
+            assert_eq!(
+                (*cfg).inner.listen_addr,
+                Some("0.0.0.0:7001".parse().unwrap())
+            );
+            for bad in [
+                &b"0.0.0.0\0"[..],
+                b"nonsense\0",
+                b"\0",
+                b"127.0.0.1:99999\0",
+            ] {
+                assert_eq!(
+                    abcast_config_set_listen_addr(cfg, bad.as_ptr().cast()),
+                    ABCAST_INVALID_ARGUMENT
+                );
+            }
+            assert_eq!(
+                abcast_config_set_listen_addr(cfg, ptr::null()),
+                ABCAST_NULL_ARGUMENT
+            );
+            assert_eq!(
+                (*cfg).inner.listen_addr,
+                Some("0.0.0.0:7001".parse().unwrap())
+            );
+
+            assert_eq!(abcast_config_set_relay_window(cfg, 16, 4096), ABCAST_OK);
+            assert_eq!(
+                abcast_config_set_relay_window(cfg, 0, 4096),
+                ABCAST_INVALID_ARGUMENT
+            );
+            assert_eq!(
+                abcast_config_set_relay_window(cfg, 16, 0),
+                ABCAST_INVALID_ARGUMENT
+            );
+            assert_eq!((*cfg).inner.relay_window_msgs, 16);
+            assert_eq!((*cfg).inner.relay_window_bytes, 4096);
+
+            assert_eq!(abcast_config_set_max_payload(cfg, 4032), ABCAST_OK);
+            assert_eq!((*cfg).inner.max_payload_bytes(), 4032);
+            assert_eq!(
+                abcast_config_set_max_payload(cfg, 4031),
+                ABCAST_INVALID_ARGUMENT
+            );
+            assert_eq!(
+                abcast_config_set_max_payload(cfg, 0),
+                ABCAST_INVALID_ARGUMENT
+            );
+            assert_eq!(
+                abcast_config_set_max_payload(cfg, u32::MAX as usize - 63),
+                ABCAST_INVALID_ARGUMENT
+            );
+            assert_eq!((*cfg).inner.max_payload_bytes(), 4032);
+            let most = u32::MAX as usize - 64;
+            assert_eq!(abcast_config_set_max_payload(cfg, most), ABCAST_OK);
+            assert_eq!((*cfg).inner.max_frame_bytes, u32::MAX as usize);
+
+            assert_eq!(
+                abcast_config_set_relay_window(ptr::null_mut(), 1, 1),
+                ABCAST_NULL_ARGUMENT
+            );
+            assert_eq!(
+                abcast_config_set_max_payload(ptr::null_mut(), 4032),
+                ABCAST_NULL_ARGUMENT
+            );
+            abcast_config_free(cfg);
+        }
+    }
 }

@@ -13,7 +13,11 @@ use std::sync::Arc;
 
 /// Bytes of framing around the largest payload of a one-message broadcast or relay
 /// frame (header, batch fields and per-message fields), rounded up.
-const PAYLOAD_OVERHEAD_BYTES: usize = 64;
+pub(crate) const PAYLOAD_OVERHEAD_BYTES: usize = 64;
+/// The smallest [`Config::max_frame_bytes`] accepted.
+pub(crate) const MIN_FRAME_BYTES: usize = 4096;
+/// The largest [`Config::max_frame_bytes`] accepted: a frame's length is 32 bits.
+pub(crate) const MAX_FRAME_BYTES: usize = u32::MAX as usize;
 /// An upper bound on the per-message overhead of a relay in a batch (25 bytes today).
 const RELAY_OVERHEAD_BOUND: usize = 32;
 
@@ -23,6 +27,33 @@ const RELAY_OVERHEAD_BOUND: usize = 32;
 /// `with_*` builders or by setting the public fields. `Node::start` checks it and
 /// rejects an invalid one with [`Error::InvalidConfig`]. More settings may be
 /// added: build it with [`Config::new`], not a struct expression.
+///
+/// # Example
+///
+/// ```
+/// use std::time::Duration;
+/// use abcast::{Config, Error, Node};
+///
+/// let members = Config::parse_members("1=127.0.0.1:0")?;
+/// let config = Config::new(1, members)
+///     .with_heartbeat_interval(Duration::from_millis(100))
+///     .with_failure_timeout(Duration::from_millis(500))
+///     .with_send_window(256)
+///     .with_max_frame_bytes(64 * 1024);
+/// assert_eq!(config.max_payload_bytes(), 64 * 1024 - 64);
+/// config.validate()?;
+///
+/// // An invalid configuration is refused before anything starts.
+/// let bad = config.clone().with_send_window(0);
+/// assert!(matches!(Node::start(bad), Err(Error::InvalidConfig(_))));
+///
+/// // A group of one starts at once (port 0: the system picks a free port).
+/// let node = Node::start(config)?;
+/// assert!(node.local_addr().port() != 0);
+/// assert!(matches!(node.broadcast(&[0; 64 * 1024]), Err(Error::PayloadTooLarge { .. })));
+/// node.leave()?;
+/// # Ok::<(), abcast::Error>(())
+/// ```
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct Config {
@@ -467,13 +498,14 @@ impl Config {
         if let Some(p) = self.realtime_priority {
             super::os::realtime_priority(i64::from(p)).map_err(Error::config)?;
         }
-        if self.max_frame_bytes < 4096 {
+        if self.max_frame_bytes < MIN_FRAME_BYTES {
             return Err(Error::config(format!(
-                "the maximum frame size ({} bytes) is below the minimum of 4096 bytes",
+                "the maximum frame size ({} bytes) is below the minimum of {MIN_FRAME_BYTES} \
+                 bytes",
                 self.max_frame_bytes
             )));
         }
-        if self.max_frame_bytes > u32::MAX as usize {
+        if self.max_frame_bytes > MAX_FRAME_BYTES {
             return Err(Error::config("the maximum frame size exceeds 4 GiB"));
         }
         Ok(())

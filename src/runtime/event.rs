@@ -6,6 +6,34 @@ use crate::protocol::{self, MemberId, Seq};
 
 /// What a [`Node`](super::Node) tells its application, in the total order (the same at every
 /// member). More kinds may be added: match with a `_` arm.
+///
+/// # Example
+///
+/// A group of one member on 127.0.0.1: a message's delivery carries the id that
+/// its `broadcast` returned, and a receiver handles the kinds it cares about:
+///
+/// ```
+/// use std::time::Duration;
+/// use abcast::{Config, Event, Node};
+///
+/// let node = Node::start(Config::new(1, Config::parse_members("1=127.0.0.1:0")?))?;
+/// let sent = node.broadcast(b"ping")?;
+/// let delivered = loop {
+///     // At most 10 s per event: Error::Timeout otherwise.
+///     match node.recv_timeout(Duration::from_secs(10))? {
+///         event @ Event::Deliver { .. } => break event,
+///         Event::MemberLeft { member, .. } => println!("{member} left"),
+///         Event::Excluded => return Err(abcast::Error::Excluded),
+///         _ => {} // membership changes, relayer changes, ...
+///     }
+/// };
+/// assert_eq!(delivered.msg_id(), Some(sent));
+/// if let Event::Deliver { origin, payload, .. } = delivered {
+///     assert_eq!((origin, &payload[..]), (1, &b"ping"[..]));
+/// }
+/// node.leave()?;
+/// # Ok::<(), abcast::Error>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Event {

@@ -82,6 +82,7 @@ mod transport;
 mod worker;
 
 pub use config::{Config, MAX_IO_COALESCE, MIN_FAILURE_TIMEOUT, MIN_HEARTBEATS_PER_TIMEOUT};
+pub(crate) use config::{MAX_FRAME_BYTES, MIN_FRAME_BYTES, PAYLOAD_OVERHEAD_BYTES};
 pub use error::Error;
 pub use event::{Event, Stats};
 pub use node::Node;

@@ -46,6 +46,33 @@ fn check_realtime_priority(priority: u8) -> Result<(), Error> {
 /// `Node` is `Send + Sync`: any number of application threads may broadcast while
 /// another receives. See the [`crate::runtime`] module docs, and `docs/design.md`,
 /// for the threads it runs and which calls block.
+///
+/// # Example
+///
+/// A group of one member on 127.0.0.1 broadcasts a message and receives its own
+/// delivery, waiting at most 10 s for it:
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use abcast::{Config, Event, Node};
+///
+/// // Port 0: the system picks a free port (a group of one dials no one).
+/// let members = Config::parse_members("1=127.0.0.1:0")?;
+/// let node = Node::start(Config::new(1, members))?;
+/// let id = node.broadcast(b"hello")?;
+/// let deadline = Instant::now() + Duration::from_secs(10);
+/// loop {
+///     // Error::Timeout once the deadline has passed.
+///     let event = node.recv_timeout(deadline.saturating_duration_since(Instant::now()))?;
+///     if let Event::Deliver { seq, payload, .. } = &event {
+///         assert_eq!(event.msg_id(), Some(id));
+///         assert_eq!((*seq, &payload[..]), (1, &b"hello"[..]));
+///         break;
+///     }
+/// }
+/// node.leave()?;
+/// # Ok::<(), abcast::Error>(())
+/// ```
 pub struct Node {
     shared: Arc<Shared>,
     threads: Mutex<Vec<JoinHandle<()>>>,

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use parking_lot::{Condvar, Mutex};
 
 use super::shared::{Shared, SHARD_CAP_ITEMS};
-use super::trace::log_received;
+use super::trace::{log_not_in_view, log_received, NotInView};
 use crate::protocol::{MemberId, Message};
 
 /// The most inbound items one worker hands the core before draining its outputs:
@@ -117,11 +117,17 @@ pub(crate) fn run(shared: Arc<Shared>, rx: Arc<Shard>, shard: usize) {
             }
             for item in batch.drain(..) {
                 match item {
+                    WorkItem::Msg(from, Message::NotInView { epoch, seq }) => {
+                        // A member told it is not in the view says why at any verbosity
+                        // (a warning unless it is what a joiner expects to hear).
+                        let was_joining = core.is_joining();
+                        core.handle_message(from, Message::NotInView { epoch, seq });
+                        let how =
+                            NotInView::reading(was_joining, shared.config.join, core.is_excluded());
+                        log_not_in_view(shared.id, from, seq, how);
+                    }
                     WorkItem::Msg(from, msg) => {
-                        // A member told it is not in the view says why at any verbosity.
-                        if super::log::enabled(super::log::INFO)
-                            || matches!(msg, Message::NotInView { .. })
-                        {
+                        if super::log::enabled(super::log::INFO) {
                             log_received(shared.id, from, &msg);
                         }
                         core.handle_message(from, msg);
