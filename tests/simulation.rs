@@ -44,6 +44,9 @@ const PLAN: &[(FaultProfile, Buffering, u64)] = &[
     (FaultProfile::Partition, Buffering::Replicated, 1400),
     (FaultProfile::Pause, Buffering::Replicated, 1000),
     (FaultProfile::LinkBreak, Buffering::Replicated, 1000),
+    // Graceful leaves under traffic, most of them the relayer's hand-over.
+    (FaultProfile::Leave, Buffering::Replicated, 800),
+    (FaultProfile::Leave, Buffering::Distributed, 800),
 ];
 
 fn all_runs() -> Vec<SimConfig> {

@@ -155,6 +155,23 @@ fn each_planted_defect_is_named() {
             |r| r.synchronizing[0] = true,
             Property::Liveness,
         ),
+        (
+            "a leaver delivered what the group did not",
+            |r| {
+                r.tail_bound = Some(8);
+                r.left[2] = true;
+                r.logs[2] = vec![app(1, 1, 1), app(2, 1, 2)];
+            },
+            Property::TotalOrder,
+        ),
+        (
+            "a leaver saw a live member leave",
+            |r| {
+                r.left[2] = true;
+                r.logs[2] = vec![app(1, 1, 1), Delivery::Left { seq: 2, member: 1 }];
+            },
+            Property::TotalOrder,
+        ),
     ];
     for (name, mutate, expected) in table {
         let mut r = valid();
