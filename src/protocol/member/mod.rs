@@ -340,7 +340,8 @@ impl Member {
     /// A leaving member's own broadcasts are delivered: as relayer, it takes no more
     /// of the others' for sequencing, so that what it delivered stops growing and
     /// the others can catch up with it. Their senders keep them and hand them to
-    /// the next relayer in the synchronization phase that follows the leave.
+    /// the next relayer. With replicated buffering, from now on it hands the
+    /// application only what the stable watermark covers.
     pub fn stop_taking_broadcasts(&mut self) {
         self.leaving = true;
     }
@@ -715,7 +716,12 @@ impl Member {
     /// Hands `event` (of a position of the order) to the application: at once, or
     /// with safe delivery once the stable watermark passes it.
     pub(super) fn emit(&mut self, event: Event) {
-        if self.config.delivery == super::Delivery::Safe && !self.bug(PlantedBug::DeliverUnstable) {
+        // A leaving member with replicated buffering also hands over only what every
+        // member holds: what it delivered stays a prefix of the group's order even
+        // if the relayer fails as it leaves.
+        let leaving = self.leaving && self.config.buffering == super::Buffering::Replicated;
+        let safe = self.config.delivery == super::Delivery::Safe || leaving;
+        if safe && !self.bug(PlantedBug::DeliverUnstable) {
             self.unstable_events.push_back(event);
         } else {
             self.events.push_back(event);
