@@ -170,7 +170,7 @@ fn each_planted_defect_is_named() {
                 r.left[2] = true;
                 r.logs[2] = vec![app(1, 1, 1), Delivery::Left { seq: 2, member: 1 }];
             },
-            Property::TotalOrder,
+            Property::ViewsInOrder,
         ),
     ];
     for (name, mutate, expected) in table {
