@@ -42,10 +42,9 @@ const TAKEOVER_GRACE_TICKS: u32 = 2;
 impl Member {
     /// At a leaving relayer ([`Member::stop_taking_broadcasts`]): hands the role over
     /// in the order, if it may now, and returns whether it did (or had done so
-    /// before). It may once every member of the view has what it delivered (the
-    /// stable watermark, or with distributed buffering every acknowledgement, covers
-    /// it), nothing waits for sequencing, it suspects no member of the view, and the
-    /// view has a next member. It then orders its own *process left* and a *relayer
+    /// before). It may once nothing waits for sequencing or for a relay batch, it
+    /// suspects no member of the view, the view has a next member, and (distributed
+    /// buffering) every member acknowledged what it delivered. It then orders its own *process left* and a *relayer
     /// changed* naming the next member (drain [`Member::poll_transmit`]), delivers
     /// neither, and takes part in nothing more: wait for
     /// [`Member::handover_complete`] before leaving.
@@ -98,9 +97,14 @@ impl Member {
         let Some(r) = self.relayer.as_ref() else {
             return false;
         };
+        // Replicated: the members that get the hand-over have everything before it
+        // (each link is FIFO), and every member's buffer holds what is above the
+        // stable watermark, which repairs the others if the leaver fails midway.
+        // Distributed: members keep one round, so the hand-over waits for the
+        // previous round's acknowledgements.
         let settled = match self.config.buffering {
-            Buffering::Replicated => self.stable >= self.received,
-            Buffering::Distributed => self.peers_acked() >= self.received && r.unsent.is_empty(),
+            Buffering::Replicated => true,
+            Buffering::Distributed => self.peers_acked() >= self.received,
         };
         self.leaving
             && self.phase == Phase::Normal

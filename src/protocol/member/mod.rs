@@ -516,6 +516,11 @@ impl Member {
             if let Message::Ack { epoch, delivered } = msg {
                 if epoch == self.epoch.number {
                     self.note_delivered(from, delivered);
+                    if self.config.buffering == super::Buffering::Replicated {
+                        // What it delivered and every member holds reaches its
+                        // application (see `Member::emit`).
+                        self.stable = self.stable.max(self.compute_stable());
+                    }
                 }
             }
             return;
