@@ -251,8 +251,9 @@ impl Shared {
                     return false;
                 }
                 // It cannot hand over (it suspects a member, say): it leaves once
-                // settled, and the others fail over.
-                return self.settled(core, target);
+                // settled, and the others fail over. Else it waits for what it
+                // holds to go out.
+                return !core.can_hand_over() && self.settled(core, target);
             }
             return core.handover_complete();
         }

@@ -107,12 +107,21 @@ impl Member {
             Buffering::Distributed => self.peers_acked() >= self.received,
         };
         self.leaving
-            && self.phase == Phase::Normal
-            && self.confirmed
             && settled
             && r.pending.is_empty()
             && r.unsent.is_empty()
             && self.unrelayed.is_empty()
+            && self.can_hand_over()
+    }
+
+    /// Whether this relayer could hand its role over once what it holds is out
+    /// (see [`Member::hand_over`]): it is in normal operation with a quorum, the
+    /// view has a next member, and it suspects no member of the view. If not, a
+    /// leaving relayer leaves without handing over, and the others fail over.
+    pub fn can_hand_over(&self) -> bool {
+        self.relayer.is_some()
+            && self.phase == Phase::Normal
+            && self.confirmed
             && self.view.len() >= 2
             && self.view[0] == self.id
             && self.view.iter().all(|m| !self.suspected.contains(m))
