@@ -300,7 +300,9 @@ impl Node {
     /// member depends on it for what it delivered so far (no synchronization phase
     /// is in progress, and with
     /// replicated buffering the stable watermark covers its deliveries; with
-    /// distributed buffering, at the relayer, every member acknowledged them), tells
+    /// distributed buffering, at the relayer, every member acknowledged them; a
+    /// relayer hands its role to the next member in the order and waits until every
+    /// member acknowledged that, see [`Member::hand_over`]), tells
     /// every peer with a Leave frame (so they need not wait out a failure timeout),
     /// writes what is queued, and stops the node's threads. Events already queued
     /// can still be received; then `recv` returns [`Error::Stopped`]. Calling it
