@@ -2,7 +2,7 @@
 //! crash or vanished host), firing them, and bringing crashed members back as new
 //! incarnations.
 
-use super::{Ev, FaultProfile, Input, Sim, FAILURE_TIMEOUT_US};
+use super::{Ev, FaultProfile, Input, Micros, Sim, FAILURE_TIMEOUT_US};
 use crate::protocol::{Buffering, Member};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,17 +43,7 @@ impl Sim {
     pub(super) fn plan_faults(&mut self) {
         let n = self.cfg.members;
         let horizon = 300 + 250 * self.cfg.msgs_per_member as u64;
-        let add = |sim: &mut Sim, at, target, trigger, kind| {
-            sim.plans.push(Plan {
-                target,
-                trigger,
-                kind,
-                armed: false,
-                done: false,
-            });
-            let plan = sim.plans.len() - 1;
-            sim.schedule(at, Ev::Arm { plan });
-        };
+        let add = Sim::plan_crash;
         match self.cfg.profile {
             FaultProfile::NoFaults => {}
             FaultProfile::RelayerCrash => {
@@ -177,16 +167,32 @@ impl Sim {
         }
         if self.rng.chance(50) {
             let at = self.now + self.rng.range(0, 600);
-            self.plans.push(Plan {
-                target: Target::CurrentRelayer,
-                trigger: Trigger::AnyStep,
-                kind: CrashKind::Process,
-                armed: false,
-                done: false,
-            });
-            let plan = self.plans.len() - 1;
-            self.schedule(at, Ev::Arm { plan });
+            self.plan_crash(
+                at,
+                Target::CurrentRelayer,
+                Trigger::AnyStep,
+                CrashKind::Process,
+            );
         }
+    }
+
+    /// Plans a crash of `target` at its first `trigger` once armed at `at`.
+    pub(super) fn plan_crash(
+        &mut self,
+        at: Micros,
+        target: Target,
+        trigger: Trigger,
+        kind: CrashKind,
+    ) {
+        self.plans.push(Plan {
+            target,
+            trigger,
+            kind,
+            armed: false,
+            done: false,
+        });
+        let plan = self.plans.len() - 1;
+        self.schedule(at, Ev::Arm { plan });
     }
 
     pub(super) fn crash(&mut self, i: usize, kind: CrashKind) {

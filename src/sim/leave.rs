@@ -40,15 +40,12 @@ impl Sim {
         self.schedule(at, Ev::StartLeave { member });
         if self.rng.chance(20) {
             let at = at + self.rng.range(0, 3_000);
-            self.plans.push(Plan {
-                target: Target::CurrentRelayer,
-                trigger: Trigger::AnyStep,
-                kind: CrashKind::Process,
-                armed: false,
-                done: false,
-            });
-            let plan = self.plans.len() - 1;
-            self.schedule(at, Ev::Arm { plan });
+            self.plan_crash(
+                at,
+                Target::CurrentRelayer,
+                Trigger::AnyStep,
+                CrashKind::Process,
+            );
         }
     }
 

@@ -261,10 +261,7 @@ impl Member {
         }
         self.relayer = Some(state);
         self.to_send.clear();
-        let own: Vec<_> = self.unrelayed.iter().cloned().collect();
-        for (origin_seq, payload) in own {
-            self.accept_for_sequencing(self.id, origin_seq, payload);
-        }
+        self.accept_own_unrelayed();
         // What members sent this epoch before this member entered it.
         let early = std::mem::take(&mut self.early);
         if early.epoch == self.epoch.number {
@@ -294,23 +291,13 @@ impl Member {
             r.takeover = None;
         }
         let sent_upto = r.next_seq - 1 - r.unsent.len() as Seq;
-        let mut missed: std::collections::VecDeque<Relay> = self
+        let missed = self
             .buffer
             .iter()
             .filter(|b| b.seq > delivered && b.seq <= sent_upto)
             .cloned()
             .collect();
-        while !missed.is_empty() {
-            let relays = super::take_batch(&mut missed, &self.config, super::relay_size);
-            self.transmits.push_back(Transmit {
-                to: vec![member],
-                msg: Message::Relay {
-                    epoch: self.epoch,
-                    stable: self.stable,
-                    relays,
-                },
-            });
-        }
+        self.push_relays_to(member, missed);
     }
 
     /// Whether `member` waits for the hand-over at this new relayer: it gets no

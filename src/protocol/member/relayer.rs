@@ -269,24 +269,14 @@ impl Member {
                 });
             }
             if !skip_repair {
-                let mut repairs: VecDeque<Relay> = self
+                let repairs: VecDeque<Relay> = self
                     .buffer
                     .iter()
                     .filter(|r| r.seq > *client_received)
                     .cloned()
                     .collect();
                 self.counters.repaired_relays += repairs.len() as u64;
-                while !repairs.is_empty() {
-                    let relays = take_batch(&mut repairs, &self.config, relay_size);
-                    self.transmits.push_back(Transmit {
-                        to: vec![client],
-                        msg: Message::Relay {
-                            epoch: self.epoch,
-                            stable: self.stable,
-                            relays,
-                        },
-                    });
-                }
+                self.push_relays_to(client, repairs);
             }
             self.transmits.push_back(Transmit {
                 to: vec![client],
@@ -355,6 +345,12 @@ impl Member {
                 self.accept_for_sequencing(client, origin_seq, payload);
             }
         }
+        self.accept_own_unrelayed();
+        self.try_sequence();
+    }
+
+    /// Takes this new relayer's own broadcasts that were not relayed for sequencing.
+    pub(super) fn accept_own_unrelayed(&mut self) {
         let own: Vec<(u64, Bytes)> = self.unrelayed.iter().cloned().collect();
         for (origin_seq, payload) in own {
             self.accept_for_sequencing(self.id, origin_seq, payload);
@@ -362,7 +358,22 @@ impl Member {
         if let Some((s, _)) = self.unrelayed.back() {
             self.sent_upto = *s;
         }
-        self.try_sequence();
+    }
+
+    /// Queues `relays` (consecutive, already sequenced) for `member` alone, in
+    /// batches: a repair, or what a member missed before it entered this epoch.
+    pub(super) fn push_relays_to(&mut self, member: MemberId, mut relays: VecDeque<Relay>) {
+        while !relays.is_empty() {
+            let batch = take_batch(&mut relays, &self.config, relay_size);
+            self.transmits.push_back(Transmit {
+                to: vec![member],
+                msg: Message::Relay {
+                    epoch: self.epoch,
+                    stable: self.stable,
+                    relays: batch,
+                },
+            });
+        }
     }
 
     pub(super) fn on_broadcast(
