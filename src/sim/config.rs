@@ -25,6 +25,10 @@ pub enum FaultProfile {
     /// a new incarnation and joins, while everyone broadcasts again — and, in half the
     /// runs, the relayer crashes while the joins are under way.
     Rejoin,
+    /// Up to N-1 crashes, as in `cascade`; each crashed member comes back as a new
+    /// incarnation within a few failure timeouts, often before the others noticed
+    /// its previous incarnation fail (a join racing failure detection).
+    Restart,
     /// One or two failure detectors suspect a live member (which closes the
     /// connection, so the suspected member sees the suspecter fail too).
     FalseSuspicion,
@@ -44,7 +48,7 @@ pub enum FaultProfile {
 
 impl FaultProfile {
     /// Every profile, in order.
-    pub const ALL: [FaultProfile; 11] = [
+    pub const ALL: [FaultProfile; 12] = [
         FaultProfile::NoFaults,
         FaultProfile::RelayerCrash,
         FaultProfile::CrashDuringSync,
@@ -56,6 +60,7 @@ impl FaultProfile {
         FaultProfile::Pause,
         FaultProfile::LinkBreak,
         FaultProfile::Leave,
+        FaultProfile::Restart,
     ];
 
     /// Whether the profile injects faults that leave processes alive (so that a
@@ -83,6 +88,7 @@ impl FaultProfile {
             FaultProfile::Pause => "pause",
             FaultProfile::LinkBreak => "link-break",
             FaultProfile::Leave => "leave",
+            FaultProfile::Restart => "restart",
         }
     }
 }

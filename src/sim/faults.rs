@@ -74,7 +74,7 @@ impl Sim {
                     add(self, at, Target::SyncLeader, Trigger::AnyStep, kind);
                 }
             }
-            FaultProfile::Cascade | FaultProfile::Rejoin => {
+            FaultProfile::Cascade | FaultProfile::Rejoin | FaultProfile::Restart => {
                 let k = self.rng.range(1, n.saturating_sub(1).max(1) as u64) as usize;
                 for _ in 0..k.min(n - 1) {
                     let at = self.rng.range(0, horizon);
@@ -142,15 +142,15 @@ impl Sim {
         let joiners: Vec<usize> = (0..n).filter(|i| self.crashed[*i]).collect();
         for &i in &joiners {
             for j in 0..n {
-                for l in [i * n + j, j * n + i] {
-                    self.links[l].clear();
-                    self.closed[l] = false;
-                }
+                self.links[i * n + j].clear();
             }
             self.record.gave_up[i] += self.members[i].join_attempt().saturating_sub(1);
             self.members[i] = Member::new_joining(self.ids[i], &self.ids, self.core.clone());
             self.crashed[i] = false;
             self.record.rejoin(i);
+        }
+        for &i in &joiners {
+            self.fresh_connections(i);
             if self.tracing {
                 self.trace
                     .push(format!("t={} REJOIN {}", self.now, self.ids[i]));
@@ -197,6 +197,9 @@ impl Sim {
 
     pub(super) fn crash(&mut self, i: usize, kind: CrashKind) {
         self.crashed[i] = true;
+        if self.cfg.profile == FaultProfile::Restart && kind != CrashKind::Leave {
+            self.plan_restart(i);
+        }
         self.record.vanished[i] = kind == CrashKind::HostVanishes;
         if kind != CrashKind::Leave {
             self.crashes += 1;
@@ -208,6 +211,14 @@ impl Sim {
         }
         for j in 0..n {
             let l = i * n + j;
+            let inc = self.record.incarnation[i];
+            if j != i && !self.crashed[j] && self.conn_inc[j * n + i] != inc {
+                // `j` never connected this incarnation (it still held the previous
+                // one's connection): what this one wrote to `j` waited in its own
+                // outbox and dies with it, and `j` notices only the previous one.
+                self.links[l].retain(|(_, from_inc, _)| *from_inc != inc);
+                continue;
+            }
             match kind {
                 CrashKind::Process => {
                     if self.cfg.buffering == Buffering::Replicated {
@@ -221,10 +232,11 @@ impl Sim {
             if j == i || self.crashed[j] {
                 continue;
             }
+            self.notice_pending[j * n + i] = true;
             let evidence = kind != CrashKind::HostVanishes;
             let at = match kind {
                 CrashKind::Process | CrashKind::Leave => {
-                    let last = self.links[l].back().map_or(self.now, |(t, _)| *t);
+                    let last = self.links[l].back().map_or(self.now, |(t, ..)| *t);
                     last.max(self.now) + self.rng.range(1, 100)
                 }
                 CrashKind::HostVanishes => self.now + FAILURE_TIMEOUT_US + self.rng.range(0, 1_000),

@@ -104,7 +104,7 @@ impl Sim {
         self.links[back].clear();
         if !self.partitioned[out] {
             // The peer reads what was written, then sees the connection break.
-            let last = self.links[out].back().map_or(self.now, |(t, _)| *t);
+            let last = self.links[out].back().map_or(self.now, |(t, ..)| *t);
             let when = last.max(self.now) + self.rng.range(1, 100);
             self.schedule(
                 when,
@@ -176,7 +176,7 @@ impl Sim {
             self.closed[back] = true;
             self.links[back].clear();
             if !already && !self.partitioned[out] {
-                let last = self.links[out].back().map_or(self.now, |(t, _)| *t);
+                let last = self.links[out].back().map_or(self.now, |(t, ..)| *t);
                 let when = last.max(self.now) + self.rng.range(1, 100);
                 let evidence = true;
                 self.schedule(

@@ -42,7 +42,9 @@ mod faults;
 pub mod harness;
 mod leave;
 pub mod live_faults;
+mod restart;
 mod rng;
+mod state_transfer;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
@@ -121,6 +123,27 @@ enum Ev {
     LeaveTimeout {
         member: usize,
     },
+    /// The crashed member comes back as a new incarnation and asks to join.
+    Restart {
+        member: usize,
+    },
+    /// The joiner asks the `rank`-th member it knows for the state at its *process
+    /// joined* (see `state_transfer`).
+    FetchState {
+        joiner: usize,
+        inc: u32,
+        rank: u32,
+    },
+    /// A state the joiner asked for has arrived in full, unless its donor crashed.
+    StateArrives {
+        joiner: usize,
+        inc: u32,
+        donor: usize,
+        donor_inc: u32,
+        seq: crate::protocol::Seq,
+        count: u64,
+        hash: u64,
+    },
 }
 
 enum Input {
@@ -159,7 +182,28 @@ pub struct Sim {
     ids: Vec<MemberId>,
     members: Vec<Member>,
     crashed: Vec<bool>,
-    links: Vec<VecDeque<(Micros, Message)>>,
+    /// Per link: what is in flight, when it arrives, and the incarnation of the
+    /// sender that wrote it.
+    links: Vec<VecDeque<(Micros, u32, Message)>>,
+    /// Per pair (`j * n + i`): the incarnation of `i` that `j`'s connection is to,
+    /// and whether that connection is still open (see `restart`).
+    conn_inc: Vec<u32>,
+    conn_open: Vec<bool>,
+    /// Per pair (`j * n + i`): a crash notice of `j`'s connection to `i` is on its
+    /// way.
+    notice_pending: Vec<bool>,
+    /// Per pair (`j * n + i`): `j` suspected `i`'s previous incarnation without
+    /// evidence; the new incarnation's first message is that evidence.
+    evidence_owed: Vec<bool>,
+    /// Per pair (`j * n + i`): `j` closed its connection to `i`'s previous
+    /// incarnation on purpose (it delivered that one's *process left*), so the
+    /// failure notice scheduled for that connection never comes.
+    notice_obsolete: Vec<bool>,
+    /// How many more crashed members come back at once (profile `restart`).
+    restarts_left: u32,
+    /// Per member: the position of its own *process joined* whose state it still
+    /// has to install (see `state_transfer`).
+    install_due: Vec<Option<crate::protocol::Seq>>,
     /// Per link: one end closed the connection (it suspected the other); nothing
     /// more is carried, for good.
     closed: Vec<bool>,
@@ -217,11 +261,21 @@ impl Sim {
         let mut sim = Sim {
             rng,
             now: 0,
-            record: Record::new(&ids),
+            record: Record {
+                state_transfer: true,
+                ..Record::new(&ids)
+            },
             ids,
             members,
             crashed: vec![false; n],
             links: (0..n * n).map(|_| VecDeque::new()).collect(),
+            conn_inc: vec![0; n * n],
+            conn_open: vec![true; n * n],
+            notice_pending: vec![false; n * n],
+            evidence_owed: vec![false; n * n],
+            notice_obsolete: vec![false; n * n],
+            restarts_left: 2 * n as u32,
+            install_due: vec![None; n],
             closed: vec![false; n * n],
             partitioned: vec![false; n * n],
             paused_until: vec![0; n],
@@ -346,8 +400,14 @@ impl Sim {
         match ev {
             Ev::Arrive { from, to } => {
                 let l = from * self.members.len() + to;
-                if self.links[l].front().is_some_and(|(at, _)| *at <= self.now) {
-                    let (_, msg) = self.links[l].pop_front().expect("front");
+                if self.links[l]
+                    .front()
+                    .is_some_and(|(at, ..)| *at <= self.now)
+                {
+                    if self.held_for_restart(from, to) {
+                        return;
+                    }
+                    let (_, _, msg) = self.links[l].pop_front().expect("front");
                     if !self.crashed[to] {
                         self.step(to, Input::Message(from, msg));
                     }
@@ -359,13 +419,30 @@ impl Sim {
                 }
             }
             Ev::Notice { at, of, evidence } => {
+                let n = self.members.len();
+                if std::mem::take(&mut self.notice_obsolete[at * n + of]) {
+                    return;
+                }
+                let crash_notice = std::mem::take(&mut self.notice_pending[at * n + of]);
                 if !self.crashed[at] {
-                    if !self.crashed[of] {
+                    if crash_notice {
+                        self.conn_open[at * n + of] = false;
+                    }
+                    let of_previous =
+                        crash_notice && self.conn_inc[at * n + of] < self.record.incarnation[of];
+                    if of_previous {
+                        // `of` came back already: this is its previous incarnation's
+                        // failure, and the new one's connection stays.
+                        self.evidence_owed[at * n + of] = !evidence;
+                    } else if !self.crashed[of] {
                         self.close_connection(at, of);
                     }
                     self.step(at, Input::Failed(of, evidence));
                 }
             }
+            Ev::Restart { member } => self.restart(member),
+            Ev::FetchState { joiner, inc, rank } => self.fetch_state(joiner, inc, rank),
+            Ev::StateArrives { .. } => self.state_arrives(ev),
             Ev::Reconnect { a, b } => self.reconnect(a, b),
             Ev::Partition { side_a } => self.partition(side_a),
             Ev::Heal => self.heal(),
@@ -475,6 +552,14 @@ impl Sim {
         let mut excluded = false;
         while let Some(ev) = self.members[i].poll_event() {
             excluded |= ev == Event::Excluded;
+            if let Event::MemberJoined { seq, member } = ev {
+                if member == id {
+                    self.begin_state_transfer(i, seq);
+                }
+            }
+            if let Event::MemberLeft { member, .. } = ev {
+                self.previous_incarnation_left(i, member);
+            }
             self.record.on_event(i, ev);
         }
         if excluded {
@@ -549,7 +634,12 @@ impl Sim {
         let n = self.members.len();
         for (to, msg) in out {
             let l = from * n + to;
-            if self.closed[l] || self.partitioned[l] {
+            // Written on `from`'s open connection to an earlier incarnation of `to`:
+            // lost with it. (With that one closed, the runtime's outbox keeps what
+            // is written until the new incarnation connects.)
+            let p = from * n + to;
+            let elsewhere = self.conn_open[p] && self.conn_inc[p] < self.record.incarnation[to];
+            if self.closed[l] || self.partitioned[l] || elsewhere {
                 continue;
             }
             let at = (self.now + self.rng.range(10, 300)).max(self.last_arrival[l]);
@@ -563,7 +653,8 @@ impl Sim {
                     describe(&msg)
                 ));
             }
-            self.links[l].push_back((at, msg));
+            let inc = self.record.incarnation[from];
+            self.links[l].push_back((at, inc, msg));
             self.schedule(at, Ev::Arrive { from, to });
         }
     }

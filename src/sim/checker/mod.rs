@@ -11,6 +11,9 @@ use std::fmt;
 use bytes::Bytes;
 
 use crate::protocol::{Epoch, Event, MemberId, MsgId, Seq};
+pub use state::{AppState, Installed, StateAt};
+
+mod state;
 
 /// A guarantee of the design (`docs/design.md`, *Guarantees*), plus liveness.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -34,6 +37,9 @@ pub enum Property {
     /// Once the run is quiet, every survivor is in normal operation and no live member
     /// was excluded.
     Liveness,
+    /// A joiner installs, at its *process joined*, the state the members of the
+    /// group had there.
+    StateTransfer,
 }
 
 impl fmt::Display for Property {
@@ -47,6 +53,7 @@ impl fmt::Display for Property {
             Property::Causal => "causal order",
             Property::ViewsInOrder => "views in order",
             Property::Liveness => "liveness",
+            Property::StateTransfer => "state transfer",
         };
         f.write_str(name)
     }
@@ -171,6 +178,12 @@ pub struct Record {
     /// How many entries a member that crashed or was excluded may have delivered
     /// beyond what the group delivered (see [`tail_bound`]); `None`: not checked.
     pub tail_bound: Option<u64>,
+    /// Per slot, the state the current incarnation installed when it joined (see
+    /// [`Installed`]).
+    pub installed: Vec<Option<Installed>>,
+    /// Whether joiners receive the group's state (the simulator models it; a
+    /// record without it is not checked for it).
+    pub state_transfer: bool,
 }
 
 /// The most entries a member that crashed or was excluded can have delivered that
@@ -206,6 +219,8 @@ impl Record {
             views: Vec::new(),
             live_faults: false,
             tail_bound: None,
+            installed: vec![None; n],
+            state_transfer: false,
         }
     }
 
@@ -216,6 +231,7 @@ impl Record {
         self.left[index] = false;
         self.vanished[index] = false;
         self.excluded[index] = false;
+        self.installed[index] = None;
         self.logs[index].clear();
     }
 
@@ -342,7 +358,7 @@ fn violation(property: Property, detail: String) -> Result<(), Violation> {
 type Check = fn(&Record) -> Result<(), Violation>;
 
 /// Every check, in the order [`check`] runs them.
-const CHECKS: [Check; 8] = [
+const CHECKS: [Check; 9] = [
     check_integrity,
     check_fifo,
     check_total_order,
@@ -351,6 +367,7 @@ const CHECKS: [Check; 8] = [
     check_validity,
     check_causal,
     check_views,
+    state::check_state_transfer,
 ];
 
 /// Checks every property on a finished, quiet run; the first violation found.
