@@ -46,7 +46,8 @@ impl Sim {
         if self.tracing {
             let waiting: Vec<u32> = (0..n)
                 .filter(|j| {
-                    self.conn_open[j * n + i]
+                    *j != i
+                        && self.conn_open[j * n + i]
                         && self.conn_inc[j * n + i] < self.record.incarnation[i]
                 })
                 .map(|j| self.ids[j])

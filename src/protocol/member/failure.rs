@@ -173,6 +173,10 @@ impl Member {
         if self.phase == Phase::Excluded || member == self.id {
             return;
         }
+        // A failure reported after a join request is that of the incarnation that
+        // asked (the transport reports an earlier one's before handing on anything
+        // a later one says): its request goes with it.
+        self.forget_join_request(member);
         self.takeover_member_failed(member);
         if self.handed_over() {
             // It no longer waits for that member's acknowledgement.

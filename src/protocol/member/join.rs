@@ -35,6 +35,16 @@ impl Member {
         }
     }
 
+    /// The incarnation of `member` that asked to join failed: its request, waiting
+    /// for a quorum or for the end of a synchronization phase, is dropped (a new
+    /// incarnation asks again).
+    pub(super) fn forget_join_request(&mut self, member: MemberId) {
+        self.join_requests.remove(member);
+        if let Some(r) = self.relayer.as_mut() {
+            r.pending_joins.retain(|(joiner, _)| *joiner != member);
+        }
+    }
+
     /// A member asks to join (*process joined*, at the relayer).
     ///
     /// From a member in the view, a request whose attempt was admitted already is
