@@ -23,6 +23,7 @@ struct FaultsReached {
     pause: u64,
     link_break: u64,
     reconnect: u64,
+    raced_restart: u64,
 }
 
 impl FaultsReached {
@@ -34,6 +35,7 @@ impl FaultsReached {
         self.pause += u64::from(live.pauses > 0);
         self.link_break += u64::from(live.link_breaks > 0);
         self.reconnect += u64::from(live.reconnects > 0);
+        self.raced_restart += u64::from(live.raced_restarts > 0);
     }
 }
 
@@ -42,14 +44,15 @@ impl fmt::Display for FaultsReached {
         write!(
             f,
             "crash {}, suspicion of a live member {}, partition {}, heal {}, pause {}, \
-             link break {}, reconnect {}",
+             link break {}, reconnect {}, restart before the failure was noticed {}",
             self.crash,
             self.false_suspicion,
             self.partition,
             self.heal,
             self.pause,
             self.link_break,
-            self.reconnect
+            self.reconnect,
+            self.raced_restart
         )
     }
 }

@@ -30,6 +30,10 @@ pub struct LiveFaultCounts {
     pub link_breaks: u32,
     /// Closed connections between live members opened again.
     pub reconnects: u32,
+    /// Crashed members that came back before every live member noticed them fail
+    /// (see `restart`): the new incarnation may then be taken for the failed one,
+    /// and excluded (it is told, as after a false suspicion).
+    pub raced_restarts: u32,
 }
 
 impl Sim {

@@ -367,7 +367,8 @@ impl Sim {
         }
         self.record.crashed = self.crashed.clone();
         self.record.views = self.members.iter().map(|m| m.view().to_vec()).collect();
-        self.record.live_faults = self.live_faults.false_suspicions > 0;
+        self.record.live_faults =
+            self.live_faults.false_suspicions > 0 || self.live_faults.raced_restarts > 0;
         self.record.tail_bound = Some(match self.core.delivery {
             Delivery::Agreed => {
                 checker::tail_bound(self.core.relay_window_msgs, self.members.len())

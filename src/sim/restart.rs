@@ -57,6 +57,15 @@ impl Sim {
                 self.now, self.ids[i]
             ));
         }
+        let raced = (0..n).any(|j| {
+            j != i
+                && !self.crashed[j]
+                && self.conn_open[j * n + i]
+                && self.conn_inc[j * n + i] < self.record.incarnation[i]
+        });
+        if raced {
+            self.live_faults.raced_restarts += 1;
+        }
         self.fresh_connections(i);
         self.blocked[i] = 0;
         self.remaining[i] = (self.cfg.msgs_per_member / 2).max(1);

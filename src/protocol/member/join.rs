@@ -80,7 +80,12 @@ impl Member {
                         self.maybe_finish_sync();
                     }
                 }
-                return; // stale
+                if !self.suspected.contains(&joiner) {
+                    return; // stale
+                }
+                // Its failure was reported before this request, and requests from
+                // before went with it (`forget_join_request`): a new incarnation,
+                // which counts its attempts from 1 again.
             }
             self.handle_member_failed(joiner);
             if self.phase == Phase::Excluded {
@@ -115,6 +120,10 @@ impl Member {
     /// Sequences `joiner`'s *process joined* and welcomes it.
     pub(super) fn join_member(&mut self, joiner: MemberId, attempt: u32) {
         if self.view.contains(&joiner) {
+            // Its previous incarnation has yet to leave the view: the request waits
+            // (`after_membership_change` asks again).
+            let known = self.join_requests.entry(joiner);
+            *known = (*known).max(attempt);
             return;
         }
         let origin_delivered = self.origin_delivered.clone().into_entries();

@@ -305,8 +305,8 @@ impl Member {
         for (joiner, attempt) in pending_joins {
             if self.view.contains(&joiner) {
                 let admitted = self.join_attempts.get(joiner).copied().unwrap_or(0);
-                if attempt <= admitted {
-                    continue; // stale
+                if attempt <= admitted && !self.suspected.contains(&joiner) {
+                    continue; // stale (a suspected member's is a new incarnation's)
                 }
                 self.suspected.insert(joiner);
                 let r = self.relayer.as_mut().expect("relayer");

@@ -242,3 +242,70 @@ fn a_planted_split_brain_is_a_total_order_violation() {
     assert!(all.contains(&Property::TotalOrder), "{all:?}");
     assert!(all.contains(&Property::Liveness), "{all:?}");
 }
+
+/// [`valid`], with member 3 back as a new incarnation that joined at seq 7 and
+/// installed `state` there.
+fn with_joiner(state: Option<Installed>) -> Record {
+    let mut r = valid();
+    r.state_transfer = true;
+    let joined = Delivery::Joined { seq: 7, member: 3 };
+    r.logs[0].push(joined.clone());
+    r.logs[1].push(joined.clone());
+    r.rejoin(2);
+    r.logs[2].push(joined);
+    r.installed[2] = state;
+    r
+}
+
+/// The state of members 1 and 2 before seq 7: the five messages they delivered.
+fn state_before_seven() -> AppState {
+    valid().logs[0]
+        .iter()
+        .fold(AppState::EMPTY, |s, d| s.after(d))
+}
+
+#[test]
+fn a_joiner_that_installed_the_groups_state_passes() {
+    let state = state_before_seven();
+    assert_eq!(state.count, 5);
+    let r = with_joiner(Some(Installed { seq: 7, state }));
+    assert_eq!(check_all(&r), Vec::new());
+}
+
+#[test]
+fn each_planted_state_transfer_defect_is_named() {
+    let right = state_before_seven();
+    let cases = [
+        (
+            "a state with a message missing",
+            Some(Installed {
+                seq: 7,
+                state: valid().logs[0][..3]
+                    .iter()
+                    .fold(AppState::EMPTY, |s, d| s.after(d)),
+            }),
+        ),
+        (
+            "the state of the wrong position",
+            Some(Installed {
+                seq: 6,
+                state: right,
+            }),
+        ),
+        ("no state installed", None),
+    ];
+    for (what, installed) in cases {
+        let found: Vec<Property> = check_all(&with_joiner(installed))
+            .into_iter()
+            .map(|v| v.property)
+            .collect();
+        assert_eq!(found, vec![Property::StateTransfer], "{what}");
+    }
+    // A joiner no live member can serve (every one that could crashed) is not
+    // held to installing.
+    let mut lost = with_joiner(None);
+    lost.crashed = vec![true, true, false];
+    assert!(check_all(&lost)
+        .iter()
+        .all(|v| v.property != Property::StateTransfer));
+}
