@@ -88,17 +88,20 @@ fn measure(
 
 /// Runs `abcast bench`.
 pub fn run(args: BenchArgs) -> ExitCode {
-    let planned = args::spec(&args).and_then(|s| Ok((s, sweep::plan(&args)?)));
-    let (spec, sweeps) = match planned {
-        Ok(p) => p,
+    // A sweep's runs each have a spec of their own, in place of --nodes and --size.
+    let planned = if args::sweeping(&args) {
+        sweep::plan(&args).map(|runs| (None, runs))
+    } else {
+        args::spec(&args).map(|s| (Some(s), Vec::new()))
+    };
+    let spec = match planned {
+        Ok((Some(spec), _)) => spec,
+        Ok((None, runs)) => return sweep::run(&args, runs),
         Err(e) => {
             eprintln!("abcast bench: {e}");
             return ExitCode::from(2);
         }
     };
-    if !sweeps.is_empty() {
-        return sweep::run(&args, &spec, sweeps);
-    }
     println!("{}", describe(&spec));
     let (abcast, baseline) = match measure(&spec, !args.no_baseline, "abcast") {
         Ok(r) => r,

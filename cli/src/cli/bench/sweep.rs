@@ -160,13 +160,15 @@ fn passed(r: &SweepRun) -> bool {
             .map_or(true, |b| b.errors.is_empty() && b.check_failures.is_empty())
 }
 
-/// Runs the sweeps `runs` of `args`, whose own spec is `base`.
-pub fn run(a: &BenchArgs, base: &GroupSpec, runs: Vec<(SweepKind, GroupSpec)>) -> ExitCode {
-    println!("{}", describe(base));
+/// Runs the sweeps `runs` of `args`.
+pub fn run(a: &BenchArgs, runs: Vec<(SweepKind, GroupSpec)>) -> ExitCode {
+    if let Some((_, first)) = runs.first() {
+        println!("{} (the first run)", describe(first));
+    }
     let list = |l: &Option<String>| l.as_deref().unwrap_or("-").to_string();
     println!(
-        "sweep: {} runs (--sweep-nodes {}, --sweep-sizes {}) in place of --nodes and --size, \
-         every other option as above{}",
+        "sweep: {} runs (--sweep-nodes {}, --sweep-sizes {}), each with the members and \
+         payload size of its row, every other option as above{}",
         runs.len(),
         list(&a.sweep_nodes),
         list(&a.sweep_sizes),
