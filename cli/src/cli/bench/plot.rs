@@ -23,10 +23,12 @@ use super::sweep::{SweepKind, SweepRun};
 const SIZE: (u32, u32) = (960, 540);
 /// The most points a timeline series has: bins are merged past it.
 const TIMELINE_POINTS: u64 = 2_000;
-/// Milliseconds shown before the kill on the fail-over timeline.
-const BEFORE_KILL_MS: f64 = 250.0;
+/// Milliseconds shown before the kill on the fail-over timeline: enough to see the
+/// pauses of normal running beside the fail-over's, few enough to tell each
+/// millisecond apart.
+const BEFORE_KILL_MS: f64 = 50.0;
 /// Milliseconds shown after the kill, at least (more when the pause was longer).
-const AFTER_KILL_MS: f64 = 750.0;
+const AFTER_KILL_MS: f64 = 150.0;
 
 const ABCAST: RGBColor = RGBColor(31, 119, 180);
 const RAW_TCP: RGBColor = RGBColor(255, 127, 14);
@@ -257,7 +259,7 @@ fn timeline(dir: &Path, title: &str, o: &GroupOutcome, f: &Figures) -> Result<Pa
     let (from, to, shift, scale) = match kill_ms {
         Some(k) => {
             let pause = f.failover_pause_ns.unwrap_or(0) as f64 / 1e6;
-            let after = AFTER_KILL_MS.max(2.0 * pause + 100.0);
+            let after = AFTER_KILL_MS.max(3.0 * pause + 50.0);
             // x: ms from the kill, up to the end of the load.
             (
                 (k - BEFORE_KILL_MS).max(0.0),
@@ -291,7 +293,8 @@ fn timeline(dir: &Path, title: &str, o: &GroupOutcome, f: &Figures) -> Result<Pa
     }
     let (_, top) = bounds(series.iter().flat_map(|s| s.points.iter().map(|p| p.1)))
         .ok_or("no member reported its deliveries over time: nothing to plot")?;
-    let top = (top * 1.1).max(1.0);
+    // Room above the lines for the legend.
+    let top = (top * 1.35).max(1.0);
     let (x0, x1) = ((from - shift) * scale, (to - shift) * scale);
     let per = if bin > 1 {
         format!("deliveries per ms (mean over {bin} ms)")
@@ -324,7 +327,7 @@ fn timeline(dir: &Path, title: &str, o: &GroupOutcome, f: &Figures) -> Result<Pa
         caption: &caption,
         x_desc,
         y_desc: &per,
-        legend: SeriesLabelPosition::LowerRight,
+        legend: SeriesLabelPosition::UpperRight,
         x_fmt: short,
         x_labels: 10,
     };
