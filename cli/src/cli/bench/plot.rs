@@ -154,6 +154,8 @@ where
             .x_label_formatter(&frame.x_fmt)
             .y_label_formatter(&short)
             .x_labels(frame.x_labels)
+            .label_style(("sans-serif", 14))
+            .axis_desc_style(("sans-serif", 15))
             .light_line_style(TRANSPARENT)
             .draw()
             .map_err(err)?;
