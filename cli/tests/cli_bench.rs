@@ -44,6 +44,8 @@ const FIELDS: &[&str] = &[
     "member_cpus",
     "throughput_msgs_per_sec",
     "throughput_mb_per_sec",
+    "cpu_ns_per_msg",
+    "cpu_cores",
     "latency_us",
     "latency_samples",
     "identical_order",
@@ -52,6 +54,8 @@ const FIELDS: &[&str] = &[
     "baseline_msgs_per_sec",
     "baseline_mb_per_sec",
     "baseline_latency_us",
+    "baseline_cpu_ns_per_msg",
+    "baseline_cpu_cores",
     "ratio_to_baseline",
     "failover_gap_ms",
     "failover_pause_ms",
@@ -71,6 +75,7 @@ const MEMBER_FIELDS: &[&str] = &[
     "failover_pause_ms",
     "longest_pause_ms",
     "peak_rss_bytes",
+    "cpu_ms",
 ];
 
 fn keys(v: &Value) -> Vec<&str> {
@@ -151,6 +156,21 @@ fn processes_with_baseline_and_relayer_kill() {
     assert!(gap > 0.0 && gap < 3000.0, "fail-over gap {gap} ms");
     let rss = number(&json, "peak_rss_bytes");
     assert!(rss > 1e6 && rss < 1e10, "peak RSS {rss}");
+    // CPU per delivered message, of abcast's member processes and of the baseline's
+    // (forwarder included); each survivor's own share.
+    for key in [
+        "cpu_ns_per_msg",
+        "cpu_cores",
+        "baseline_cpu_ns_per_msg",
+        "baseline_cpu_cores",
+    ] {
+        let v = number(&json, key);
+        assert!(v > 0.0 && v.is_finite(), "{key} {v}");
+    }
+    for m in json["members"].as_array().expect("members") {
+        assert!(number(m, "cpu_ms") > 0.0, "{m}");
+    }
+    assert!(stdout.contains("CPU per delivered message"), "{stdout}");
     assert!(
         stdout.contains("identical order: yes, 2 members"),
         "{stdout}"

@@ -16,7 +16,12 @@
 //! (after the warm-up), per second; latency is from the send time in the payload
 //! (open loop: the time the message was due) to the delivery, over every member; the
 //! fail-over gap runs from the SIGKILL to a survivor's first delivery of a message
-//! ordered by the new relayer; peak RSS is each member's VmHWM.
+//! ordered by the new relayer; peak RSS is each member's VmHWM; CPU per delivered
+//! message is the user and system time of every process of the run over the
+//! window, divided by the data messages every member delivered in it.
+//!
+//! `--plot DIR` draws the figures as SVG files; `--sweep-nodes` and `--sweep-sizes`
+//! run the whole benchmark once per value.
 //!
 //! The raw-TCP baseline runs the same members, payloads and load against one
 //! forwarding process that writes every frame to every member (batched, no
@@ -35,8 +40,10 @@ use report::{describe, print_report};
 mod args;
 pub mod format;
 mod json;
+mod plot;
 pub mod progress;
 pub mod report;
+mod sweep;
 
 // The coordinator, which `abcast demo` uses too.
 pub mod coordinator;
@@ -46,6 +53,7 @@ mod handle;
 
 // The processes it starts, and what they share with it.
 mod clock;
+mod cpu;
 pub mod forwarder;
 mod framing;
 mod histogram;
@@ -53,43 +61,59 @@ pub mod member;
 mod payload;
 mod procfs;
 pub mod protocol;
+mod timeline;
+
+/// Runs abcast's group of `spec`, then (if `baseline`) the raw-TCP baseline of the
+/// same traffic, each with a progress line labelled from `label`.
+fn measure(
+    spec: &GroupSpec,
+    baseline: bool,
+    label: &str,
+) -> Result<(GroupOutcome, Option<GroupOutcome>), String> {
+    let abcast = run_group(spec, &mut ProgressLine::new(label))?;
+    if !baseline {
+        return Ok((abcast, None));
+    }
+    let b = GroupSpec {
+        mode: Mode::RawTcp,
+        kill_after: None,
+        timeline: false,
+        ..spec.clone()
+    };
+    let raw_label = label.replacen("abcast", "raw TCP", 1);
+    let raw = run_group(&b, &mut ProgressLine::new(&raw_label))
+        .map_err(|e| format!("raw-TCP baseline: {e}"))?;
+    Ok((abcast, Some(raw)))
+}
 
 /// Runs `abcast bench`.
 pub fn run(args: BenchArgs) -> ExitCode {
-    let spec = match args::spec(&args) {
-        Ok(s) => s,
+    // A sweep's runs each have a spec of their own, in place of --nodes and --size.
+    let planned = if args::sweeping(&args) {
+        sweep::plan(&args).map(|runs| (None, runs))
+    } else {
+        args::spec(&args).map(|s| (Some(s), Vec::new()))
+    };
+    let spec = match planned {
+        Ok((Some(spec), _)) => spec,
+        Ok((None, runs)) => return sweep::run(&args, runs),
         Err(e) => {
             eprintln!("abcast bench: {e}");
             return ExitCode::from(2);
         }
     };
     println!("{}", describe(&spec));
-    let abcast = match run_group(&spec, &mut ProgressLine::new("abcast")) {
-        Ok(o) => o,
+    let (abcast, baseline) = match measure(&spec, !args.no_baseline, "abcast") {
+        Ok(r) => r,
         Err(e) => {
             eprintln!("abcast bench: {e}");
             return ExitCode::from(1);
         }
     };
-    let baseline = if args.no_baseline {
-        None
-    } else {
-        let b = GroupSpec {
-            mode: Mode::RawTcp,
-            kill_after: None,
-            ..spec.clone()
-        };
-        match run_group(&b, &mut ProgressLine::new("raw TCP")) {
-            Ok(o) => Some(o),
-            Err(e) => {
-                eprintln!("abcast bench: raw-TCP baseline: {e}");
-                return ExitCode::from(1);
-            }
-        }
-    };
     let fa = abcast.figures();
     let fb = baseline.as_ref().map(GroupOutcome::figures);
     print_report(&abcast, &fa, baseline.as_ref(), fb.as_ref());
+    let mut code = ExitCode::SUCCESS;
     if let Some(path) = &args.json {
         let json = json::to_json(&spec, &abcast, &fa, fb.as_ref());
         if let Err(e) = std::fs::write(path, json) {
@@ -98,11 +122,24 @@ pub fn run(args: BenchArgs) -> ExitCode {
         }
         println!("JSON written to {}", path.display());
     }
+    if let Some(dir) = &args.plot {
+        match plot::write_run(dir, spec.size, &abcast, &fa, fb.as_ref()) {
+            Ok(files) => {
+                for f in files {
+                    println!("plot written to {}", f.display());
+                }
+            }
+            Err(e) => {
+                eprintln!("abcast bench: --plot: {e}");
+                code = ExitCode::from(1);
+            }
+        }
+    }
     let baseline_ok = baseline
         .as_ref()
         .map_or(true, |b| b.errors.is_empty() && b.check_failures.is_empty());
     if fa.all_checks_passed && baseline_ok {
-        ExitCode::SUCCESS
+        code
     } else {
         ExitCode::from(1)
     }

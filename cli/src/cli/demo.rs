@@ -210,6 +210,7 @@ pub fn run(args: DemoArgs) -> ExitCode {
         },
         leave_when_done: false,
         latency_trace: None,
+        timeline: false,
         pin_cpus: None,
     };
     let per_member = args.rate / args.nodes as f64;

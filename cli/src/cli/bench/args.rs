@@ -11,7 +11,7 @@ use super::member::DEFAULT_PACE_US;
 use super::payload::HEADER_BYTES;
 
 /// Options of `abcast bench`.
-#[derive(Debug, Args)]
+#[derive(Clone, Debug, Args)]
 pub struct BenchArgs {
     /// Members of the group.
     #[arg(long, default_value_t = 3)]
@@ -42,9 +42,29 @@ pub struct BenchArgs {
     /// the fail-over.
     #[arg(long)]
     pub kill_relayer_after: Option<f64>,
-    /// Write the results as JSON to this file.
+    /// Write the results as JSON to this file (with a sweep: a JSON array, one
+    /// report per run, each with "sweep": "nodes" or "size").
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Write SVG plots into DIR (created if missing): latency-cdf.svg (latency
+    /// from broadcast to delivery at every member, ms on a log axis, abcast beside
+    /// raw TCP) and failover-timeline.svg (deliveries per millisecond at each
+    /// surviving member around the --kill-relayer-after kill, marked; without a
+    /// kill, over the whole run). With a sweep, instead: throughput-vs-nodes.svg and
+    /// throughput-vs-size.svg (msgs/s and MB/s of the slowest member, abcast beside
+    /// raw TCP).
+    #[arg(long, value_name = "DIR")]
+    pub plot: Option<PathBuf>,
+    /// Run the benchmark once per group size in LIST: member counts, comma-separated
+    /// (e.g. 3,5,7; each 1 to 64), every other option as given; prints one summary
+    /// row per run.
+    #[arg(long, value_name = "LIST")]
+    pub sweep_nodes: Option<String>,
+    /// Run the benchmark once per payload size in LIST: bytes, comma-separated (e.g.
+    /// 64,1024,65536; each 21 to 1,048,512), every other option as given; prints one
+    /// summary row per run (after the --sweep-nodes runs, if any).
+    #[arg(long, value_name = "LIST")]
+    pub sweep_sizes: Option<String>,
     /// Skip the raw-TCP baseline.
     #[arg(long)]
     pub no_baseline: bool,
@@ -92,11 +112,30 @@ pub struct BenchArgs {
     pub pin_members: bool,
 }
 
+/// The most members a group run may have.
+pub const MAX_NODES: usize = 64;
+
 /// Checks the options and turns them into a group spec.
 pub fn spec(a: &BenchArgs) -> Result<GroupSpec, String> {
-    if a.nodes == 0 || a.nodes > 64 {
-        return Err("--nodes must be 1 to 64".into());
+    spec_for(a, a.nodes, a.size)
+}
+
+/// Whether a sweep was asked for.
+pub fn sweeping(a: &BenchArgs) -> bool {
+    a.sweep_nodes.is_some() || a.sweep_sizes.is_some()
+}
+
+/// Checks the options and turns them into a group spec with `nodes` members and
+/// `size`-byte payloads in place of `--nodes` and `--size`.
+pub fn spec_for(a: &BenchArgs, nodes: usize, size: usize) -> Result<GroupSpec, String> {
+    if nodes == 0 || nodes > MAX_NODES {
+        return Err(format!("--nodes must be 1 to {MAX_NODES}"));
     }
+    let a = &BenchArgs {
+        nodes,
+        size,
+        ..a.clone()
+    };
     if a.size < HEADER_BYTES {
         return Err(format!(
             "--size must be at least {HEADER_BYTES} (the sender, number and send time)"
@@ -134,6 +173,15 @@ pub fn spec(a: &BenchArgs) -> Result<GroupSpec, String> {
         if !(k > 0.0 && k < a.duration) {
             return Err("--kill-relayer-after must be within the duration".into());
         }
+    }
+    if let Some(dir) = &a.plot {
+        std::fs::create_dir_all(dir).map_err(|e| format!("--plot {}: {e}", dir.display()))?;
+    }
+    if a.latency_trace.is_some() && sweeping(a) {
+        return Err(
+            "--latency-trace writes one run's files: not with --sweep-nodes or --sweep-sizes"
+                .into(),
+        );
     }
     if let Some(dir) = &a.latency_trace {
         if dir.to_str().is_none() {
@@ -180,6 +228,8 @@ pub fn spec(a: &BenchArgs) -> Result<GroupSpec, String> {
         key: a.key.clone(),
         leave_when_done: a.leave_when_done,
         latency_trace: a.latency_trace.clone(),
+        // The timeline plot of a single run.
+        timeline: a.plot.is_some() && !sweeping(a),
         pin_cpus,
     })
 }

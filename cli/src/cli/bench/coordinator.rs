@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
 use super::clock::Clock;
+use super::cpu::CpuMeter;
 use super::group::{GroupOutcome, GroupSpec, MemberOutcome, Mode, Progress, Ui};
 use super::handle::{spawn_process, spawn_thread, start_forwarder, Handle, Msg};
 use super::member::Ctrl;
@@ -77,6 +78,8 @@ pub fn run_group(spec: &GroupSpec, ui: &mut dyn Ui) -> Result<GroupOutcome, Stri
         ..GroupOutcome::default()
     };
     let mut closed = vec![false; spec.nodes];
+    let pids: Vec<Option<u32>> = handles.iter().map(Handle::pid).collect();
+    let mut cpu = CpuMeter::new(&pids, forwarder.as_ref().and_then(|f| f.handle.pid()));
     let result = drive(
         spec,
         ui,
@@ -86,7 +89,9 @@ pub fn run_group(spec: &GroupSpec, ui: &mut dyn Ui) -> Result<GroupOutcome, Stri
         &mut handles,
         &mut out,
         &mut closed,
+        &mut cpu,
     );
+    out.cpu = cpu.result();
     match result {
         // Every member is done: now they may leave.
         Ok(()) => {
@@ -143,6 +148,7 @@ fn drive(
     handles: &mut [Handle],
     out: &mut GroupOutcome,
     closed: &mut [bool],
+    cpu: &mut CpuMeter,
 ) -> Result<(), String> {
     let n = spec.nodes;
     // 1. Every member ready.
@@ -195,6 +201,8 @@ fn drive(
         .kill_after
         .map(|d| t_go + d.as_nanos() as u64)
         .filter(|_| n > 1);
+    // The CPU time is sampled over the window the members measure.
+    let mut cpu_from = Some(t_go + spec.warmup.as_nanos() as u64);
     let hard_deadline = t_end + 90_000_000_000;
     let mut delivered = vec![0u64; n];
     let mut sent = vec![0u64; n];
@@ -218,9 +226,14 @@ fn drive(
                 .collect();
             return Err(format!("members {missing:?} did not finish in time"));
         }
+        if cpu_from.is_some_and(|c| now >= c) {
+            cpu_from = None;
+            cpu.start();
+        }
         if let Some(k) = kill_at {
             if now >= k {
                 kill_at = None;
+                cpu.end_member(0);
                 let t = clock.now_ns();
                 out.t_kill = Some(t);
                 out.members[0].sampled_rss = out.members[0]
@@ -234,6 +247,7 @@ fn drive(
         }
         if now >= t_end && !drained_told {
             drained_told = true;
+            cpu.end();
             ui.draining();
         }
         if now >= next_tick {
@@ -273,6 +287,9 @@ fn drive(
         }
         if let Some(k) = kill_at {
             wake = wake.min(k);
+        }
+        if let Some(c) = cpu_from {
+            wake = wake.min(c);
         }
         let wait = Duration::from_nanos(wake.saturating_sub(clock.now_ns()));
         match rx.recv_timeout(wait) {

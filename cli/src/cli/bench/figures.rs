@@ -1,5 +1,5 @@
 //! A group run's figures, from what every member reported: throughput, latency,
-//! fail-over, memory, and whether every survivor delivered the same sequence.
+//! fail-over, memory, CPU per delivered message, and whether every survivor delivered the same sequence.
 
 use super::group::{GroupOutcome, MemberOutcome};
 use super::histogram::Histogram;
@@ -25,6 +25,8 @@ pub struct MemberFigures {
     pub failover_pause_ns: Option<u64>,
     /// Its peak RSS.
     pub peak_rss: Option<u64>,
+    /// CPU time (user plus system) of its process over the window, ns.
+    pub cpu_ns: Option<u64>,
     /// Data messages it delivered (up to the last end message).
     pub delivered: u64,
     /// Its running hash.
@@ -59,6 +61,12 @@ pub struct Figures {
     pub peak_rss_member: Option<u32>,
     /// Where the survivors' sequences first differ, if they do.
     pub divergence: Option<String>,
+    /// CPU time of every process of the run over the window, divided by the data
+    /// messages every survivor delivered in it (a message delivered at three
+    /// members counts three times), ns.
+    pub cpu_ns_per_msg: Option<f64>,
+    /// The same CPU time over the window's length: the cores kept busy.
+    pub cpu_cores: Option<f64>,
 }
 
 impl GroupOutcome {
@@ -66,11 +74,13 @@ impl GroupOutcome {
     pub fn figures(&self) -> Figures {
         let mut members = Vec::new();
         let mut latency = Histogram::default();
+        let mut window_msgs = 0u64;
         for m in &self.members {
             let Some(s) = &m.summary else { continue };
             if m.killed {
                 continue;
             }
+            window_msgs += s.window_msgs;
             let secs = (s.window_ns as f64 / 1e9).max(1e-9);
             latency.merge(&s.latency);
             members.push(MemberFigures {
@@ -89,6 +99,12 @@ impl GroupOutcome {
                     )
                 }),
                 peak_rss: s.peak_rss_bytes.max(m.sampled_rss),
+                cpu_ns: self
+                    .cpu
+                    .per_member
+                    .get(m.id as usize - 1)
+                    .copied()
+                    .flatten(),
                 delivered: s.delivered,
                 hash: s.hash,
             });
@@ -130,7 +146,12 @@ impl GroupOutcome {
         } else {
             Some(diverge(&self.members))
         };
+        let cpu_ns = self.cpu.total_ns.filter(|_| window_msgs > 0);
         Figures {
+            cpu_ns_per_msg: cpu_ns.map(|c| c as f64 / window_msgs as f64),
+            cpu_cores: cpu_ns
+                .filter(|_| self.cpu.window_ns > 0)
+                .map(|c| c as f64 / self.cpu.window_ns as f64),
             divergence,
             min_msgs_per_sec: if members.is_empty() {
                 0.0

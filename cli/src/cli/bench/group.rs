@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::cli::options::{BufferingArg, KeyArgs, RuntimeArgs};
 
+use super::cpu::CpuUse;
 use super::member::MemberArgs;
 use super::protocol::{Report, Summary};
 
@@ -56,6 +57,8 @@ pub struct GroupSpec {
     pub leave_when_done: bool,
     /// Every member writes its latency trace into this directory.
     pub latency_trace: Option<PathBuf>,
+    /// Every member reports its deliveries per millisecond (for the plots).
+    pub timeline: bool,
     /// Pin member ID's process to the (ID-1 mod N)-th of these N CPUs.
     pub pin_cpus: Option<Vec<usize>>,
 }
@@ -88,6 +91,7 @@ impl GroupSpec {
             key: self.key.clone(),
             leave_when_done: self.leave_when_done,
             latency_trace: self.latency_trace.clone(),
+            timeline: self.timeline,
             cpu: self.member_cpu(id),
         }
     }
@@ -134,6 +138,9 @@ impl GroupSpec {
             v.push("--latency-trace".into());
             v.push(dir.display().to_string());
         }
+        if a.timeline {
+            v.push("--timeline".into());
+        }
         if let Some(cpu) = a.cpu {
             v.push("--cpu".into());
             v.push(cpu.to_string());
@@ -178,6 +185,8 @@ pub struct GroupOutcome {
     pub t_kill: Option<u64>,
     /// How long the group took to form (every member connected).
     pub formed_in: Duration,
+    /// The CPU time its processes used over the measured window.
+    pub cpu: CpuUse,
 }
 
 /// Progress of a running group, for the progress line.

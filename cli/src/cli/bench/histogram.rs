@@ -69,6 +69,15 @@ impl Histogram {
         ]
     }
 
+    /// The distribution, for a plot: each recorded value range's highest value (at
+    /// most the exact maximum), ns, with the fraction of values at or below it.
+    pub fn cdf(&self) -> Vec<(u64, f64)> {
+        self.hdr
+            .iter_recorded()
+            .map(|v| (v.value_iterated_to().min(self.max), v.quantile()))
+            .collect()
+    }
+
     /// `max;value:count,value:count,...` (the recorded value ranges only, each by
     /// its highest value).
     pub fn encode(&self) -> String {
@@ -136,6 +145,10 @@ mod tests {
         for q in [0.0, 0.5, 0.9, 0.99, 1.0] {
             assert_eq!(back.quantile(q), h.quantile(q), "{q}");
         }
+        let cdf = h.cdf();
+        assert_eq!(cdf.last().map(|p| p.1), Some(1.0));
+        assert!(cdf.windows(2).all(|w| w[0].0 < w[1].0 && w[0].1 <= w[1].1));
+        assert!(Histogram::default().cdf().is_empty());
         let mut merged = Histogram::default();
         merged.merge(&h);
         merged.merge(&back);

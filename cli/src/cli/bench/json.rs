@@ -1,11 +1,14 @@
-//! `abcast bench --json`: the results as one JSON object (`serde_json`). Durations
-//! are in the unit their field's name ends with; a figure not measured is `null`.
+//! `abcast bench --json`: the results as one JSON object (`serde_json`); with a sweep,
+//! an array of such objects, one per run, each with a `sweep` field first (`nodes`
+//! or `size`). Durations are in the unit their field's name ends with; a figure not
+//! measured is `null`.
 
 use serde::Serialize;
 
 use super::figures::{Figures, MemberFigures};
 use super::group::{GroupOutcome, GroupSpec};
 use super::histogram::Histogram;
+use super::sweep::SweepRun;
 
 /// The headline latency figures, in µs.
 #[derive(Serialize)]
@@ -49,6 +52,8 @@ struct Member {
     failover_pause_ms: Option<f64>,
     longest_pause_ms: f64,
     peak_rss_bytes: Option<u64>,
+    /// Its process's CPU time over the window (null in-process).
+    cpu_ms: Option<f64>,
 }
 
 impl Member {
@@ -69,6 +74,7 @@ impl Member {
             failover_pause_ms: m.failover_pause_ns.map(ms),
             longest_pause_ms: ms(m.longest_pause_ns),
             peak_rss_bytes: m.peak_rss,
+            cpu_ms: m.cpu_ns.map(ms),
         }
     }
 }
@@ -88,6 +94,8 @@ struct Bench {
     member_cpus: Option<Vec<usize>>,
     throughput_msgs_per_sec: f64,
     throughput_mb_per_sec: f64,
+    cpu_ns_per_msg: Option<f64>,
+    cpu_cores: Option<f64>,
     latency_us: Latency,
     latency_samples: u64,
     identical_order: bool,
@@ -96,6 +104,8 @@ struct Bench {
     baseline_msgs_per_sec: Option<f64>,
     baseline_mb_per_sec: Option<f64>,
     baseline_latency_us: Option<Latency>,
+    baseline_cpu_ns_per_msg: Option<f64>,
+    baseline_cpu_cores: Option<f64>,
     ratio_to_baseline: Option<f64>,
     failover_gap_ms: Option<f64>,
     failover_pause_ms: Option<f64>,
@@ -115,9 +125,42 @@ fn ms(ns: u64) -> f64 {
     round3(ns as f64 / 1e6)
 }
 
+/// One run of a sweep: which option it varies, then its report.
+#[derive(Serialize)]
+struct SweepReport {
+    sweep: &'static str,
+    #[serde(flatten)]
+    report: Bench,
+}
+
+/// `value` as pretty JSON, with a final newline.
+fn text(value: &impl Serialize) -> String {
+    let mut text = serde_json::to_string_pretty(value)
+        .unwrap_or_else(|e| serde_json::json!({ "errors": [e.to_string()] }).to_string());
+    text.push('\n');
+    text
+}
+
 /// The JSON report of run `a` (figures `fa`) of `spec`, beside the baseline's `fb`.
 pub fn to_json(spec: &GroupSpec, a: &GroupOutcome, fa: &Figures, fb: Option<&Figures>) -> String {
-    let report = Bench {
+    text(&report(spec, a, fa, fb))
+}
+
+/// The JSON array of a sweep's runs.
+pub fn sweep_to_json(runs: &[SweepRun]) -> String {
+    let all: Vec<SweepReport> = runs
+        .iter()
+        .map(|r| SweepReport {
+            sweep: r.kind.name(),
+            report: report(&r.spec, &r.abcast, &r.fa, r.fb.as_ref()),
+        })
+        .collect();
+    text(&all)
+}
+
+/// The report of run `a` (figures `fa`) of `spec`, beside the baseline's `fb`.
+fn report(spec: &GroupSpec, a: &GroupOutcome, fa: &Figures, fb: Option<&Figures>) -> Bench {
+    Bench {
         nodes: spec.nodes,
         size: spec.size,
         buffering: spec.buffering.name(),
@@ -134,6 +177,8 @@ pub fn to_json(spec: &GroupSpec, a: &GroupOutcome, fa: &Figures, fb: Option<&Fig
         }),
         throughput_msgs_per_sec: round3(fa.min_msgs_per_sec),
         throughput_mb_per_sec: round3(fa.min_mb_per_sec),
+        cpu_ns_per_msg: fa.cpu_ns_per_msg.map(round3),
+        cpu_cores: fa.cpu_cores.map(round3),
         latency_us: Latency::of(&fa.latency),
         latency_samples: fa.latency.count(),
         identical_order: fa.identical_order,
@@ -142,6 +187,8 @@ pub fn to_json(spec: &GroupSpec, a: &GroupOutcome, fa: &Figures, fb: Option<&Fig
         baseline_msgs_per_sec: fb.map(|f| round3(f.min_msgs_per_sec)),
         baseline_mb_per_sec: fb.map(|f| round3(f.min_mb_per_sec)),
         baseline_latency_us: fb.map(|f| Latency::of(&f.latency)),
+        baseline_cpu_ns_per_msg: fb.and_then(|f| f.cpu_ns_per_msg).map(round3),
+        baseline_cpu_cores: fb.and_then(|f| f.cpu_cores).map(round3),
         ratio_to_baseline: fb.map(|f| round3(fa.ratio_to(f))),
         failover_gap_ms: fa.failover_gap_ns.map(ms),
         failover_pause_ms: fa.failover_pause_ns.map(ms),
@@ -149,9 +196,5 @@ pub fn to_json(spec: &GroupSpec, a: &GroupOutcome, fa: &Figures, fb: Option<&Fig
         peak_rss_bytes: fa.peak_rss,
         members: fa.members.iter().map(Member::of).collect(),
         errors: a.errors.iter().chain(&a.check_failures).cloned().collect(),
-    };
-    let mut text = serde_json::to_string_pretty(&report)
-        .unwrap_or_else(|e| serde_json::json!({ "errors": [e.to_string()] }).to_string());
-    text.push('\n');
-    text
+    }
 }

@@ -101,6 +101,10 @@ pub struct MemberArgs {
     /// `DIR/abcast-member-ID.csv` (`DIR/raw-tcp-member-ID.csv` for the baseline).
     #[arg(long, value_name = "DIR")]
     pub latency_trace: Option<PathBuf>,
+    /// Report how many data messages this member delivered in each millisecond of
+    /// the load (for `abcast bench --plot`).
+    #[arg(long)]
+    pub timeline: bool,
     /// Pin this process (every thread it starts) to this CPU, and check when done
     /// that every thread of the process is still on it (process mode only).
     #[arg(long)]

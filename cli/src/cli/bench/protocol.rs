@@ -2,6 +2,7 @@
 //! through a channel, in-process), the last of them its [`Summary`].
 
 use super::histogram::Histogram;
+use super::timeline::Timeline;
 
 /// A member's account of its run, sent once it has delivered every survivor's end
 /// message.
@@ -36,6 +37,8 @@ pub struct Summary {
     /// The running hash after every [`CHECKPOINT_EVERY`] data messages: where two
     /// members' lists first differ is where their sequences diverged.
     pub checkpoints: Vec<u64>,
+    /// Its deliveries over time, when the coordinator asked for them (`--plot`).
+    pub timeline: Option<Timeline>,
 }
 
 /// Data messages between two hash checkpoints.
@@ -131,7 +134,7 @@ impl Report {
             Report::CheckFailed(m) => format!("check-failed {}", m.replace('\n', " ")),
             Report::Failed(m) => format!("failed {}", m.replace('\n', " ")),
             Report::Done(s) => format!(
-                "done {} {} {} {} {} {} {} {} {} {} {} {} {}",
+                "done {} {} {} {} {} {} {} {} {} {} {} {} {} {}",
                 s.sent,
                 s.delivered,
                 s.hash,
@@ -152,7 +155,10 @@ impl Report {
                         .map(|c| format!("{c:x}"))
                         .collect::<Vec<_>>()
                         .join(",")
-                }
+                },
+                s.timeline
+                    .as_ref()
+                    .map_or("-".to_string(), Timeline::encode)
             ),
         }
     }
@@ -204,6 +210,10 @@ impl Report {
                         .map(|x| u64::from_str_radix(x, 16).ok())
                         .collect::<Option<_>>()?,
                 },
+                timeline: match f.get(13) {
+                    None | Some(&"-") => None,
+                    Some(t) => Some(Timeline::decode(t)?),
+                },
             })),
             _ => return None,
         })
@@ -226,6 +236,9 @@ mod tests {
             ..Summary::default()
         };
         s.latency.record(1234);
+        let mut timeline = Timeline::new(0, 1_000_000_000);
+        timeline.record(1_500_000);
+        s.timeline = Some(timeline);
         let line = Report::Done(Box::new(s)).to_line();
         match Report::parse(&line) {
             Some(Report::Done(b)) => {
@@ -234,6 +247,7 @@ mod tests {
                 assert_eq!(b.first_after_change_ns, None);
                 assert_eq!(b.latency.count(), 1);
                 assert_eq!(b.checkpoints, vec![1, u64::MAX]);
+                assert_eq!(b.timeline.map(|t| t.counts), Some(vec![0, 1]));
             }
             other => panic!("{other:?}"),
         }

@@ -125,6 +125,11 @@ pub fn print_report(
         );
     }
     println!(
+        "CPU per delivered message (user+system time over the measured window / deliveries \
+         at all members): {}",
+        cpu_line("abcast", a, fa, b.zip(fb))
+    );
+    println!(
         "latency, broadcast to delivery, all members: abcast {}",
         headline(&fa.latency)
     );
@@ -185,6 +190,30 @@ pub fn print_report(
         println!("error: {e}");
     }
     print_stderr_tails(a, fa, "");
+}
+
+/// `abcast 512 ns (1.93 cores busy, ...)`, and the same for the baseline if given.
+fn cpu_line(
+    name: &str,
+    o: &GroupOutcome,
+    f: &Figures,
+    baseline: Option<(&GroupOutcome, &Figures)>,
+) -> String {
+    let what = match (o.cpu.whole_process, o.cpu.forwarder) {
+        (true, true) => "the whole process and the forwarder",
+        (true, false) => "the whole process",
+        (false, true) => "member processes and the forwarder",
+        (false, false) => "member processes",
+    };
+    let mut line = match (f.cpu_ns_per_msg, f.cpu_cores) {
+        (Some(ns), Some(cores)) => format!("{name} {ns:.0} ns ({cores:.2} cores busy, {what})"),
+        _ => format!("{name} - (not measured)"),
+    };
+    if let Some((b, fb)) = baseline {
+        line.push_str("; ");
+        line.push_str(&cpu_line("raw TCP", b, fb, None));
+    }
+    line
 }
 
 /// `p50 … p90 … p99 … max …` of `h`, in milliseconds.

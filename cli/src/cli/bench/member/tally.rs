@@ -13,6 +13,7 @@ use crate::cli::bench::histogram::Histogram;
 use crate::cli::bench::payload::{read_header, KIND_DATA, KIND_END};
 use crate::cli::bench::procfs::{peak_rss_bytes, threads_cpus};
 use crate::cli::bench::protocol::{Report, Summary, CHECKPOINT_EVERY};
+use crate::cli::bench::timeline::Timeline;
 
 use super::latency_trace::LatencyTrace;
 use super::{Ctrl, MemberArgs, Out, END_GRACE_NS, PROGRESS_EVERY_NS};
@@ -50,6 +51,8 @@ pub struct Tally {
     latency: Histogram,
     /// With `--latency-trace`.
     trace: Option<LatencyTrace>,
+    /// With `--timeline`.
+    timeline: Option<Timeline>,
     last_delivery_ns: u64,
     longest_pause_ns: u64,
     last_before_change_ns: Option<u64>,
@@ -93,6 +96,7 @@ impl Tally {
             window_bytes: 0,
             latency: Histogram::default(),
             trace,
+            timeline: args.timeline.then(|| Timeline::new(t_go, t_end)),
             last_delivery_ns: t_go,
             longest_pause_ns: 0,
             last_before_change_ns: None,
@@ -176,6 +180,9 @@ impl Tally {
                     if t >= self.t_go && t < self.t_end {
                         trace.record(now, t, origin);
                     }
+                }
+                if let Some(timeline) = &mut self.timeline {
+                    timeline.record(now);
                 }
                 if now > self.t_go && now <= self.t_end {
                     let pause = now.saturating_sub(self.last_delivery_ns);
@@ -297,6 +304,7 @@ impl Tally {
             last_before_change_ns: self.last_before_change_ns,
             peak_rss_bytes: peak_rss_bytes(None),
             checkpoints: self.checkpoints.clone(),
+            timeline: self.timeline.clone(),
         }
     }
 }
