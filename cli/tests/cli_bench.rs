@@ -98,7 +98,10 @@ fn sorted(fields: &[&'static str]) -> Vec<&'static str> {
 /// Every field of the report is there, and no other; the same for every member.
 fn check_fields(json: &Value) {
     assert_eq!(keys(json), sorted(FIELDS), "{json:#}");
-    assert_eq!(keys(&json["latency_us"]), ["max", "p50", "p90", "p99"]);
+    assert_eq!(
+        keys(&json["latency_us"]),
+        ["max", "p50", "p90", "p99", "p999"]
+    );
     let members = json["members"].as_array().expect("members");
     assert!(!members.is_empty(), "{json:#}");
     for m in members {
@@ -148,10 +151,13 @@ fn processes_with_baseline_and_relayer_kill() {
     assert!(base > 0.0, "baseline {base}");
     let ratio = number(&json, "ratio_to_baseline");
     assert!((ratio - tp / base).abs() < 0.01, "ratio {ratio}");
-    for q in ["p50", "p90", "p99", "max"] {
+    for q in ["p50", "p90", "p99", "p999", "max"] {
         assert!(latency_field(&json, "latency_us", q) > 0.0, "latency {q}");
     }
     assert!(latency_field(&json, "latency_us", "p50") <= latency_field(&json, "latency_us", "p99"));
+    assert!(
+        latency_field(&json, "latency_us", "p99") <= latency_field(&json, "latency_us", "p999")
+    );
     let gap = number(&json, "failover_gap_ms");
     assert!(gap > 0.0 && gap < 3000.0, "fail-over gap {gap} ms");
     let rss = number(&json, "peak_rss_bytes");

@@ -59,12 +59,13 @@ impl Histogram {
         self.hdr.value_at_quantile(q).min(self.max)
     }
 
-    /// The figures a report shows: p50, p90, p99 and the maximum, by name.
-    pub fn headline(&self) -> [(&'static str, u64); 4] {
+    /// The figures a report shows: p50, p90, p99, p99.9 and the maximum, by name.
+    pub fn headline(&self) -> [(&'static str, u64); 5] {
         [
             ("p50", self.quantile(0.5)),
             ("p90", self.quantile(0.9)),
             ("p99", self.quantile(0.99)),
+            ("p99.9", self.quantile(0.999)),
             ("max", self.max),
         ]
     }

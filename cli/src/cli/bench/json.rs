@@ -16,6 +16,7 @@ struct Latency {
     p50: f64,
     p90: f64,
     p99: f64,
+    p999: f64,
     max: f64,
 }
 
@@ -26,6 +27,7 @@ impl Latency {
             p50: us(h.quantile(0.5)),
             p90: us(h.quantile(0.9)),
             p99: us(h.quantile(0.99)),
+            p999: us(h.quantile(0.999)),
             max: us(h.max()),
         }
     }

@@ -216,7 +216,7 @@ fn cpu_line(
     line
 }
 
-/// `p50 … p90 … p99 … max …` of `h`, in milliseconds.
+/// `p50 … p90 … p99 … p99.9 … max …` of `h`, in milliseconds.
 fn headline(h: &Histogram) -> String {
     let each: Vec<String> = h
         .headline()
