@@ -362,7 +362,7 @@ fn a_size_over_the_largest_payload_is_refused_at_once() {
             .stderr(std::process::Stdio::piped())
             .spawn()
             .expect("run abcast bench");
-        // Before the fix it ran until killed: give it a deadline, then end it by PID.
+        // A deadline, then an end by PID, should it run on.
         let ended = common::wait_until(Duration::from_secs(30), || {
             child.try_wait().expect("try_wait").is_some()
         });
