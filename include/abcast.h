@@ -248,6 +248,11 @@ typedef int32_t abcast_event_kind;
 #endif // __cplusplus
 
 /**
+ * A member's application state: how many messages it delivered, and their hash.
+ */
+typedef struct AppState AppState;
+
+/**
  * A configuration under construction (opaque). Create it with
  * `abcast_config_new`, fill it with the `abcast_config_*` setters, pass it to
  * `abcast_node_start` (which copies it), free it with
@@ -418,6 +423,18 @@ typedef struct abcast_stats {
      * Bytes waiting in the write queues (all peers).
      */
     uint64_t write_queue_bytes;
+    /**
+     * Payload bytes of the messages this member broadcast.
+     */
+    uint64_t sent_bytes;
+    /**
+     * Messages the relayer holds waiting for room in its relay window.
+     */
+    uint64_t pending_msgs;
+    /**
+     * Relay frame bytes not yet written (all peers), the relayer's backlog.
+     */
+    uint64_t relay_backlog_bytes;
 } abcast_stats;
 
 #ifdef __cplusplus
@@ -497,7 +514,8 @@ abcast_status abcast_thread_set_cpu_affinity(const uint32_t *cpus, size_t cpus_l
  * timeout 10 s, send window 1024 messages, leave timeout 5 s). Add every member,
  * this one included, with `abcast_config_add_member`. The caller owns the result
  * and frees it with `abcast_config_free`. Returns `NULL` only if the library
- * failed internally (see `abcast_last_error`).
+ * failed internally (see `abcast_last_error`). Ids start at 1: `abcast_node_start`
+ * and `abcast_config_validate` refuse a `self_id` of 0 (`ABCAST_INVALID_CONFIG`).
  */
 struct abcast_config *abcast_config_new(uint32_t self_id);
 
@@ -520,7 +538,8 @@ void abcast_config_free(struct abcast_config *cfg);
  * `abcast_node_start` (`ABCAST_INVALID_CONFIG`).
  *
  * `ABCAST_NULL_ARGUMENT` if `cfg` or `host_port` is `NULL`; `ABCAST_INVALID_ARGUMENT`
- * if `host_port` does not parse or resolve (the configuration is then unchanged).
+ * if `id` is 0 (reserved: events use it for "no member") or `host_port` does not
+ * parse or resolve (the configuration is then unchanged).
  *
  * # Safety
  * `cfg`: `NULL` or a live configuration used by no other thread; `host_port`: `NULL`
@@ -865,10 +884,13 @@ abcast_status abcast_recv_many(struct abcast_node *node,
  * A file descriptor that is readable while events wait for `abcast_recv`, or once
  * the node stopped (a receive then returns at once), into `*fd`: level-triggered,
  * as Corosync's `cpg_fd_get`. Put it in a `poll`, `epoll` or `select` loop; when
- * it is readable, call `abcast_recv(node, &ev, 0)` until `ABCAST_TIMEOUT`. Do not
- * read from it or close it: it lives until `abcast_node_stop`. Linux only
- * (`ABCAST_IO` elsewhere); `ABCAST_WRONG_MODE` on a node started with a
- * callback.
+ * it is readable, call `abcast_recv(node, &ev, 0)` until `ABCAST_TIMEOUT`. It turns
+ * readable once each time events start to wait, and unreadable once a receive takes
+ * the last: with `EPOLLET` that is one edge per such change, so drain it until
+ * `ABCAST_TIMEOUT` before waiting again (events that arrive while some still wait
+ * make no new edge). Do not read from it or close it: it lives until
+ * `abcast_node_stop`. Linux only (`ABCAST_IO` elsewhere); `ABCAST_WRONG_MODE` on a
+ * node started with a callback.
  *
  * # Safety
  * `node`: `NULL` or a live node; `fd`: `NULL` or writable.

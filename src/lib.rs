@@ -75,3 +75,94 @@ pub use runtime::{Config, Error, Event, Node, StateTransfer};
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
+
+/// What the public types promise other crates, compiled as doctests.
+///
+/// [`Event::Deliver`]'s payload is the re-exported [`Bytes`], and a delivery names
+/// its message's id:
+///
+/// ```
+/// let e = abcast::Event::Deliver {
+///     seq: 1,
+///     origin: 2,
+///     origin_seq: 7,
+///     payload: abcast::Bytes::from_static(b"x"),
+/// };
+/// assert_eq!(e.msg_id(), Some(abcast::MsgId { origin: 2, origin_seq: 7 }));
+///
+/// // What the examples below refuse, done the way that compiles.
+/// fn kind(e: &abcast::Event) -> u8 {
+///     match e {
+///         abcast::Event::Deliver { .. } => 0,
+///         abcast::Event::MemberLeft { .. } => 1,
+///         abcast::Event::MemberJoined { .. } => 2,
+///         abcast::Event::RelayerChanged { .. } => 3,
+///         abcast::Event::StateInstalled { .. } => 4,
+///         abcast::Event::Excluded => 5,
+///         abcast::Event::NoQuorum => 6,
+///         _ => 7,
+///     }
+/// }
+/// assert_eq!(kind(&e), 0);
+/// let mut c = abcast::Config::new(1, Vec::new()).with_join(true);
+/// c.self_id = 2;
+/// assert!(c.join);
+/// fn depth(s: abcast::runtime::Stats) -> usize {
+///     let abcast::runtime::Stats { delivery_queue, .. } = s.clone();
+///     let abcast::runtime::Stats {
+///         delivery_queue: _, unrelayed: _, buffered_relays: _, pending_msgs: _,
+///         write_queue_bytes: _, relay_backlog_bytes: _, delivered: _, relayer: _,
+///         epoch: _, sent_msgs: _, sent_bytes: _, delivered_msgs: _,
+///         delivered_bytes: _, relayed_msgs: _, repaired_relays: _, relayer_changes: _,
+///         ..
+///     } = s;
+///     delivery_queue
+/// }
+/// assert_eq!(depth(abcast::runtime::Stats::default()), 0);
+/// ```
+///
+/// (The compiler checks the error codes below only on nightly; on stable each
+/// example fails for its one difference from the one above.)
+///
+/// [`Event`] is `#[non_exhaustive]`: a `match` without a `_` arm does not compile,
+/// even naming every kind there is today:
+///
+/// ```compile_fail,E0004
+/// fn kind(e: &abcast::Event) -> u8 {
+///     match e {
+///         abcast::Event::Deliver { .. } => 0,
+///         abcast::Event::MemberLeft { .. } => 1,
+///         abcast::Event::MemberJoined { .. } => 2,
+///         abcast::Event::RelayerChanged { .. } => 3,
+///         abcast::Event::StateInstalled { .. } => 4,
+///         abcast::Event::Excluded => 5,
+///         abcast::Event::NoQuorum => 6,
+///     }
+/// }
+/// ```
+///
+/// [`Config`] is `#[non_exhaustive]`: it is made with [`Config::new`] and its
+/// `with_*` methods, never with a struct expression:
+///
+/// ```compile_fail,E0639
+/// let base = abcast::Config::new(1, Vec::new());
+/// let c = abcast::Config { self_id: 2, ..base };
+/// ```
+///
+/// [`runtime::Stats`] is `#[non_exhaustive]`: it comes from [`Node::stats`], and a
+/// pattern names the fields it reads and `..`:
+///
+/// ```compile_fail,E0638
+/// fn depth(s: abcast::runtime::Stats) -> usize {
+///     let abcast::runtime::Stats { delivery_queue, .. } = s.clone();
+///     let abcast::runtime::Stats {
+///         delivery_queue: _, unrelayed: _, buffered_relays: _, pending_msgs: _,
+///         write_queue_bytes: _, relay_backlog_bytes: _, delivered: _, relayer: _,
+///         epoch: _, sent_msgs: _, sent_bytes: _, delivered_msgs: _,
+///         delivered_bytes: _, relayed_msgs: _, repaired_relays: _, relayer_changes: _,
+///     } = s;
+///     delivery_queue
+/// }
+/// ```
+#[cfg(doctest)]
+pub struct ApiPromises;

@@ -506,7 +506,8 @@ fn the_event_descriptor_is_readable_while_events_wait() {
     assert!(readable(5000), "not readable once the node stopped");
 }
 
-/// `Node::stats` counts what the member sent, delivered and relayed.
+/// `Node::stats` counts what the member sent, delivered and relayed, and its queue
+/// depths: the events waiting, then none once they are taken.
 #[test]
 fn stats_count_what_a_member_sent_delivered_and_relayed() {
     let members = common::members(1);
@@ -515,6 +516,8 @@ fn stats_count_what_a_member_sent_delivered_and_relayed() {
     for _ in 0..3 {
         node.broadcast(b"abcd").expect("broadcast");
     }
+    let waiting = common::wait_until(Duration::from_secs(20), || node.stats().delivery_queue >= 3);
+    assert!(waiting, "the three deliveries waiting: {:?}", node.stats());
     let mut delivered = 0;
     while delivered < 3 {
         let e = node
@@ -526,11 +529,25 @@ fn stats_count_what_a_member_sent_delivered_and_relayed() {
     assert_eq!(
         (
             s.sent_msgs,
+            s.sent_bytes,
             s.delivered_msgs,
             s.delivered_bytes,
-            s.relayed_msgs
+            s.relayed_msgs,
+            s.delivered,
         ),
-        (3, 3, 12, 3)
+        (3, 12, 3, 12, 3, 3)
+    );
+    assert_eq!(
+        (
+            s.delivery_queue,
+            s.unrelayed,
+            s.pending_msgs,
+            s.write_queue_bytes,
+            s.relay_backlog_bytes,
+            s.relayer,
+            s.relayer_changes,
+        ),
+        (0, 0, 0, 0, 0, 1, 0)
     );
     node.leave().expect("leave");
 }

@@ -368,7 +368,7 @@ fn a_size_over_the_largest_payload_is_refused_at_once() {
             .stderr(std::process::Stdio::piped())
             .spawn()
             .expect("run abcast bench");
-        // Before the fix it ran until killed: give it a deadline, then end it by PID.
+        // A deadline, then an end by PID, should it run on.
         let ended = common::wait_until(Duration::from_secs(30), || {
             child.try_wait().expect("try_wait").is_some()
         });
@@ -387,4 +387,51 @@ fn a_size_over_the_largest_payload_is_refused_at_once() {
             "{command} --size {size}: {stderr}"
         );
     }
+}
+
+/// A group of one leaves at once: `bench --nodes 1 --duration 1` takes the second of
+/// load and the start and end around it, not the 5 s leave timeout on top.
+#[test]
+fn a_group_of_one_ends_without_waiting_out_the_leave_timeout() {
+    let started = std::time::Instant::now();
+    let out = run_abcast(
+        ["bench", "--nodes", "1", "--duration", "1", "--no-baseline"],
+        DEADLINE,
+    );
+    let took = started.elapsed();
+    assert!(out.contains("identical order: yes"), "{out}");
+    assert!(
+        took < Duration::from_secs(4),
+        "bench --nodes 1 took {took:?}"
+    );
+}
+
+/// On a terminal the progress is a bar (`indicatif`) over the run's duration; piped,
+/// it is plain lines with no bar. `script` (util-linux) gives the run a terminal.
+#[test]
+fn on_a_terminal_the_progress_is_a_bar() {
+    let bin = env!("CARGO_BIN_EXE_abcast");
+    let command = format!("'{bin}' bench --nodes 1 --duration 2 --no-baseline");
+    let out = std::process::Command::new("script")
+        .args(["-q", "-e", "-c", &command, "/dev/null"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run `script` (util-linux), which gives abcast a terminal");
+    assert!(out.status.success(), "{out:?}");
+    let tty = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        tty.contains("abcast: [=") && tty.contains("/2 s") && tty.contains("msgs/s"),
+        "no progress bar on a terminal:\n{tty}"
+    );
+    let piped = std::process::Command::new(bin)
+        .args(["bench", "--nodes", "1", "--duration", "2", "--no-baseline"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run abcast bench");
+    assert!(piped.status.success());
+    let stderr = String::from_utf8_lossy(&piped.stderr);
+    assert!(
+        stderr.contains("abcast: ") && !stderr.contains("abcast: ["),
+        "piped, the progress is plain lines:\n{stderr}"
+    );
 }

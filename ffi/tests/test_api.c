@@ -3,7 +3,8 @@
  * addresses, invalid values, duplicate ids, stop(NULL), leaving twice, releasing empty
  * events, a delivery callback (and stopping from it), and two members in one process
  * (deliveries in the same order, member-left and relayer-changed events), and a
- * late joiner that installs the group's state through the state-transfer callbacks.
+ * late joiner that installs the group's state through the state-transfer callbacks,
+ * abcast_recv_many, abcast_node_fd (under poll and EPOLLET) and abcast_node_stats.
  * Built with -Wall -Wextra -Werror -pedantic and run under AddressSanitizer by
  * ffi/ci.sh. Prints "N passed, N failed".
  */
@@ -12,6 +13,9 @@
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#ifdef __linux__
+#include <sys/epoll.h>
+#endif
 
 #include "util.h"
 
@@ -224,6 +228,9 @@ static void test_config_bad_addresses(void) {
     CHECK_ST(abcast_config_add_member(cfg, 1, ""), ABCAST_INVALID_ARGUMENT);
     CHECK_ST(abcast_config_add_member(cfg, 1, "\xff\xfe:1"), ABCAST_INVALID_ARGUMENT);
     CHECK_LAST_ERROR("not UTF-8");
+    /* Id 0 is reserved (an event's `member` 0 means "none"). */
+    CHECK_ST(abcast_config_add_member(cfg, 0, "127.0.0.1:7000"), ABCAST_INVALID_ARGUMENT);
+    CHECK_LAST_ERROR("member id 0 is reserved");
     /* Nothing was added: the configuration has no member. */
     CHECK_ST(abcast_config_validate(cfg), ABCAST_INVALID_CONFIG);
     CHECK_LAST_ERROR("the member list is empty");
@@ -232,6 +239,11 @@ static void test_config_bad_addresses(void) {
     CHECK_ST(abcast_config_add_member(cfg, 2, "[::1]:7002"), ABCAST_OK);
     CHECK_ST(abcast_config_add_member(cfg, 3, "localhost:7003"), ABCAST_OK);
     CHECK_ST(abcast_config_validate(cfg), ABCAST_OK);
+    abcast_config_free(cfg);
+    cfg = abcast_config_new(0);
+    CHECK_ST(abcast_config_add_member(cfg, 1, "127.0.0.1:7001"), ABCAST_OK);
+    CHECK_ST(abcast_config_validate(cfg), ABCAST_INVALID_CONFIG);
+    CHECK_LAST_ERROR("this member's id is 0, which is reserved");
     abcast_config_free(cfg);
 }
 
@@ -946,7 +958,11 @@ static void test_recv_many_and_fd(void) {
         CHECK_ST(abcast_node_stats(node, &st), ABCAST_OK);
         CHECK(st.size == sizeof st && st.relayer == 1);
         CHECK(st.sent_msgs == 5 && st.delivered_msgs == 5 && st.relayed_msgs == 5);
-        CHECK(st.delivered_bytes == 10 && st.delivery_queue == 0);
+        CHECK(st.delivered_bytes == 10 && st.sent_bytes == 10 && st.delivered_seq == 5);
+        /* Everything delivered, no peer: every queue is empty. */
+        CHECK(st.delivery_queue == 0 && st.unrelayed == 0 && st.pending_msgs == 0);
+        CHECK(st.write_queue_bytes == 0 && st.relay_backlog_bytes == 0);
+        CHECK(st.repaired_relays == 0 && st.relayer_changes == 0);
         /* An older, smaller struct gets only its fields. */
         memset(&st, 0xFF, sizeof st);
         st.size = 2 * sizeof(uint32_t);
@@ -962,6 +978,58 @@ static void test_recv_many_and_fd(void) {
     CHECK_ST(abcast_recv_many(node, evs, 8, -1, &count), ABCAST_STOPPED);
     abcast_node_stop(node);
 }
+
+#ifdef __linux__
+/* Waits up to 10 s until `n` events wait for abcast_recv. */
+static int wait_queued(abcast_node *node, uint64_t n) {
+    double deadline = now_s() + 10;
+    abcast_stats st;
+    do {
+        memset(&st, 0, sizeof st);
+        st.size = sizeof st;
+        if (abcast_node_stats(node, &st) == ABCAST_OK && st.delivery_queue == n) return 1;
+        sleep_ms(1);
+    } while (now_s() < deadline);
+    return 0;
+}
+
+/* abcast_node_fd under EPOLLET: one edge each time events start to wait; events that
+ * arrive while some still wait make none, so a program drains it until ABCAST_TIMEOUT
+ * before waiting again. */
+static void test_fd_edge_triggered(void) {
+    abcast_node *node = start_single();
+    abcast_event ev = {0};
+    struct epoll_event want, got;
+    int fd = -1, ep = epoll_create1(0);
+
+    CHECK(ep >= 0);
+    CHECK_ST(abcast_node_fd(node, &fd), ABCAST_OK);
+    memset(&want, 0, sizeof want);
+    want.events = EPOLLIN | EPOLLET;
+    CHECK(epoll_ctl(ep, EPOLL_CTL_ADD, fd, &want) == 0);
+    CHECK(epoll_wait(ep, &got, 1, 0) == 0); /* nothing waits: no edge */
+    CHECK_ST(abcast_broadcast(node, (const uint8_t *)"a", 1), ABCAST_OK);
+    CHECK_ST(abcast_broadcast(node, (const uint8_t *)"b", 1), ABCAST_OK);
+    CHECK(wait_queued(node, 2));
+    CHECK(epoll_wait(ep, &got, 1, 5000) == 1); /* the edge: events started to wait */
+    CHECK(epoll_wait(ep, &got, 1, 0) == 0);    /* reported once */
+    CHECK_ST(abcast_recv(node, &ev, 0), ABCAST_OK); /* one taken, one still waits */
+    abcast_event_release(&ev);
+    CHECK_ST(abcast_broadcast(node, (const uint8_t *)"c", 1), ABCAST_OK);
+    CHECK(wait_queued(node, 2));
+    CHECK(epoll_wait(ep, &got, 1, 0) == 0); /* no new edge while some still wait */
+    while (abcast_recv(node, &ev, 0) == ABCAST_OK) abcast_event_release(&ev); /* drain */
+    CHECK_ST(abcast_broadcast(node, (const uint8_t *)"d", 1), ABCAST_OK);
+    CHECK(epoll_wait(ep, &got, 1, 5000) == 1); /* drained, then one more: a new edge */
+    CHECK_ST(abcast_recv(node, &ev, 0), ABCAST_OK);
+    abcast_event_release(&ev);
+    CHECK_ST(abcast_node_leave(node), ABCAST_OK);
+    CHECK(epoll_wait(ep, &got, 1, 5000) == 1); /* stopped: an edge, a receive returns */
+    CHECK_ST(abcast_recv(node, &ev, -1), ABCAST_STOPPED);
+    close(ep);
+    abcast_node_stop(node);
+}
+#endif
 
 /* ---- state transfer ---- */
 
@@ -1109,6 +1177,9 @@ int main(void) {
     RUN(test_stop_from_callback);
     RUN(test_two_members);
     RUN(test_recv_many_and_fd);
+#ifdef __linux__
+    RUN(test_fd_edge_triggered);
+#endif
     RUN(test_state_transfer);
     unlink(test_key_file());
     return test_summary();

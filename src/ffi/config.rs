@@ -112,7 +112,8 @@ fn millis(ms: u32) -> Duration {
 /// timeout 10 s, send window 1024 messages, leave timeout 5 s). Add every member,
 /// this one included, with `abcast_config_add_member`. The caller owns the result
 /// and frees it with `abcast_config_free`. Returns `NULL` only if the library
-/// failed internally (see `abcast_last_error`).
+/// failed internally (see `abcast_last_error`). Ids start at 1: `abcast_node_start`
+/// and `abcast_config_validate` refuse a `self_id` of 0 (`ABCAST_INVALID_CONFIG`).
 #[no_mangle]
 pub extern "C" fn abcast_config_new(self_id: u32) -> *mut abcast_config {
     let mut out = ptr::null_mut();
@@ -150,7 +151,8 @@ pub unsafe extern "C" fn abcast_config_free(cfg: *mut abcast_config) {
 /// `abcast_node_start` (`ABCAST_INVALID_CONFIG`).
 ///
 /// `ABCAST_NULL_ARGUMENT` if `cfg` or `host_port` is `NULL`; `ABCAST_INVALID_ARGUMENT`
-/// if `host_port` does not parse or resolve (the configuration is then unchanged).
+/// if `id` is 0 (reserved: events use it for "no member") or `host_port` does not
+/// parse or resolve (the configuration is then unchanged).
 ///
 /// # Safety
 /// `cfg`: `NULL` or a live configuration used by no other thread; `host_port`: `NULL`
@@ -166,6 +168,11 @@ pub unsafe extern "C" fn abcast_config_add_member(
         let cfg = unsafe { config_mut(cfg) }?;
         // SAFETY: forwarded caller's contract for host_port.
         let text = unsafe { c_str(host_port, "host_port") }?;
+        if id == 0 {
+            return Err(Failure::invalid(
+                "member id 0 is reserved (events use it for \"no member\"): ids start at 1",
+            ));
+        }
         let addr = resolve(text)
             .map_err(|why| Failure::invalid(format!("address `{text}` of member {id}: {why}")))?;
         cfg.inner.members.push((id, addr));

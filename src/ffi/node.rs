@@ -384,10 +384,13 @@ pub unsafe extern "C" fn abcast_recv_many(
 /// A file descriptor that is readable while events wait for `abcast_recv`, or once
 /// the node stopped (a receive then returns at once), into `*fd`: level-triggered,
 /// as Corosync's `cpg_fd_get`. Put it in a `poll`, `epoll` or `select` loop; when
-/// it is readable, call `abcast_recv(node, &ev, 0)` until `ABCAST_TIMEOUT`. Do not
-/// read from it or close it: it lives until `abcast_node_stop`. Linux only
-/// (`ABCAST_IO` elsewhere); `ABCAST_WRONG_MODE` on a node started with a
-/// callback.
+/// it is readable, call `abcast_recv(node, &ev, 0)` until `ABCAST_TIMEOUT`. It turns
+/// readable once each time events start to wait, and unreadable once a receive takes
+/// the last: with `EPOLLET` that is one edge per such change, so drain it until
+/// `ABCAST_TIMEOUT` before waiting again (events that arrive while some still wait
+/// make no new edge). Do not read from it or close it: it lives until
+/// `abcast_node_stop`. Linux only (`ABCAST_IO` elsewhere); `ABCAST_WRONG_MODE` on a
+/// node started with a callback.
 ///
 /// # Safety
 /// `node`: `NULL` or a live node; `fd`: `NULL` or writable.

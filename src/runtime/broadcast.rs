@@ -50,6 +50,7 @@ impl Shared {
             let origin_seq = ob.next_origin_seq;
             ob.next_origin_seq += 1;
             ob.accepted_msgs += 1;
+            ob.accepted_bytes += payload.len() as u64;
             ob.bytes += payload.len();
             ob.msgs.push_back((origin_seq, payload));
             // Sent-broadcast without a frame per call: the message waits for the

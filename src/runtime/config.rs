@@ -424,6 +424,12 @@ impl Config {
                  holds a message, which distributed buffering does not track",
             ));
         }
+        if self.self_id == 0 {
+            return Err(Error::config(
+                "this member's id is 0, which is reserved (events use it for \"no member\"): \
+                 ids start at 1",
+            ));
+        }
         let mut ids = BTreeSet::new();
         let mut addrs = BTreeSet::new();
         for (id, addr) in &self.members {
@@ -613,6 +619,14 @@ mod tests {
         let zero = Config::parse_members("0=127.0.0.1:7000,1=127.0.0.1:7001").unwrap();
         let e = Config::new(1, zero).validate().unwrap_err().to_string();
         assert!(e.contains("member id 0 is reserved"), "{e}");
+        let e = Config::new(0, members())
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("this member's id is 0, which is reserved"),
+            "{e}"
+        );
         let e = Config::new(1, members())
             .with_startup_timeout(Duration::ZERO)
             .validate()

@@ -131,8 +131,9 @@ impl From<protocol::Event> for Event {
     }
 }
 
-/// A snapshot of a node's queues, for monitoring and tests. More fields may be
-/// added.
+/// A snapshot of a node's counters (since it started) and queue depths, for
+/// monitoring and tests: the fields of the C API's `abcast_stats`. More fields may
+/// be added.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Stats {
@@ -156,6 +157,8 @@ pub struct Stats {
     pub epoch: u64,
     /// Messages this member broadcast (accepted by `broadcast`).
     pub sent_msgs: u64,
+    /// Their payload bytes.
+    pub sent_bytes: u64,
     /// Application messages handed to the application (returned by a receive call).
     pub delivered_msgs: u64,
     /// Their payload bytes.

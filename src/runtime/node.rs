@@ -279,9 +279,13 @@ impl Node {
     /// A file descriptor (Linux: an `eventfd`) that is readable while events wait
     /// for a receive call, or once the node stopped (a receive then returns at
     /// once): level-triggered, so put it in a `poll`/`epoll`/`select` loop and, when
-    /// it is readable, call [`Node::try_recv`] until it returns `Ok(None)`. Do not
-    /// read from it or close it; it lives as long as the node. Made on the first
-    /// call; an `Unsupported` error elsewhere than Linux.
+    /// it is readable, call [`Node::try_recv`] until it returns `Ok(None)`. It turns
+    /// readable once each time events start to wait, and unreadable once a receive
+    /// takes the last: edge-triggered (`EPOLLET`), that is one edge per such change,
+    /// so drain it until `Ok(None)` before waiting again (events that arrive while
+    /// some still wait make no new edge). Do not read from it or close it; it lives
+    /// as long as the node. Made on the first call; an `Unsupported` error elsewhere
+    /// than Linux.
     ///
     /// A joiner installing its state (see [`crate::StateTransfer`]) may show it
     /// readable while `try_recv` still returns `Ok(None)` for a moment.
@@ -289,7 +293,7 @@ impl Node {
         self.shared.flow.ready_fd()
     }
 
-    /// A snapshot of the node's queues.
+    /// A snapshot of the node's counters and queue depths.
     pub fn stats(&self) -> Stats {
         self.shared.stats()
     }

@@ -36,6 +36,8 @@ pub(super) struct Outbox {
     pub(super) next_origin_seq: u64,
     /// Messages accepted since the node started (for `Stats`).
     pub(super) accepted_msgs: u64,
+    /// Their payload bytes (for `Stats`).
+    pub(super) accepted_bytes: u64,
     /// As of the last drain (plus what was moved since): the core's own
     /// broadcasts not yet delivered, and their payload bytes.
     pub(super) core_unrelayed_msgs: usize,
@@ -65,6 +67,7 @@ impl Outbox {
             bytes: 0,
             next_origin_seq: 0,
             accepted_msgs: 0,
+            accepted_bytes: 0,
             core_unrelayed_msgs: 0,
             core_unrelayed_bytes: 0,
             accepting: false,

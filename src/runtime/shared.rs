@@ -172,9 +172,9 @@ impl Shared {
                 core.counters(),
             )
         };
-        let (waiting, sent_msgs) = {
+        let (waiting, sent_msgs, sent_bytes) = {
             let ob = self.outbox.lock();
-            (ob.msgs.len(), ob.accepted_msgs)
+            (ob.msgs.len(), ob.accepted_msgs, ob.accepted_bytes)
         };
         Stats {
             delivery_queue: self.flow.len(),
@@ -187,6 +187,7 @@ impl Shared {
             relayer: epoch.relayer,
             epoch: epoch.number,
             sent_msgs,
+            sent_bytes,
             delivered_msgs: self.delivered.0.load(Ordering::Relaxed),
             delivered_bytes: self.delivered.1.load(Ordering::Relaxed),
             relayed_msgs: counters.relayed_msgs,

@@ -1,5 +1,6 @@
 //! `abcast bench`'s options, checked and turned into the spec of a group run.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -7,7 +8,7 @@ use clap::Args;
 
 use super::super::options::{BufferingArg, KeyArgs, RuntimeArgs};
 use super::group::{GroupSpec, Mode};
-use super::member::DEFAULT_PACE_US;
+use super::member::{MemberConfig, DEFAULT_PACE_US};
 use super::payload::HEADER_BYTES;
 
 /// Options of `abcast bench`.
@@ -163,6 +164,21 @@ pub fn spec_for(a: &BenchArgs, nodes: usize, size: usize) -> Result<GroupSpec, S
     if a.pace_us > 100_000 {
         return Err("--pace-us must be at most 100000 (0.1 s)".into());
     }
+    // The members' settings (timeouts, windows, queues, key), checked here once
+    // rather than by each member process as it starts.
+    let members = (1..=a.nodes as u16)
+        .map(|id| (u32::from(id), SocketAddr::from(([127, 0, 0, 1], id))))
+        .collect();
+    MemberConfig {
+        buffering: a.buffering,
+        heartbeat_ms: a.heartbeat_ms,
+        failure_timeout_ms: a.failure_timeout_ms,
+        runtime: &a.runtime,
+        key: &a.key,
+    }
+    .config(1, members)?
+    .validate()
+    .map_err(|e| e.to_string())?;
     if let Some(k) = a.kill_relayer_after {
         if a.in_process {
             return Err("--kill-relayer-after needs member processes (not --in-process)".into());

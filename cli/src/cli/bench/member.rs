@@ -31,6 +31,7 @@ use super::payload::HEADER_BYTES;
 use super::protocol::Report;
 
 mod abcast_node;
+pub use abcast_node::MemberConfig;
 mod latency_trace;
 mod load;
 mod raw_tcp;

@@ -1,6 +1,7 @@
 //! A member of an abcast group: an abcast [`Node`], a thread that sends, and the
 //! receiving thread feeding the tally.
 
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -11,28 +12,58 @@ use abcast::{Config, Error, Event, Node, Quorum};
 
 use crate::cli::bench::clock::Clock;
 use crate::cli::bench::protocol::Report;
-use crate::cli::options::BufferingArg;
+use crate::cli::options::{BufferingArg, KeyArgs, RuntimeArgs};
 
 use super::load::load;
 use super::tally::Tally;
 use super::{app_thread_policy, wait_go, Ctrl, MemberArgs, Out, END_GRACE_NS, PROGRESS_EVERY_NS};
+
+/// The settings of a bench member's node that come from the `bench` options.
+pub struct MemberConfig<'a> {
+    /// `--buffering`.
+    pub buffering: BufferingArg,
+    /// `--heartbeat-ms`.
+    pub heartbeat_ms: u64,
+    /// `--failure-timeout-ms`.
+    pub failure_timeout_ms: u64,
+    /// The runtime settings.
+    pub runtime: &'a RuntimeArgs,
+    /// The group key options.
+    pub key: &'a KeyArgs,
+}
+
+impl MemberConfig<'_> {
+    /// Member `id`'s configuration in the group `members` (not yet validated).
+    pub fn config(&self, id: u32, members: Vec<(u32, SocketAddr)>) -> Result<Config, String> {
+        let config = Config::new(id, members)
+            .with_buffering(self.buffering.into())
+            .with_quorum(match self.buffering {
+                // Distributed buffering needs it; the bench runs on hosts that do not
+                // vanish.
+                BufferingArg::Distributed => Quorum::None,
+                BufferingArg::Replicated => Quorum::Majority,
+            })
+            .with_heartbeat_interval(Duration::from_millis(self.heartbeat_ms))
+            .with_failure_timeout(Duration::from_millis(self.failure_timeout_ms));
+        self.key
+            .apply(self.runtime.apply(config))
+            .map_err(|e| e.to_string())
+    }
+}
 
 /// Runs the member in an abcast group.
 pub fn run(args: &MemberArgs, ctrl: &Receiver<Ctrl>, out: Out) -> Result<(), String> {
     let clock = Clock::new();
     let members = Config::parse_members(&args.members).map_err(|e| e.to_string())?;
     let ids: Vec<u32> = members.iter().map(|(id, _)| *id).collect();
-    let mut config = Config::new(args.id, members)
-        .with_buffering(args.buffering.into())
-        .with_quorum(match args.buffering {
-            // Distributed buffering needs it; the bench runs on hosts that do not vanish.
-            BufferingArg::Distributed => Quorum::None,
-            BufferingArg::Replicated => Quorum::Majority,
-        })
-        .with_heartbeat_interval(Duration::from_millis(args.heartbeat_ms))
-        .with_failure_timeout(Duration::from_millis(args.failure_timeout_ms));
-    config = args.runtime.apply(config);
-    config = args.key.apply(config).map_err(|e| e.to_string())?;
+    let config = MemberConfig {
+        buffering: args.buffering,
+        heartbeat_ms: args.heartbeat_ms,
+        failure_timeout_ms: args.failure_timeout_ms,
+        runtime: &args.runtime,
+        key: &args.key,
+    }
+    .config(args.id, members)?;
     let node = Arc::new(Node::start(config).map_err(|e| format!("start: {e}"))?);
     out(Report::Ready {
         connected: node.connected_at_start().to_vec(),
