@@ -85,6 +85,10 @@ def main():
         sys.exit("--runs must be at least 1 and --duration positive")
     if not os.access(a.binary, os.X_OK):
         sys.exit(f"{a.binary} not found: cargo build --release -p abcast-cli")
+    # The commit the figures are of: the checkout as the runs start (the binary is
+    # expected to be built from it).
+    head = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
+                          capture_output=True, text=True).stdout.strip() or "unknown"
     key = os.path.join(tempfile.mkdtemp(prefix="abcast-table-"), "group.key")
     subprocess.run([a.binary, "keygen", key], check=True, stdout=subprocess.DEVNULL)
 
@@ -152,8 +156,6 @@ def main():
     kill = runs(["--kill-relayer-after", str(a.duration / 2)] + nb)
     gaps = col(kill, "failover_gap_ms")
 
-    head = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
-                          capture_output=True, text=True).stdout.strip() or "unknown"
     lines = [
         BEGIN,
         f"Commit `{head}`, default scheduling, replicated buffering unless said; "
