@@ -125,7 +125,7 @@ pub struct ReadmeDoctests;
 /// example fails for its one difference from the one above.)
 ///
 /// [`Event`] is `#[non_exhaustive]`: a `match` without a `_` arm does not compile,
-/// even naming every kind there is today:
+/// even one that names every kind this version has:
 ///
 /// ```compile_fail,E0004
 /// fn kind(e: &abcast::Event) -> u8 {
