@@ -11,6 +11,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::Args;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::bench::coordinator::run_group;
 use super::bench::format::{mib, ms, thousands};
@@ -46,14 +47,37 @@ pub struct DemoArgs {
 
 struct DemoUi {
     started: Instant,
+    /// Where stdout is not a terminal: a plain progress line at most once a second.
     live: LiveLine,
+    /// On a terminal: a bar over the load's duration, with the live figures.
+    bar: Option<ProgressBar>,
 }
 
 impl DemoUi {
+    fn new() -> DemoUi {
+        let tty = std::io::stdout().is_terminal();
+        let bar = tty.then(|| {
+            let style = ProgressStyle::with_template("  [{bar:20}] {wide_msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> ");
+            ProgressBar::with_draw_target(Some(1), ProgressDrawTarget::stdout()).with_style(style)
+        });
+        DemoUi {
+            started: Instant::now(),
+            live: LiveLine::new(tty),
+            bar,
+        }
+    }
+
     fn say(&mut self, line: &str) {
+        let t = self.started.elapsed().as_secs_f64();
+        if let Some(bar) = &self.bar {
+            // Printed above the bar, which is drawn again below it.
+            bar.println(format!("[{t:6.2} s] {line}"));
+            return;
+        }
         let mut o = std::io::stdout().lock();
         self.live.clear(&mut o);
-        let t = self.started.elapsed().as_secs_f64();
         let _ = writeln!(o, "[{t:6.2} s] {line}");
         let _ = o.flush();
     }
@@ -106,6 +130,18 @@ impl Ui for DemoUi {
         } else {
             "finishing".to_string()
         };
+        if let Some(bar) = &self.bar {
+            let total_ms = (p.total * 1e3).max(1.0) as u64;
+            bar.set_length(total_ms);
+            bar.set_position(((p.elapsed * 1e3) as u64).min(total_ms));
+            bar.set_message(format!(
+                "{phase}  every live member delivered {} ({} msgs/s)  members alive {}",
+                thousands(p.min_delivered as f64),
+                thousands(p.rate),
+                p.live
+            ));
+            return;
+        }
         let line = format!(
             "  {phase}  every live member delivered {:>9} messages  ({:>7} msgs/s)  members \
              alive {}",
@@ -151,6 +187,9 @@ impl Ui for DemoUi {
         );
     }
     fn finished(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
         self.live.clear(&mut std::io::stdout().lock());
     }
 }
@@ -227,10 +266,7 @@ pub fn run(args: DemoArgs) -> ExitCode {
         thousands(per_member),
         args.size
     );
-    let mut ui = DemoUi {
-        started: Instant::now(),
-        live: LiveLine::new(std::io::stdout().is_terminal()),
-    };
+    let mut ui = DemoUi::new();
     let outcome = match run_group(&spec, &mut ui) {
         Ok(o) => o,
         Err(e) => {
