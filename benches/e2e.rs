@@ -9,11 +9,11 @@
 //! exits. Members as separate processes, the raw-TCP limit and latency:
 //! `abcast bench`.
 
-use std::net::TcpListener;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use abcast::{Buffering, Config, Event, Node, Quorum};
+use abcast::{Buffering, Event};
+
+mod common;
 
 const END: u8 = 1;
 
@@ -31,32 +31,7 @@ fn mix(h: u64, w: u64) -> u64 {
 }
 
 fn run(n: usize, size: usize, buffering: Buffering, duration: Duration) -> (f64, f64, bool) {
-    let listeners: Vec<TcpListener> = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind"))
-        .collect();
-    let members: Vec<(u32, std::net::SocketAddr)> = listeners
-        .iter()
-        .enumerate()
-        .map(|(i, l)| (i as u32 + 1, l.local_addr().expect("addr")))
-        .collect();
-    drop(listeners);
-    let starting: Vec<_> = members
-        .iter()
-        .map(|(id, _)| {
-            let quorum = match buffering {
-                Buffering::Replicated => Quorum::Majority,
-                Buffering::Distributed => Quorum::None,
-            };
-            let cfg = Config::new(*id, members.clone())
-                .with_buffering(buffering)
-                .with_quorum(quorum);
-            std::thread::spawn(move || Node::start(cfg).expect("start a member"))
-        })
-        .collect();
-    let nodes: Vec<Arc<Node>> = starting
-        .into_iter()
-        .map(|h| Arc::new(h.join().expect("start")))
-        .collect();
+    let nodes = common::start_group(n, buffering, &|c| c);
     let start = Instant::now() + Duration::from_millis(20);
     let warm = start + duration / 10;
     let end = start + duration;

@@ -14,12 +14,13 @@
 //! sender broadcast (the leaver's included) exactly once and in FIFO order, and
 //! exits.
 
-use std::net::TcpListener;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use abcast::{Buffering, Config, Event, Node, Quorum};
+use abcast::{Buffering, Event, Node};
+
+mod common;
 
 /// How long the group runs under load before the relayer leaves.
 const BEFORE_LEAVE: Duration = Duration::from_millis(700);
@@ -53,33 +54,7 @@ type Log = Vec<(Instant, u64, u32, u64)>;
 const HANDOVER: u32 = 0;
 
 fn run(n: usize, rate: u64, buffering: Buffering, batch: bool) -> Outcome {
-    let listeners: Vec<TcpListener> = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind"))
-        .collect();
-    let members: Vec<(u32, std::net::SocketAddr)> = listeners
-        .iter()
-        .enumerate()
-        .map(|(i, l)| (i as u32 + 1, l.local_addr().expect("addr")))
-        .collect();
-    drop(listeners);
-    let quorum = match buffering {
-        Buffering::Replicated => Quorum::Majority,
-        Buffering::Distributed => Quorum::None,
-    };
-    let starting: Vec<_> = members
-        .iter()
-        .map(|(id, _)| {
-            let cfg = Config::new(*id, members.clone())
-                .with_buffering(buffering)
-                .with_quorum(quorum)
-                .with_batch_scheduling(batch);
-            std::thread::spawn(move || Node::start(cfg).expect("start a member"))
-        })
-        .collect();
-    let nodes: Vec<Arc<Node>> = starting
-        .into_iter()
-        .map(|h| Arc::new(h.join().expect("start")))
-        .collect();
+    let nodes = common::start_group(n, buffering, &|c| c.with_batch_scheduling(batch));
     let stop: Vec<Arc<AtomicBool>> = (0..n).map(|_| Arc::new(AtomicBool::new(false))).collect();
     let period = Duration::from_secs_f64(1.0 / rate as f64);
     let senders: Vec<_> = nodes
@@ -146,12 +121,17 @@ fn run(n: usize, rate: u64, buffering: Buffering, batch: bool) -> Outcome {
         .into_iter()
         .map(|s| s.join().expect("sender"))
         .collect();
-    // Every member's last broadcast delivered at the others before they stop.
+    // Every member's last broadcast delivered at the others before they stop: none
+    // holds an undelivered broadcast, and all delivered up to the same position.
     let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline && nodes[1..].iter().any(|node| node.stats().unrelayed > 0) {
+    let settled = |nodes: &[Arc<Node>]| {
+        let stats: Vec<_> = nodes.iter().map(|node| node.stats()).collect();
+        stats.iter().all(|s| s.unrelayed == 0)
+            && stats.windows(2).all(|w| w[0].delivered == w[1].delivered)
+    };
+    while Instant::now() < deadline && !settled(&nodes[1..]) {
         std::thread::sleep(Duration::from_millis(1));
     }
-    std::thread::sleep(Duration::from_millis(20));
     for node in &nodes[1..] {
         let _ = node.leave();
     }

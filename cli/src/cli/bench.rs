@@ -123,16 +123,8 @@ pub fn run(args: BenchArgs) -> ExitCode {
         println!("JSON written to {}", path.display());
     }
     if let Some(dir) = &args.plot {
-        match plot::write_run(dir, spec.size, &abcast, &fa, fb.as_ref()) {
-            Ok(files) => {
-                for f in files {
-                    println!("plot written to {}", f.display());
-                }
-            }
-            Err(e) => {
-                eprintln!("abcast bench: --plot: {e}");
-                code = ExitCode::from(1);
-            }
+        if !plot::announce(plot::write_run(dir, spec.size, &abcast, &fa, fb.as_ref())) {
+            code = ExitCode::from(1);
         }
     }
     let baseline_ok = baseline

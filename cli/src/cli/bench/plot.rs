@@ -347,6 +347,23 @@ fn run_title(o: &GroupOutcome, size: usize) -> String {
 
 /// The plots of one run (no sweep): the latency CDF and the timeline. Returns the
 /// files written.
+/// Prints where each plot of `written` went, or why none did: whether they were
+/// written.
+pub fn announce(written: Result<Vec<PathBuf>, String>) -> bool {
+    match written {
+        Ok(files) => {
+            for f in files {
+                println!("plot written to {}", f.display());
+            }
+            true
+        }
+        Err(e) => {
+            eprintln!("abcast bench: --plot: {e}");
+            false
+        }
+    }
+}
+
 pub fn write_run(
     dir: &Path,
     size: usize,

@@ -239,16 +239,8 @@ pub fn run(a: &BenchArgs, runs: Vec<(SweepKind, GroupSpec)>) -> ExitCode {
         }
     }
     if let Some(dir) = &a.plot {
-        match plot::write_sweeps(dir, &done) {
-            Ok(files) => {
-                for f in files {
-                    println!("plot written to {}", f.display());
-                }
-            }
-            Err(e) => {
-                eprintln!("abcast bench: --plot: {e}");
-                code = ExitCode::from(1);
-            }
+        if !plot::announce(plot::write_sweeps(dir, &done)) {
+            code = ExitCode::from(1);
         }
     }
     code
