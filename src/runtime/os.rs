@@ -153,6 +153,32 @@ pub(crate) fn cpu_affinity() -> io::Result<Vec<usize>> {
     }
 }
 
+/// Reads from `fd` once, up to `max` bytes, straight into the spare capacity at the
+/// end of `buf` (reserving it first): no scratch buffer, no copy, no zeroing. As
+/// `read(2)`: `Ok(0)` at end of stream.
+#[cfg(unix)]
+pub(crate) fn read_into(
+    fd: std::os::fd::RawFd,
+    buf: &mut bytes::BytesMut,
+    max: usize,
+) -> io::Result<usize> {
+    buf.reserve(max);
+    let spare = buf.spare_capacity_mut();
+    let want = spare.len().min(max);
+    // SAFETY: `spare` is `want` or more writable bytes owned by `buf`, valid for the
+    // call; read(2) writes at most `want` bytes there and nothing else.
+    let n = unsafe { libc::read(fd, spare.as_mut_ptr().cast(), want) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // Not negative, and read(2) returns at most `want`.
+    let n = n as usize;
+    // SAFETY: read(2) initialised the first `n` bytes of the spare capacity, and
+    // `n <= want <= capacity - len`.
+    unsafe { buf.set_len(buf.len() + n) };
+    Ok(n)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

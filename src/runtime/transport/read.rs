@@ -2,7 +2,8 @@
 //! the relay workers (each peer's to its shard, in order), with backpressure when a
 //! shard is full.
 
-use std::io::{self, Read};
+use std::io;
+use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
@@ -12,12 +13,13 @@ use mio::Token;
 use crate::auth::TAG_BYTES;
 use crate::protocol::{MemberId, Message};
 use crate::runtime::log::{rlog, DEBUG, INFO};
+use crate::runtime::os;
 use crate::runtime::shared::SHARD_CAP_ITEMS;
 use crate::runtime::worker::WorkItem;
 use crate::wire::{self, BodyLimits, Frame, WireError};
 
 use super::conn::ConnAuth;
-use super::{Flow, Loss, Transport, HELLO_MAX_BODY};
+use super::{Flow, Loss, Transport, HELLO_MAX_BODY, READ_CHUNK};
 
 impl Transport {
     pub(super) fn on_conn_event(&mut self, token: Token) {
@@ -144,10 +146,10 @@ impl Transport {
                         self.close_with(token, reason, loss);
                         return;
                     }
-                    match conn.stream.read(&mut self.read_buf) {
+                    let fd = conn.stream.as_raw_fd();
+                    match os::read_into(fd, &mut conn.rbuf, READ_CHUNK) {
                         Ok(0) => conn.eof = true,
                         Ok(n) => {
-                            conn.rbuf.extend_from_slice(&self.read_buf[..n]);
                             self.pass_bytes += n;
                             conn.last_heard = Instant::now();
                         }
