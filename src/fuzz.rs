@@ -132,6 +132,8 @@ impl Script<'_> {
                     2 => RelayBody::MemberJoined {
                         member: self.member(),
                         attempt: self.byte() as u32,
+                        numbered_from: self.number(),
+                        incarnation: self.number(),
                     },
                     _ => RelayBody::RelayerChanged(self.epoch()),
                 },
@@ -179,6 +181,8 @@ impl Script<'_> {
             6 => Message::JoinRequest {
                 answering: self.epoch(),
                 attempt: self.byte() as u32,
+                numbered_from: self.number(),
+                incarnation: self.number(),
             },
             7 => Message::Welcome {
                 epoch: self.epoch(),

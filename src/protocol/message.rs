@@ -24,6 +24,12 @@ pub enum RelayBody {
         member: MemberId,
         /// Which of its join attempts was admitted (see [`Message::JoinRequest`]).
         attempt: u32,
+        /// Where the joiner's numbering continues: from here on every member
+        /// takes `(member, n)` for `n` below it as sequenced already (see
+        /// [`Message::JoinRequest`]). Zero: it numbers from what was delivered.
+        numbered_from: u64,
+        /// The incarnation admitted (see [`Message::JoinRequest`]).
+        incarnation: u64,
     },
     /// A new relayer took over: from this point on, `epoch.relayer` orders messages.
     RelayerChanged(Epoch),
@@ -124,6 +130,16 @@ pub enum Message {
         /// is stale; one with a higher attempt from a member in the view means that
         /// member gave up its place, and counts as its failure.
         attempt: u32,
+        /// The number of the first broadcast the joiner kept from an earlier
+        /// attempt (numbered after an earlier welcome, never delivered), or zero.
+        /// A relayer that failed may have sequenced numbers below it that the group
+        /// never delivers: the joiner's numbering continues here, with no gap.
+        numbered_from: u64,
+        /// The joiner's incarnation ([`CoreConfig::incarnation`](super::CoreConfig)):
+        /// a request of another incarnation than the one in the view is evidence that
+        /// that one is gone, and a failure reported after a request is the
+        /// requester's.
+        incarnation: u64,
     },
     /// The relayer's answer to a join: the joiner is in the view from `next_seq` on
     /// (the position of its own *process joined*), and relays follow.

@@ -144,6 +144,11 @@ pub struct CoreConfig {
     /// The most payload bytes in one relay or broadcast batch (a batch holds at least
     /// one message, whatever its size).
     pub max_batch_bytes: usize,
+    /// This process's incarnation of its member id: a number no earlier process of
+    /// the id had, carried in its join requests and in its *process joined*, so that
+    /// members tell a failure reported of one incarnation from the next. Zero
+    /// (default) for unknown: the core then knows members by id only.
+    pub incarnation: u64,
     #[doc(hidden)]
     pub planted_bug: Option<PlantedBug>,
 }
@@ -160,6 +165,7 @@ impl Default for CoreConfig {
             delivery: Delivery::Agreed,
             max_batch_msgs: 1024,
             max_batch_bytes: 256 * 1024,
+            incarnation: 0,
             planted_bug: None,
         }
     }

@@ -15,7 +15,7 @@ use super::os;
 use super::shared::{Shared, EXCLUDED, LEAVING, RUNNING, STOPPED};
 use super::{transport, worker};
 use super::{Config, Error, Event, Stats};
-use crate::protocol::{Member, MemberId, MsgId};
+use crate::protocol::{CoreConfig, Member, MemberId, MsgId};
 
 /// Whether a thread of this process may run under `SCHED_FIFO` at `priority`: a
 /// thread started for the purpose tries (and ends), so that `Node::start` refuses a
@@ -113,10 +113,14 @@ impl Node {
             .map_err(|e| Error::io("create waker", e))?;
         let (io_tx, io_rx) = crossbeam_channel::unbounded();
         let ids: Vec<MemberId> = config.members.iter().map(|(id, _)| *id).collect();
+        let core_config = CoreConfig {
+            incarnation: transport::fresh_incarnation(),
+            ..config.core_config()
+        };
         let core = if config.join {
-            Member::new_joining(config.self_id, &ids, config.core_config())
+            Member::new_joining(config.self_id, &ids, core_config)
         } else {
-            Member::new(config.self_id, &ids, config.core_config())
+            Member::new(config.self_id, &ids, core_config)
         };
         match &config.group_key {
             None => rlog!(

@@ -145,7 +145,7 @@ impl Sim {
                 self.links[i * n + j].clear();
             }
             self.record.gave_up[i] += self.members[i].join_attempt().saturating_sub(1);
-            self.members[i] = Member::new_joining(self.ids[i], &self.ids, self.core.clone());
+            self.members[i] = Member::new_joining(self.ids[i], &self.ids, self.next_incarnation(i));
             self.crashed[i] = false;
             self.record.rejoin(i);
         }

@@ -248,6 +248,7 @@ impl Sim {
             delivery: cfg.delivery,
             max_batch_msgs: rng.range(1, 6) as usize,
             max_batch_bytes: 1 << 20,
+            incarnation: 0,
             planted_bug: cfg.planted_bug,
         };
         if let Err(why) = core.validate() {
@@ -553,6 +554,13 @@ impl Sim {
         let mut excluded = false;
         while let Some(ev) = self.members[i].poll_event() {
             excluded |= ev == Event::Excluded;
+            if self.tracing {
+                let what = match &ev {
+                    Event::Deliver { seq, id, .. } => format!("delivers {seq} {id:?}"),
+                    other => format!("{other:?}"),
+                };
+                self.trace.push(format!("t={} {} {what}", self.now, id));
+            }
             if let Event::MemberJoined { seq, member } = ev {
                 if member == id {
                     self.begin_state_transfer(i, seq);

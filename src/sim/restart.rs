@@ -8,7 +8,7 @@
 //! previous incarnation wrote before it crashed still arrive first.
 
 use super::{Ev, Input, Sim};
-use crate::protocol::{Member, MemberId};
+use crate::protocol::{CoreConfig, Member, MemberId};
 
 /// How long a new incarnation's refused connection takes to be tried again.
 const REDIAL_US: u64 = 300;
@@ -28,6 +28,15 @@ impl Sim {
     /// Member `i` comes back as a new incarnation that asks to join. It waits while
     /// its previous incarnation still had failures of others to notice (those
     /// belonged to that process).
+    /// The core settings of member `i`'s next process: those of the group, with an
+    /// incarnation number of its own (the first process of an id is incarnation 1).
+    pub(super) fn next_incarnation(&self, i: usize) -> CoreConfig {
+        CoreConfig {
+            incarnation: u64::from(self.record.incarnation[i]) + 2,
+            ..self.core.clone()
+        }
+    }
+
     pub(super) fn restart(&mut self, i: usize) {
         let n = self.members.len();
         if !self.crashed[i] {
@@ -38,7 +47,7 @@ impl Sim {
             return;
         }
         self.record.gave_up[i] += self.members[i].join_attempt().saturating_sub(1);
-        self.members[i] = Member::new_joining(self.ids[i], &self.ids, self.core.clone());
+        self.members[i] = Member::new_joining(self.ids[i], &self.ids, self.next_incarnation(i));
         self.crashed[i] = false;
         self.leaving[i] = None;
         self.install_due[i] = None;

@@ -18,7 +18,7 @@ pub(super) fn body_size(kind: u8) -> Result<BodySize, WireError> {
         KIND_HEARTBEAT | KIND_LEAVE | KIND_DISCONNECT => BodySize::Exactly(0),
         KIND_CHALLENGE => BodySize::Exactly(CHALLENGE_BODY_BYTES),
         KIND_PROOF => BodySize::Exactly(PROOF_BYTES),
-        KIND_JOIN_REQUEST => BodySize::Exactly(EPOCH_BYTES + 4),
+        KIND_JOIN_REQUEST => BodySize::Exactly(EPOCH_BYTES + 4 + 8 + 8),
         KIND_WELCOME => BodySize::AtLeast(EPOCH_BYTES + 8 + 1 + 2 * COUNT_BYTES),
         KIND_BROADCAST => BodySize::AtLeast(8 + 8 + COUNT_BYTES),
         KIND_RELAY => BodySize::AtLeast(EPOCH_BYTES + 8 + COUNT_BYTES),
@@ -102,6 +102,8 @@ pub(super) fn decode_body(kind: u8, r: &mut Reader) -> Result<Frame, WireError> 
         KIND_JOIN_REQUEST => Message::JoinRequest {
             answering: r.epoch()?,
             attempt: r.u32()?,
+            numbered_from: r.u64()?,
+            incarnation: r.u64()?,
         },
         KIND_WELCOME => {
             let epoch = r.epoch()?;
@@ -242,6 +244,8 @@ impl Reader {
                 TAG_MEMBER_JOINED => RelayBody::MemberJoined {
                     member: self.u32()?,
                     attempt: self.u32()?,
+                    numbered_from: self.u64()?,
+                    incarnation: self.u64()?,
                 },
                 TAG_RELAYER_CHANGED => RelayBody::RelayerChanged(self.epoch()?),
                 _ => return Err(WireError::Malformed("unknown relay body tag")),

@@ -41,7 +41,7 @@ pub(super) fn message_len(msg: &Message) -> usize {
         Message::SyncReport {
             relays, unrelayed, ..
         } => EPOCH_BYTES + 8 + 4 + 1 + relays_len(relays) + msgs_len(unrelayed),
-        Message::JoinRequest { .. } => EPOCH_BYTES + 4,
+        Message::JoinRequest { .. } => EPOCH_BYTES + 4 + 8 + 8,
         Message::Welcome {
             view,
             origin_delivered,
@@ -75,7 +75,7 @@ pub(super) fn relay_len(relay: &Relay) -> usize {
         + match &relay.body {
             RelayBody::App(p) => 4 + p.len(),
             RelayBody::MemberLeft(_) => 4,
-            RelayBody::MemberJoined { .. } => 8,
+            RelayBody::MemberJoined { .. } => 24,
             RelayBody::RelayerChanged(_) => EPOCH_BYTES,
         }
 }
@@ -134,9 +134,16 @@ pub(super) fn encode_message(msg: &Message, out: &mut Vec<u8>) {
             put_epoch(out, epoch);
             put_u64(out, *seq);
         }
-        Message::JoinRequest { answering, attempt } => {
+        Message::JoinRequest {
+            answering,
+            attempt,
+            numbered_from,
+            incarnation,
+        } => {
             put_epoch(out, answering);
             put_u32(out, *attempt);
+            put_u64(out, *numbered_from);
+            put_u64(out, *incarnation);
         }
         Message::Welcome {
             epoch,
@@ -224,10 +231,17 @@ pub(super) fn put_relays(out: &mut Vec<u8>, relays: &[Relay]) {
                 put_u8(out, TAG_MEMBER_LEFT);
                 put_u32(out, *m);
             }
-            RelayBody::MemberJoined { member, attempt } => {
+            RelayBody::MemberJoined {
+                member,
+                attempt,
+                numbered_from,
+                incarnation,
+            } => {
                 put_u8(out, TAG_MEMBER_JOINED);
                 put_u32(out, *member);
                 put_u32(out, *attempt);
+                put_u64(out, *numbered_from);
+                put_u64(out, *incarnation);
             }
             RelayBody::RelayerChanged(e) => {
                 put_u8(out, TAG_RELAYER_CHANGED);

@@ -9,7 +9,7 @@ use crate::protocol::{MemberId, Message};
 /// The first two bytes of every frame.
 pub const MAGIC: u16 = 0xABCA;
 /// The wire format's version; a frame of another version is rejected.
-pub const VERSION: u8 = 2;
+pub const VERSION: u8 = 3;
 /// A [`Frame::StateChunk`]'s `total` when its sender has no state to give.
 pub const STATE_UNAVAILABLE: u64 = u64::MAX;
 /// Header size: magic `u16`, version `u8`, kind `u8`, body length `u32`.

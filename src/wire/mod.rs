@@ -8,7 +8,7 @@
 //! | offset | size | field | value |
 //! | --- | --- | --- | --- |
 //! | 0 | 2 | magic | `0xABCA` ([`MAGIC`]) |
-//! | 2 | 1 | version | `2` ([`VERSION`]) |
+//! | 2 | 1 | version | `3` ([`VERSION`]) |
 //! | 3 | 1 | kind | one of the kinds below |
 //! | 4 | 4 | body length | bytes after the header, at most the receiver's maximum |
 //!
@@ -38,7 +38,7 @@
 //! | `0x13` | `SyncStart` | `epoch: epoch, relayer_received: u64` (20 bytes) |
 //! | `0x14` | `SyncReport` | `epoch: epoch, received: u64, part: u32, more: u8 (0 or 1), relays: relay[count], unrelayed: msg[count]` |
 //! | `0x15` | `FinishSync` | `epoch: epoch, next_seq: u64` (20 bytes) |
-//! | `0x16` | `JoinRequest` | `answering: epoch, attempt: u32` (16 bytes) |
+//! | `0x16` | `JoinRequest` | `answering: epoch, attempt: u32, numbered_from: u64, incarnation: u64` (32 bytes) |
 //! | `0x17` | `Welcome` | `epoch: epoch, next_seq: u64, synchronizing: u8 (0 or 1), view: (member: u32, attempt: u32)[count], origin_delivered: (origin: u32, origin_seq: u64)[count]` |
 //! | `0x18` | `NotInView` | `epoch: epoch, seq: u64` (20 bytes) |
 //!
@@ -55,7 +55,7 @@
 //! | --- | --- | --- |
 //! | `0` | `App` | `payload: bytes` |
 //! | `1` | `MemberLeft` | `member: u32` |
-//! | `2` | `MemberJoined` | `member: u32, attempt: u32` |
+//! | `2` | `MemberJoined` | `member: u32, attempt: u32, numbered_from: u64, incarnation: u64` |
 //! | `3` | `RelayerChanged` | `epoch: epoch` |
 //!
 //! A relay of a 64-byte message thus takes 25 + 64 bytes, and a relay batch adds 24

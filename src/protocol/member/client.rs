@@ -438,8 +438,27 @@ impl Member {
                 }
                 Event::MemberLeft { seq, member: m }
             }
-            RelayBody::MemberJoined { member: m, attempt } => {
+            RelayBody::MemberJoined {
+                member: m,
+                attempt,
+                numbered_from,
+                incarnation,
+            } => {
                 self.join_attempts.insert(*m, *attempt);
+                // A process that was reported failed before its *process joined*
+                // came: it stays suspected, and leaves the view again.
+                let gone = self.incarnation_failed(*m, *incarnation);
+                if *incarnation != 0 {
+                    self.incarnations.insert(*m, *incarnation);
+                }
+                if self.heard_incarnation.get(*m) == Some(incarnation) {
+                    self.heard_incarnation.remove(*m);
+                }
+                if let Some(below) = numbered_from.checked_sub(1) {
+                    // Its numbering continues there (see `Message::JoinRequest`).
+                    let last = self.origin_delivered.entry(*m);
+                    *last = (*last).max(below);
+                }
                 self.committed.on_joined(*m);
                 // A joiner ranks after every member already there.
                 self.view.retain(|v| v != m);
@@ -448,10 +467,12 @@ impl Member {
                 self.ranking.push(*m);
                 self.join_requests.remove(*m);
                 self.told_not_in_view.remove(m);
-                self.suspected.remove(m); // a new incarnation
-                self.evidenced.remove(m);
+                if !gone {
+                    self.suspected.remove(m); // a new incarnation
+                    self.evidenced.remove(m);
+                }
                 self.joined_at.insert(*m, seq);
-                if self.phase == Phase::Leading && *m != self.id {
+                if self.phase == Phase::Leading && *m != self.id && !gone {
                     // Learnt from a report: it is a member we must hear from too.
                     let r = self.relayer.as_mut().expect("leading member is relayer");
                     if r.waiting_reports.insert(*m) {

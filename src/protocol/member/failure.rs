@@ -4,6 +4,10 @@
 use super::super::{Buffering, Epoch, MemberId, Message, Quorum, Seq};
 use super::{Event, Member, Phase, Transmit};
 
+/// How many failed incarnations a member keeps per member id (the newest): a
+/// *process joined* comes at most a few restarts after its join request.
+pub(super) const FAILED_INCARNATIONS_KEPT: usize = 4;
+
 impl Member {
     /// `member` spoke though its *process left* was delivered here and it has not
     /// asked to join since (say it started late without joining): it takes part in
@@ -156,6 +160,7 @@ impl Member {
     /// handing over every message already read from that member. Final for the
     /// member's incarnation.
     pub fn handle_member_failed(&mut self, member: MemberId) {
+        self.note_reported_failure(member);
         self.member_failed(member, true);
     }
 
@@ -166,7 +171,41 @@ impl Member {
     /// [`Quorum::Majority`] the member leaves the view only if a majority remains.
     pub fn handle_member_unreachable(&mut self, member: MemberId) {
         let evidence = self.config.quorum == Quorum::None;
+        self.note_reported_failure(member);
         self.member_failed(member, evidence);
+    }
+
+    /// The transport reported `member` failed: the incarnation that sent the last
+    /// join request since its last report, or else the one in the view, is gone.
+    fn note_reported_failure(&mut self, member: MemberId) {
+        let heard = self.heard_incarnation.remove(member);
+        let incarnation = heard.or_else(|| self.incarnations.get(member).copied());
+        if let Some(incarnation) = incarnation {
+            self.note_failed_incarnation(member, incarnation);
+        }
+    }
+
+    /// `incarnation` of `member` is gone (zero, unknown, says nothing).
+    pub(super) fn note_failed_incarnation(&mut self, member: MemberId, incarnation: u64) {
+        if incarnation == 0 {
+            return;
+        }
+        let failed = self.failed_incarnations.entry(member);
+        if !failed.contains(&incarnation) {
+            if failed.len() == FAILED_INCARNATIONS_KEPT {
+                failed.remove(0);
+            }
+            failed.push(incarnation);
+        }
+    }
+
+    /// Whether `incarnation` of `member` was reported failed.
+    pub(super) fn incarnation_failed(&self, member: MemberId, incarnation: u64) -> bool {
+        incarnation != 0
+            && self
+                .failed_incarnations
+                .get(member)
+                .is_some_and(|f| f.contains(&incarnation))
     }
 
     pub(super) fn member_failed(&mut self, member: MemberId, evidence: bool) {
@@ -245,8 +284,8 @@ impl Member {
             self.remove_failed();
             if self.has_quorum() {
                 // Requests that came while there was no quorum.
-                for (joiner, attempt) in std::mem::take(&mut self.join_requests).into_entries() {
-                    self.join_member(joiner, attempt);
+                for (joiner, ask) in std::mem::take(&mut self.join_requests).into_entries() {
+                    self.join_member(joiner, ask);
                 }
             }
         }

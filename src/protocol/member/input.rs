@@ -5,7 +5,7 @@
 use super::Member;
 use bytes::Bytes;
 
-use crate::protocol::{Epoch, MemberId, Message, Relay, Seq};
+use crate::protocol::{Epoch, MemberId, Message, Relay, RelayBody, Seq};
 
 /// The largest sequence number, origin sequence number or epoch number taken from
 /// a peer: far beyond any a group reaches (2^62), and far enough below `u64::MAX`
@@ -32,7 +32,16 @@ fn seq_ok(s: Seq) -> bool {
 fn relays_ok(relays: &[Relay]) -> bool {
     relays
         .iter()
-        .all(|r| seq_ok(r.seq) && r.seq > 0 && seq_ok(r.origin_seq))
+        .all(|r| seq_ok(r.seq) && r.seq > 0 && seq_ok(r.origin_seq) && body_ok(&r.body))
+}
+
+/// Numbers inside a relay's body in range.
+fn body_ok(body: &RelayBody) -> bool {
+    match body {
+        RelayBody::MemberJoined { numbered_from, .. } => seq_ok(*numbered_from),
+        RelayBody::RelayerChanged(e) => epoch_ok(e),
+        RelayBody::App(_) | RelayBody::MemberLeft(_) => true,
+    }
 }
 
 /// Broadcasts numbered from 1, in range.
@@ -75,7 +84,11 @@ impl Member {
             Message::FinishSync { epoch, next_seq } => {
                 epoch_ok(epoch) && seq_ok(*next_seq) && *next_seq > 0
             }
-            Message::JoinRequest { answering, .. } => epoch_ok(answering),
+            Message::JoinRequest {
+                answering,
+                numbered_from,
+                ..
+            } => epoch_ok(answering) && seq_ok(*numbered_from),
             Message::Welcome {
                 epoch,
                 next_seq,

@@ -6,6 +6,29 @@ use std::collections::BTreeSet;
 use bytes::Bytes;
 
 use super::{CommittedView, Event, HeldBack, Member, Phase, Transmit};
+
+/// A join request as a member keeps it until the joiner is admitted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(super) struct JoinAsk {
+    /// The joiner's attempt (see [`Message::JoinRequest`]).
+    pub(super) attempt: u32,
+    /// Where its numbering continues (see [`Message::JoinRequest`]).
+    pub(super) numbered_from: u64,
+    /// The joiner's incarnation (see [`Message::JoinRequest`]).
+    pub(super) incarnation: u64,
+}
+
+impl JoinAsk {
+    /// The request to keep of this one and `later`, heard after it: a later
+    /// incarnation's, or the same incarnation's later attempt.
+    pub(super) fn merge(self, later: JoinAsk) -> JoinAsk {
+        if self.incarnation != later.incarnation || later.attempt >= self.attempt {
+            later
+        } else {
+            self
+        }
+    }
+}
 use crate::protocol::{Epoch, MemberId, MemberMap, Message, RelayBody, Seq};
 
 impl Member {
@@ -30,9 +53,17 @@ impl Member {
                         number: 0,
                     },
                     attempt: self.attempt,
+                    numbered_from: self.numbered_from(),
+                    incarnation: self.config.incarnation,
                 },
             });
         }
+    }
+
+    /// What this joiner's join requests say of its numbering (see
+    /// [`Message::JoinRequest`]): the number of the first broadcast it kept.
+    pub(super) fn numbered_from(&self) -> u64 {
+        self.unrelayed.front().map_or(0, |(s, _)| *s)
     }
 
     /// The incarnation of `member` that asked to join failed: its request, waiting
@@ -55,7 +86,11 @@ impl Member {
     /// transport has reported the old one failed. Either way a later attempt is
     /// evidence that the earlier one is gone, also when it was only suspected: one
     /// member id runs one process at a time.
-    pub(super) fn on_join_request(&mut self, joiner: MemberId, answering: Epoch, attempt: u32) {
+    pub(super) fn on_join_request(&mut self, joiner: MemberId, answering: Epoch, ask: JoinAsk) {
+        let attempt = ask.attempt;
+        if self.incarnation_failed(joiner, ask.incarnation) {
+            return; // of a process already gone
+        }
         let counted = self.committed.members().contains(&joiner)
             || self
                 .relayer
@@ -64,11 +99,17 @@ impl Member {
         if counted && !self.view.contains(&joiner) && !self.evidenced.contains(&joiner) {
             // It left the view, but still counts towards a majority: its asking to
             // join again is evidence that the process it was is gone.
-            self.handle_member_failed(joiner);
+            self.member_failed(joiner, true);
         }
+        // The incarnation in the view, when known, and whether this is another one.
+        let in_view = self.incarnations.get(joiner).copied();
+        let another = ask.incarnation != 0 && in_view.is_some_and(|i| i != ask.incarnation);
         if self.view.contains(&joiner) {
             let admitted = self.join_attempts.get(joiner).copied().unwrap_or(0);
-            if attempt <= admitted {
+            if another {
+                // One member id runs one process at a time: the one in the view is gone.
+                self.note_failed_incarnation(joiner, in_view.unwrap_or(0));
+            } else if attempt <= admitted {
                 if self.phase == Phase::Leading && answering == self.epoch {
                     let r = self.relayer.as_mut().expect("leading member is relayer");
                     if r.waiting_reports.remove(&joiner) {
@@ -87,15 +128,18 @@ impl Member {
                 // before went with it (`forget_join_request`): a new incarnation,
                 // which counts its attempts from 1 again.
             }
-            self.handle_member_failed(joiner);
+            self.member_failed(joiner, true);
             if self.phase == Phase::Excluded {
                 return;
             }
         }
+        if ask.incarnation != 0 {
+            self.heard_incarnation.insert(joiner, ask.incarnation);
+        }
         match self.phase {
             // A leaving relayer admits nobody: the next one does.
             Phase::Normal if self.relayer.is_some() && self.has_quorum() && !self.leaving => {
-                self.join_member(joiner, attempt)
+                self.join_member(joiner, ask)
             }
             Phase::Leading => {
                 let r = self.relayer.as_mut().expect("leading member is relayer");
@@ -104,7 +148,10 @@ impl Member {
                     .iter()
                     .filter(|(j, _)| *j == joiner)
                     .map(|(_, a)| *a)
-                    .fold(attempt, u32::max);
+                    .fold(None, |kept: Option<JoinAsk>, a| {
+                        Some(kept.map_or(a, |k| k.merge(a)))
+                    })
+                    .map_or(ask, |kept| kept.merge(ask));
                 r.pending_joins.retain(|(j, _)| *j != joiner);
                 r.pending_joins.push((joiner, latest));
             }
@@ -112,20 +159,28 @@ impl Member {
                 // Only the relayer admits members; remember the request in case we
                 // become relayer before the joiner is admitted.
                 let known = self.join_requests.entry(joiner);
-                *known = (*known).max(attempt);
+                *known = known.merge(ask);
             }
         }
     }
 
     /// Sequences `joiner`'s *process joined* and welcomes it.
-    pub(super) fn join_member(&mut self, joiner: MemberId, attempt: u32) {
+    pub(super) fn join_member(&mut self, joiner: MemberId, ask: JoinAsk) {
         if self.view.contains(&joiner) {
             // Its previous incarnation has yet to leave the view: the request waits
             // (`after_membership_change` asks again).
             let known = self.join_requests.entry(joiner);
-            *known = (*known).max(attempt);
+            *known = known.merge(ask);
             return;
         }
+        if self.incarnation_failed(joiner, ask.incarnation) {
+            return; // its process is gone already
+        }
+        let JoinAsk {
+            attempt,
+            numbered_from,
+            incarnation,
+        } = ask;
         let origin_delivered = self.origin_delivered.clone().into_entries();
         let next_seq = self.relayer.as_ref().expect("relayer").next_seq;
         self.sequence(
@@ -134,10 +189,17 @@ impl Member {
             RelayBody::MemberJoined {
                 member: joiner,
                 attempt,
+                numbered_from,
+                incarnation,
             },
         );
         let r = self.relayer.as_mut().expect("relayer");
         r.delivered_by.insert(joiner, next_seq - 1);
+        if let Some(below) = numbered_from.checked_sub(1) {
+            // Its numbering continues there: nothing below it is still to come.
+            let last = r.accepted.entry(joiner);
+            *last = (*last).max(below);
+        }
         if !r.quorum_base.contains(&joiner) {
             r.quorum_base.push(joiner);
         }

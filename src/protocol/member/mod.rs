@@ -24,6 +24,7 @@ use bytes::Bytes;
 use committed_view::CommittedView;
 use handover::Early;
 use held_back::HeldBack;
+use join::JoinAsk;
 use relayer_state::{RelayerState, Takeover};
 
 use super::{
@@ -126,9 +127,19 @@ pub struct Member {
     told_not_in_view: BTreeSet<MemberId>,
     /// Join requests received while not relayer: acted on if this member becomes
     /// relayer before the joiner is in the view (at most one per member id).
-    join_requests: MemberMap<u32>,
+    join_requests: MemberMap<JoinAsk>,
     /// Per member in the view that joined, the attempt that was admitted.
     join_attempts: MemberMap<u32>,
+    /// Per member in the view whose *process joined* this member delivered, the
+    /// incarnation admitted (see [`CoreConfig::incarnation`]).
+    incarnations: MemberMap<u64>,
+    /// Per member, the incarnation of its latest join request since its failure was
+    /// last reported: a failure reported now is that incarnation's (the transport
+    /// reports a connection's failure before anything a later one says).
+    heard_incarnation: MemberMap<u64>,
+    /// Per member, the last `FAILED_INCARNATIONS_KEPT` incarnations reported
+    /// failed: a *process joined* of one of them is of a process already gone.
+    failed_incarnations: MemberMap<Vec<u64>>,
     /// A joiner's current attempt (see [`Message::JoinRequest`]).
     attempt: u32,
     /// Relays kept for a future synchronization phase. Replicated: every relay above
@@ -224,6 +235,9 @@ impl Member {
             told_not_in_view: BTreeSet::new(),
             join_requests: MemberMap::new(),
             join_attempts: MemberMap::new(),
+            incarnations: MemberMap::new(),
+            heard_incarnation: MemberMap::new(),
+            failed_incarnations: MemberMap::new(),
             attempt: 0,
             buffer: VecDeque::new(),
             buffer_bytes: 0,
@@ -377,6 +391,11 @@ impl Member {
     /// Payload bytes of this member's broadcasts not yet delivered.
     pub fn unrelayed_bytes(&self) -> usize {
         self.unrelayed_bytes
+    }
+
+    /// This process's incarnation ([`CoreConfig::incarnation`]).
+    pub fn incarnation(&self) -> u64 {
+        self.config.incarnation
     }
 
     /// The `origin_seq` this member's next broadcast gets.
@@ -547,6 +566,8 @@ impl Member {
                         msg: Message::JoinRequest {
                             answering: epoch,
                             attempt: self.attempt,
+                            numbered_from: self.numbered_from(),
+                            incarnation: self.config.incarnation,
                         },
                     });
                 }
@@ -554,8 +575,19 @@ impl Member {
             }
             return;
         }
-        if let Message::JoinRequest { answering, attempt } = msg {
-            self.on_join_request(from, answering, attempt);
+        if let Message::JoinRequest {
+            answering,
+            attempt,
+            numbered_from,
+            incarnation,
+        } = msg
+        {
+            let ask = JoinAsk {
+                attempt,
+                numbered_from,
+                incarnation,
+            };
+            self.on_join_request(from, answering, ask);
             return;
         }
         if let Message::NotInView { epoch, seq } = msg {

@@ -119,9 +119,9 @@ impl Member {
             // members connected again once more.
             self.max_epoch_number = self.max_epoch_number.max(epoch.number);
             let r = self.relayer.take().expect("leading member is relayer");
-            for (joiner, attempt) in r.pending_joins {
+            for (joiner, ask) in r.pending_joins {
                 let known = self.join_requests.entry(joiner);
-                *known = (*known).max(attempt);
+                *known = known.merge(ask);
             }
             self.start_leading();
             for member in r.resumed {
@@ -302,17 +302,17 @@ impl Member {
         // A pending request from a member that (we learnt meanwhile) is in the view
         // under an earlier attempt: it gave that place up.
         let mut joins = Vec::new();
-        for (joiner, attempt) in pending_joins {
+        for (joiner, ask) in pending_joins {
             if self.view.contains(&joiner) {
                 let admitted = self.join_attempts.get(joiner).copied().unwrap_or(0);
-                if attempt <= admitted && !self.suspected.contains(&joiner) {
+                if ask.attempt <= admitted && !self.suspected.contains(&joiner) {
                     continue; // stale (a suspected member's is a new incarnation's)
                 }
                 self.suspected.insert(joiner);
                 let r = self.relayer.as_mut().expect("relayer");
                 r.delivered_by.remove(joiner);
             }
-            joins.push((joiner, attempt));
+            joins.push((joiner, ask));
         }
         // The epoch's majority is counted among the view it began with: a member
         // this synchronization takes out leaves that count once a majority of it

@@ -4,7 +4,7 @@ use std::collections::{BTreeSet, VecDeque};
 
 use bytes::Bytes;
 
-use super::{HeldBack, MemberId, MemberMap, Relay, Seq};
+use super::{HeldBack, JoinAsk, MemberId, MemberMap, Relay, Seq};
 
 /// The relayer's state (held only by the member that orders messages).
 #[derive(Debug, Default)]
@@ -53,7 +53,7 @@ pub(super) struct RelayerState {
     /// suspected until then, and are taken out of the view if it does not).
     pub(super) resumed: BTreeSet<MemberId>,
     /// Members that asked to join while a synchronization phase was in progress.
-    pub(super) pending_joins: Vec<(MemberId, u32)>,
+    pub(super) pending_joins: Vec<(MemberId, JoinAsk)>,
     /// Members in the view whose welcome was lost with a previous relayer: welcomed
     /// again, with repairs, when this synchronization phase finishes.
     pub(super) rewelcome: Vec<MemberId>,

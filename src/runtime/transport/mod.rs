@@ -143,6 +143,16 @@ struct Transport {
     state_waiting: state::Waiting,
 }
 
+/// A number for this process's incarnation of its member id, which no earlier
+/// process of the id had: the wall clock in nanoseconds, with the process id mixed
+/// into its high bits (never zero, which means unknown to the core).
+pub(crate) fn fresh_incarnation() -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    (nanos ^ ((std::process::id() as u64) << 32)).max(1)
+}
+
 impl Transport {
     fn new(
         shared: Arc<Shared>,
@@ -186,12 +196,7 @@ impl Transport {
         }
         let tick =
             (cfg.heartbeat_interval / 4).clamp(Duration::from_millis(5), Duration::from_millis(50));
-        let incarnation = {
-            let nanos = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos() as u64);
-            nanos ^ ((std::process::id() as u64) << 32)
-        };
+        let incarnation = shared.core.lock().incarnation();
         let keys = cfg.group_key.as_ref().map(|k| Arc::new(Keys::new(k)));
         let protection = cfg.protection;
         Transport {

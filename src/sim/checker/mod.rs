@@ -427,12 +427,21 @@ fn check_fifo(r: &Record) -> Result<(), Violation> {
     for (i, log) in r.logs.iter().enumerate() {
         let from_start = r.start(i) == 1;
         let mut last: HashMap<MemberId, u64> = HashMap::new();
+        // Origins whose *process joined* came after their last message here: a new
+        // incarnation's numbering continues past what the group delivered of the
+        // previous one (`MemberJoined::numbered_from`), so it may skip numbers, only
+        // forward.
+        let mut rejoined: HashSet<MemberId> = HashSet::new();
         for d in log {
+            if let Delivery::Joined { member, .. } = d {
+                rejoined.insert(*member);
+            }
             if let Delivery::App { seq, id, .. } = d {
                 let prev =
                     last.entry(id.origin)
                         .or_insert(if from_start { 0 } else { id.origin_seq - 1 });
-                if id.origin_seq != *prev + 1 {
+                let skipped = rejoined.remove(&id.origin) && id.origin_seq > *prev;
+                if id.origin_seq != *prev + 1 && !skipped {
                     return violation(
                         Property::Fifo,
                         format!(
