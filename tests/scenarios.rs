@@ -5,7 +5,7 @@
 use abcast::protocol::{CoreConfig, Message, MsgId};
 use abcast::sim::checker::Delivery;
 use abcast::sim::harness::Harness;
-use abcast::Buffering;
+use abcast::{Buffering, Quorum};
 
 fn assert_all_deliver(h: &Harness, members: &[u32], expected: &[MsgId]) {
     for m in members {
@@ -502,4 +502,89 @@ fn a_report_sent_again_over_a_new_connection_starts_from_its_first_part() {
     h.run_until_quiet();
     // Each broadcast exactly once, although parts 0 and 1 arrived twice.
     assert_all_deliver(&h, &[2, 3], &expected);
+}
+
+fn incarnation(n: u64) -> CoreConfig {
+    CoreConfig {
+        incarnation: n,
+        ..CoreConfig::default()
+    }
+}
+
+/// Member 4 comes back, asks to join, and crashes again; members 2 and 3 notice
+/// the failure before its *process joined* reaches them, and the relayer dies
+/// before its *process left* does. The failure was of the incarnation that joined:
+/// it stays out of the synchronization that follows, and the next incarnation
+/// joins.
+#[test]
+fn an_incarnation_reported_failed_before_its_process_joined_arrives_stays_out() {
+    let mut h = Harness::new(4, Buffering::Replicated);
+    h.crash(4);
+    h.notice_all(4);
+    let before = h.broadcast(2, "before");
+    h.run_until_quiet();
+    h.rejoin(4, incarnation(2));
+    for m in [1, 2, 3] {
+        h.deliver_all(4, m); // its join requests
+    }
+    h.crash(4);
+    for m in [2, 3, 1] {
+        h.notice(m, 4);
+    }
+    // Only the relay batch with its *process joined* gets through.
+    h.deliver_one(1, 2);
+    h.deliver_one(1, 3);
+    h.crash(1);
+    h.notice_all(1);
+    h.run_until_quiet();
+    h.rejoin(4, incarnation(3));
+    h.run_until_quiet();
+    assert!(!h.member(4).is_joining(), "the next incarnation joined");
+    let after = h.broadcast(4, "after");
+    h.run_until_quiet();
+    h.check().expect("every property holds");
+    for m in [2, 3] {
+        assert_eq!(h.delivered(m), vec![before, after], "member {m}");
+    }
+}
+
+/// Member 2 comes back and is welcomed by relayer 1, which had sequenced its
+/// previous incarnation's last message (delivered nowhere else): its numbering
+/// continues after it. The relayer dies before member 3 hears of any of it; member
+/// 3 leads and welcomes member 2 again, counting one message less of it. Member 2's
+/// broadcast from its first welcome is delivered all the same (its join request
+/// says where its numbering continues).
+#[test]
+fn a_joiner_welcomed_twice_keeps_the_numbering_of_its_first_welcome() {
+    let config = CoreConfig {
+        buffering: Buffering::Distributed,
+        quorum: Quorum::None,
+        ..CoreConfig::default()
+    };
+    let mut h = Harness::with_config(3, config.clone());
+    let a = h.broadcast(2, "a");
+    h.run_until_quiet();
+    h.broadcast(2, "b");
+    h.deliver_all(2, 1); // sequenced by the relayer, and nowhere delivered but there
+    h.crash(2);
+    h.notice(1, 2);
+    h.rejoin(
+        2,
+        CoreConfig {
+            incarnation: 2,
+            ..config
+        },
+    );
+    h.deliver_all(2, 1);
+    h.deliver_all(1, 2); // the welcome: member 2 numbers its next broadcast 3
+    let c = h.broadcast(2, "c");
+    assert_eq!(c.origin_seq, 3);
+    h.crash(1);
+    h.drop_in_flight(1, 3);
+    h.notice(3, 2);
+    h.notice_all(1);
+    h.run_until_quiet();
+    h.check().expect("every property holds");
+    assert!(!h.member(2).is_joining());
+    assert_eq!(h.delivered(3), vec![a, c]);
 }

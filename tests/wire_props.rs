@@ -25,8 +25,14 @@ fn relay() -> impl Strategy<Value = Relay> {
     let body = prop_oneof![
         4 => payload().prop_map(RelayBody::App),
         1 => any::<u32>().prop_map(RelayBody::MemberLeft),
-        1 => (any::<u32>(), any::<u32>())
-            .prop_map(|(member, attempt)| RelayBody::MemberJoined { member, attempt }),
+        1 => (any::<u32>(), any::<u32>(), any::<u64>(), any::<u64>()).prop_map(
+            |(member, attempt, numbered_from, incarnation)| RelayBody::MemberJoined {
+                member,
+                attempt,
+                numbered_from,
+                incarnation,
+            }
+        ),
         1 => epoch().prop_map(RelayBody::RelayerChanged),
     ];
     (any::<u64>(), any::<u32>(), any::<u64>(), body).prop_map(|(seq, origin, origin_seq, body)| {
@@ -88,8 +94,14 @@ fn message() -> impl Strategy<Value = Message> {
         (epoch(), any::<u64>())
             .prop_map(|(epoch, next_seq)| Message::FinishSync { epoch, next_seq }),
         (epoch(), any::<u64>()).prop_map(|(epoch, seq)| Message::NotInView { epoch, seq }),
-        (epoch(), any::<u32>())
-            .prop_map(|(answering, attempt)| Message::JoinRequest { answering, attempt }),
+        (epoch(), any::<u32>(), any::<u64>(), any::<u64>()).prop_map(
+            |(answering, attempt, numbered_from, incarnation)| Message::JoinRequest {
+                answering,
+                attempt,
+                numbered_from,
+                incarnation,
+            }
+        ),
         (
             epoch(),
             prop::collection::vec((any::<u32>(), any::<u32>()), 0..8),

@@ -54,6 +54,8 @@ fn forged(id: u32) -> Vec<Frame> {
         Frame::Protocol(Message::JoinRequest {
             answering: epoch,
             attempt: 7,
+            numbered_from: 0,
+            incarnation: 0xE71,
         }),
         Frame::Protocol(Message::Broadcast {
             epoch: 1,

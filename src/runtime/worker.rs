@@ -23,8 +23,13 @@ pub(crate) enum WorkItem {
     Msg(MemberId, Message),
     /// The peer is gone (`evidence`: its connection closed or was reset without
     /// its announcing it, or it sent Leave) or only suspected (sent after its last
-    /// message).
-    Failed { peer: MemberId, evidence: bool },
+    /// message). `incarnation`: the one its connection said Hello as (zero if it
+    /// never connected).
+    Failed {
+        peer: MemberId,
+        incarnation: u64,
+        evidence: bool,
+    },
     /// A suspected peer's same incarnation is connected again.
     Reconnected(MemberId),
 }
@@ -134,12 +139,14 @@ pub(crate) fn run(shared: Arc<Shared>, rx: Arc<Shard>, shard: usize) {
                     }
                     WorkItem::Failed {
                         peer,
+                        incarnation,
                         evidence: true,
-                    } => core.handle_member_failed(peer),
+                    } => core.handle_incarnation_failed(peer, incarnation),
                     WorkItem::Failed {
                         peer,
+                        incarnation,
                         evidence: false,
-                    } => core.handle_member_unreachable(peer),
+                    } => core.handle_incarnation_unreachable(peer, incarnation),
                     WorkItem::Reconnected(peer) => core.handle_member_reconnected(peer),
                 }
             }

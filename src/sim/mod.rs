@@ -248,7 +248,8 @@ impl Sim {
             delivery: cfg.delivery,
             max_batch_msgs: rng.range(1, 6) as usize,
             max_batch_bytes: 1 << 20,
-            incarnation: 0,
+            // Each process's own (`next_incarnation`): the first of an id is 1.
+            incarnation: 1,
             planted_bug: cfg.planted_bug,
         };
         if let Err(why) = core.validate() {
@@ -501,10 +502,13 @@ impl Sim {
                         self.now, id, self.ids[of]
                     ));
                 }
+                // The incarnation whose connection failed (see `restart.rs`).
+                let n = self.members.len();
+                let incarnation = u64::from(self.conn_inc[i * n + of]) + 1;
                 if evidence {
-                    self.members[i].handle_member_failed(self.ids[of]);
+                    self.members[i].handle_incarnation_failed(self.ids[of], incarnation);
                 } else {
-                    self.members[i].handle_member_unreachable(self.ids[of]);
+                    self.members[i].handle_incarnation_unreachable(self.ids[of], incarnation);
                 }
             }
             Input::Reconnected(of) => {

@@ -29,7 +29,8 @@ impl Sim {
     /// its previous incarnation still had failures of others to notice (those
     /// belonged to that process).
     /// The core settings of member `i`'s next process: those of the group, with an
-    /// incarnation number of its own (the first process of an id is incarnation 1).
+    /// incarnation number of its own (process `k` of an id, from 0, is incarnation
+    /// `k + 1`).
     pub(super) fn next_incarnation(&self, i: usize) -> CoreConfig {
         CoreConfig {
             incarnation: u64::from(self.record.incarnation[i]) + 2,
@@ -155,11 +156,13 @@ impl Sim {
             self.schedule(at, Ev::Arrive { from, to });
             return true;
         }
-        self.conn_inc[p] = inc;
-        self.conn_open[p] = true;
+        // (The evidence is of the previous incarnation's connection, reported before
+        // the new one counts.)
         if std::mem::take(&mut self.evidence_owed[p]) && !self.crashed[to] {
             self.step(to, Input::Failed(from, true));
         }
+        self.conn_inc[p] = inc;
+        self.conn_open[p] = true;
         false
     }
 }

@@ -39,6 +39,8 @@ fn mixed_relays() -> Vec<Relay> {
             body: RelayBody::MemberJoined {
                 member: 5,
                 attempt: 2,
+                numbered_from: 7,
+                incarnation: 0x1234_5678_9abc_def0,
             },
         },
         Relay {
@@ -126,6 +128,8 @@ fn every_kind() -> Vec<Frame> {
         Frame::Protocol(Message::JoinRequest {
             answering: epoch(3, 2),
             attempt: 1,
+            numbered_from: 0,
+            incarnation: u64::MAX,
         }),
         Frame::Protocol(Message::Welcome {
             epoch: epoch(4, 2),
@@ -174,16 +178,16 @@ fn header_layout() {
     });
     assert_eq!(
         bytes,
-        [0xAB, 0xCA, 2, 0x01, 0, 0, 0, 12, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]
+        [0xAB, 0xCA, 3, 0x01, 0, 0, 0, 12, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]
     );
     assert_eq!(
         encoded(&Frame::Heartbeat),
-        [0xAB, 0xCA, 2, 0x02, 0, 0, 0, 0]
+        [0xAB, 0xCA, 3, 0x02, 0, 0, 0, 0]
     );
-    assert_eq!(encoded(&Frame::Leave), [0xAB, 0xCA, 2, 0x03, 0, 0, 0, 0]);
+    assert_eq!(encoded(&Frame::Leave), [0xAB, 0xCA, 3, 0x03, 0, 0, 0, 0]);
     assert_eq!(
         encoded(&Frame::Disconnect),
-        [0xAB, 0xCA, 2, 0x04, 0, 0, 0, 0]
+        [0xAB, 0xCA, 3, 0x04, 0, 0, 0, 0]
     );
 }
 
@@ -194,7 +198,7 @@ fn relay_layout() {
         stable: 3,
         relays: vec![app(4, 5, 6, b"xy")],
     });
-    let mut want = vec![0xAB, 0xCA, 2, 0x11, 0, 0, 0, 24 + 25 + 2];
+    let mut want = vec![0xAB, 0xCA, 3, 0x11, 0, 0, 0, 24 + 25 + 2];
     want.extend_from_slice(&2u64.to_be_bytes());
     want.extend_from_slice(&1u32.to_be_bytes());
     want.extend_from_slice(&3u64.to_be_bytes());
@@ -448,7 +452,7 @@ fn errors_display_clearly() {
         msgs,
         [
             "bad magic 0x1234 (expected 0xABCA): not an abcast peer",
-            "unsupported wire version 9 (this build speaks 2)",
+            "unsupported wire version 9 (this build speaks 3)",
             "unknown frame kind 0x42",
             "frame body of 10 bytes exceeds the maximum of 5 bytes",
             "malformed frame: x",

@@ -310,10 +310,12 @@ impl Member {
         deferred
     }
 
-    /// Handles deferred sync-starts again (see [`Member::take_deferred_sync_starts`]).
+    /// Handles deferred sync-starts again (see [`Member::take_deferred_sync_starts`]),
+    /// the latest epoch first: those of earlier epochs than the one followed then are
+    /// stale, and their relayers are told of it (see [`Member::on_sync_start`]).
     pub(super) fn follow_deferred(&mut self, deferred: Vec<(MemberId, Epoch, Seq)>) {
         for (from, epoch, relayer_received) in deferred {
-            if self.epoch_after(epoch, self.epoch) {
+            if epoch != self.epoch {
                 self.on_sync_start(from, epoch, relayer_received);
             }
         }

@@ -63,7 +63,12 @@ impl Member {
             }
             Quorum::None => self.view.contains(&from) && !self.suspected.contains(&from),
         };
-        if believed {
+        if believed && !self.confirmed && self.joined_at.get(self.id).is_some() {
+            // A joiner whose join is not confirmed: the group's order may not hold
+            // its *process joined* (its relayer failed mid fan-out). Nothing reached
+            // its application yet: it asks to join again.
+            self.reset_to_joining();
+        } else if believed {
             self.exclude();
         }
     }
@@ -160,7 +165,15 @@ impl Member {
     /// handing over every message already read from that member. Final for the
     /// member's incarnation.
     pub fn handle_member_failed(&mut self, member: MemberId) {
-        self.note_reported_failure(member);
+        self.handle_incarnation_failed(member, 0);
+    }
+
+    /// [`Member::handle_member_failed`], for the process of `member` that ran as
+    /// `incarnation` (its [`CoreConfig::incarnation`](crate::protocol::CoreConfig);
+    /// zero for unknown): a later *process joined* of that incarnation is then known
+    /// to be of a process already gone.
+    pub fn handle_incarnation_failed(&mut self, member: MemberId, incarnation: u64) {
+        self.note_reported_failure(member, incarnation);
         self.member_failed(member, true);
     }
 
@@ -170,19 +183,32 @@ impl Member {
     /// read from that member. Final for the member's incarnation; with
     /// [`Quorum::Majority`] the member leaves the view only if a majority remains.
     pub fn handle_member_unreachable(&mut self, member: MemberId) {
+        self.handle_incarnation_unreachable(member, 0);
+    }
+
+    /// [`Member::handle_member_unreachable`], for the process of `member` that ran
+    /// as `incarnation` (see [`Member::handle_incarnation_failed`]).
+    pub fn handle_incarnation_unreachable(&mut self, member: MemberId, incarnation: u64) {
         let evidence = self.config.quorum == Quorum::None;
-        self.note_reported_failure(member);
+        self.note_reported_failure(member, incarnation);
         self.member_failed(member, evidence);
     }
 
-    /// The transport reported `member` failed: the incarnation that sent the last
-    /// join request since its last report, or else the one in the view, is gone.
-    fn note_reported_failure(&mut self, member: MemberId) {
-        let heard = self.heard_incarnation.remove(member);
-        let incarnation = heard.or_else(|| self.incarnations.get(member).copied());
-        if let Some(incarnation) = incarnation {
-            self.note_failed_incarnation(member, incarnation);
+    /// The transport reported `incarnation` of `member` failed. Unknown (zero): the
+    /// incarnation that sent the last join request since the last report is gone,
+    /// as the transport reports a connection's failure before anything a later
+    /// incarnation says.
+    fn note_reported_failure(&mut self, member: MemberId, incarnation: u64) {
+        if incarnation == 0 {
+            if let Some(heard) = self.heard_incarnation.remove(member) {
+                self.note_failed_incarnation(member, heard);
+            }
+            return;
         }
+        if self.heard_incarnation.get(member) == Some(&incarnation) {
+            self.heard_incarnation.remove(member);
+        }
+        self.note_failed_incarnation(member, incarnation);
     }
 
     /// `incarnation` of `member` is gone (zero, unknown, says nothing).

@@ -76,6 +76,57 @@ impl Member {
         }
     }
 
+    /// A message to a member that is joining: only a welcome, a new relayer's
+    /// sync-start and a *not in view* count.
+    pub(super) fn handle_while_joining(&mut self, from: MemberId, msg: Message) {
+        match msg {
+            // Only from the relayer it names (checked by `handle_message`), which must
+            // be one this member asked and does not suspect.
+            Message::Welcome {
+                epoch,
+                view,
+                next_seq,
+                origin_delivered,
+                synchronizing,
+            } if !self.suspected.contains(&from) => {
+                self.on_welcome(epoch, view, next_seq, origin_delivered, synchronizing)
+            }
+            // A new relayer counts us in its view (a previous relayer sequenced our
+            // join) but our welcome was lost: ask it again.
+            Message::SyncStart { epoch, .. } if !self.suspected.contains(&from) => {
+                self.max_epoch_number = self.max_epoch_number.max(epoch.number);
+                self.transmits.push_back(Transmit {
+                    to: vec![from],
+                    msg: Message::JoinRequest {
+                        answering: epoch,
+                        attempt: self.attempt,
+                        numbered_from: self.numbered_from(),
+                        incarnation: self.config.incarnation,
+                    },
+                });
+            }
+            // A member of the group that does not have us: it may lead one day
+            // without our request ever reaching a relayer (a joiner takes none,
+            // and the relayers asked may have failed). It is told once, so asked
+            // once.
+            Message::NotInView { .. } if !self.suspected.contains(&from) => {
+                self.transmits.push_back(Transmit {
+                    to: vec![from],
+                    msg: Message::JoinRequest {
+                        answering: Epoch {
+                            relayer: 0,
+                            number: 0,
+                        },
+                        attempt: self.attempt,
+                        numbered_from: self.numbered_from(),
+                        incarnation: self.config.incarnation,
+                    },
+                });
+            }
+            _ => {}
+        }
+    }
+
     /// A member asks to join (*process joined*, at the relayer).
     ///
     /// From a member in the view, a request whose attempt was admitted already is
@@ -347,6 +398,35 @@ impl Member {
         self.confirmed = true;
         for e in std::mem::take(&mut self.held_events) {
             self.emit(e);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::JoinAsk;
+
+    fn ask(attempt: u32, incarnation: u64) -> JoinAsk {
+        JoinAsk {
+            attempt,
+            numbered_from: u64::from(attempt) * 10,
+            incarnation,
+        }
+    }
+
+    #[test]
+    fn a_kept_join_request_is_the_latest_incarnations_latest_attempt() {
+        // (kept, heard after it, the one to keep)
+        let table = [
+            (ask(1, 7), ask(2, 7), ask(2, 7)), // the same process asks again
+            (ask(2, 7), ask(1, 7), ask(2, 7)), // an older attempt of it, late
+            (ask(3, 7), ask(1, 8), ask(1, 8)), // a new process counts from 1
+            (ask(1, 0), ask(1, 0), ask(1, 0)), // unknown incarnations: by attempt
+            (ask(2, 0), ask(1, 0), ask(2, 0)),
+            (JoinAsk::default(), ask(1, 9), ask(1, 9)), // nothing kept yet
+        ];
+        for (kept, later, want) in table {
+            assert_eq!(kept.merge(later), want, "{kept:?} then {later:?}");
         }
     }
 }

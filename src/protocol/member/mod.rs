@@ -545,34 +545,7 @@ impl Member {
             return;
         }
         if self.phase == Phase::Joining {
-            match msg {
-                // Only from the relayer it names (checked above), which must be one
-                // this member asked and does not suspect.
-                Message::Welcome {
-                    epoch,
-                    view,
-                    next_seq,
-                    origin_delivered,
-                    synchronizing,
-                } if !self.suspected.contains(&from) => {
-                    self.on_welcome(epoch, view, next_seq, origin_delivered, synchronizing)
-                }
-                // A new relayer counts us in its view (a previous relayer sequenced our
-                // join) but our welcome was lost: ask it again.
-                Message::SyncStart { epoch, .. } if !self.suspected.contains(&from) => {
-                    self.max_epoch_number = self.max_epoch_number.max(epoch.number);
-                    self.transmits.push_back(Transmit {
-                        to: vec![from],
-                        msg: Message::JoinRequest {
-                            answering: epoch,
-                            attempt: self.attempt,
-                            numbered_from: self.numbered_from(),
-                            incarnation: self.config.incarnation,
-                        },
-                    });
-                }
-                _ => {}
-            }
+            self.handle_while_joining(from, msg);
             return;
         }
         if let Message::JoinRequest {

@@ -153,6 +153,7 @@ impl Transport {
             Loss::Suspicion => PeerState::Suspected,
         };
         p.next_dial = Instant::now() + DIAL_RETRY;
+        let incarnation = p.incarnation.unwrap_or(0);
         p.wq.clear();
         p.wq_bytes = 0;
         p.relay_bytes = 0;
@@ -167,6 +168,7 @@ impl Transport {
             // connections to it are no news for its application.
             self.notify_core(WorkItem::Failed {
                 peer: m,
+                incarnation,
                 evidence: loss == Loss::Evidence,
             });
         }

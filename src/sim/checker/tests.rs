@@ -309,3 +309,52 @@ fn each_planted_state_transfer_defect_is_named() {
         .iter()
         .all(|v| v.property != Property::StateTransfer));
 }
+
+/// [`valid`], with member 3 back as a new incarnation that joined at seq 7 and
+/// broadcast 3:3: its previous incarnation's 3:2 was sequenced by nobody that
+/// survived, and the new one's numbering continues past it.
+fn with_renumbered_joiner() -> Record {
+    let mut r = valid();
+    for (k, incarnation, delivered_before) in [(2, 0, 1), (3, 1, 0)] {
+        r.broadcasts.push(BroadcastRecord {
+            id: MsgId {
+                origin: 3,
+                origin_seq: k,
+            },
+            payload: Bytes::from(format!("3:{k}")),
+            delivered_before,
+            incarnation,
+        });
+    }
+    let tail = [Delivery::Joined { seq: 7, member: 3 }, app(8, 3, 3)];
+    r.logs[0].extend(tail.clone());
+    r.logs[1].extend(tail.clone());
+    r.rejoin(2);
+    r.logs[2].extend(tail);
+    r
+}
+
+#[test]
+fn a_new_incarnation_may_skip_numbers_its_previous_one_never_had_delivered() {
+    assert_eq!(check_all(&with_renumbered_joiner()), Vec::new());
+}
+
+#[test]
+fn a_skip_in_a_senders_numbering_is_a_fifo_violation_unless_it_joined_just_before() {
+    // The same skip without the *process joined* before it.
+    let mut r = with_renumbered_joiner();
+    for log in &mut r.logs {
+        log.retain(|d| !matches!(d, Delivery::Joined { .. }));
+    }
+    let found: Vec<Property> = check_all(&r).into_iter().map(|v| v.property).collect();
+    assert!(found.contains(&Property::Fifo), "{found:?}");
+    // A skip of a member's own numbering in the middle of its run.
+    let mut r = valid();
+    r.broadcasts[3].id.origin_seq = 3;
+    r.broadcasts[3].payload = Bytes::from_static(b"1:3");
+    for log in &mut r.logs[..2] {
+        log[4] = app(5, 1, 3);
+    }
+    let found: Vec<Property> = check_all(&r).into_iter().map(|v| v.property).collect();
+    assert_eq!(found, vec![Property::Fifo]);
+}
