@@ -469,6 +469,9 @@ impl Member {
                 self.ranking.push(*m);
                 self.join_requests.remove(*m);
                 self.told_not_in_view.remove(m);
+                // A sync-start it sent before is of a process or a place it no longer
+                // has: never to be followed.
+                self.deferred_sync_starts.remove(m);
                 if !gone {
                     self.suspected.remove(m); // a new incarnation
                     self.evidenced.remove(m);
