@@ -114,7 +114,7 @@ impl Node {
         let (io_tx, io_rx) = crossbeam_channel::unbounded();
         let ids: Vec<MemberId> = config.members.iter().map(|(id, _)| *id).collect();
         let core_config = CoreConfig {
-            incarnation: transport::fresh_incarnation(),
+            incarnation: fresh_incarnation(),
             ..config.core_config()
         };
         let core = if config.join {
@@ -442,4 +442,14 @@ impl Drop for Node {
     fn drop(&mut self) {
         let _ = self.leave();
     }
+}
+
+/// A number for this process's incarnation of its member id, which no earlier
+/// process of the id had: the wall clock in nanoseconds, with the process id mixed
+/// into its high bits (never zero, which means unknown to the core).
+fn fresh_incarnation() -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    (nanos ^ ((std::process::id() as u64) << 32)).max(1)
 }

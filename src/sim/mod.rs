@@ -248,8 +248,8 @@ impl Sim {
             delivery: cfg.delivery,
             max_batch_msgs: rng.range(1, 6) as usize,
             max_batch_bytes: 1 << 20,
-            // Each process's own (`next_incarnation`): the first of an id is 1.
-            incarnation: 1,
+            // Each process's own (`next_incarnation`).
+            incarnation: restart::core_incarnation(0),
             planted_bug: cfg.planted_bug,
         };
         if let Err(why) = core.validate() {
@@ -504,7 +504,7 @@ impl Sim {
                 }
                 // The incarnation whose connection failed (see `restart.rs`).
                 let n = self.members.len();
-                let incarnation = u64::from(self.conn_inc[i * n + of]) + 1;
+                let incarnation = restart::core_incarnation(self.conn_inc[i * n + of]);
                 if evidence {
                     self.members[i].handle_incarnation_failed(self.ids[of], incarnation);
                 } else {

@@ -10,6 +10,12 @@
 use super::{Ev, Input, Sim};
 use crate::protocol::{CoreConfig, Member, MemberId};
 
+/// The core's number ([`CoreConfig::incarnation`]) for process `k` (from 0) of a
+/// member id, as the record and the connections count them.
+pub(super) fn core_incarnation(k: u32) -> u64 {
+    u64::from(k) + 1
+}
+
 /// How long a new incarnation's refused connection takes to be tried again.
 const REDIAL_US: u64 = 300;
 
@@ -33,7 +39,7 @@ impl Sim {
     /// `k + 1`).
     pub(super) fn next_incarnation(&self, i: usize) -> CoreConfig {
         CoreConfig {
-            incarnation: u64::from(self.record.incarnation[i]) + 2,
+            incarnation: core_incarnation(self.record.incarnation[i] + 1),
             ..self.core.clone()
         }
     }

@@ -44,26 +44,23 @@ impl Member {
             self.exclude();
             return;
         }
-        {
-            self.transmits.push_back(Transmit {
-                to,
-                msg: Message::JoinRequest {
-                    answering: Epoch {
-                        relayer: 0,
-                        number: 0,
-                    },
-                    attempt: self.attempt,
-                    numbered_from: self.numbered_from(),
-                    incarnation: self.config.incarnation,
-                },
-            });
-        }
+        let msg = self.join_request(Epoch {
+            relayer: 0,
+            number: 0,
+        });
+        self.transmits.push_back(Transmit { to, msg });
     }
 
-    /// What this joiner's join requests say of its numbering (see
-    /// [`Message::JoinRequest`]): the number of the first broadcast it kept.
-    pub(super) fn numbered_from(&self) -> u64 {
-        self.unrelayed.front().map_or(0, |(s, _)| *s)
+    /// This joiner's join request, answering `answering` (the zero epoch for a
+    /// plain request): its attempt, incarnation and where its numbering continues
+    /// (the first broadcast it kept).
+    fn join_request(&self, answering: Epoch) -> Message {
+        Message::JoinRequest {
+            answering,
+            attempt: self.attempt,
+            numbered_from: self.unrelayed.front().map_or(0, |(s, _)| *s),
+            incarnation: self.config.incarnation,
+        }
     }
 
     /// The incarnation of `member` that asked to join failed: its request, waiting
@@ -95,14 +92,10 @@ impl Member {
             // join) but our welcome was lost: ask it again.
             Message::SyncStart { epoch, .. } if !self.suspected.contains(&from) => {
                 self.max_epoch_number = self.max_epoch_number.max(epoch.number);
+                let msg = self.join_request(epoch);
                 self.transmits.push_back(Transmit {
                     to: vec![from],
-                    msg: Message::JoinRequest {
-                        answering: epoch,
-                        attempt: self.attempt,
-                        numbered_from: self.numbered_from(),
-                        incarnation: self.config.incarnation,
-                    },
+                    msg,
                 });
             }
             // A member of the group that does not have us: it may lead one day
@@ -110,17 +103,13 @@ impl Member {
             // and the relayers asked may have failed). It is told once, so asked
             // once.
             Message::NotInView { .. } if !self.suspected.contains(&from) => {
+                let msg = self.join_request(Epoch {
+                    relayer: 0,
+                    number: 0,
+                });
                 self.transmits.push_back(Transmit {
                     to: vec![from],
-                    msg: Message::JoinRequest {
-                        answering: Epoch {
-                            relayer: 0,
-                            number: 0,
-                        },
-                        attempt: self.attempt,
-                        numbered_from: self.numbered_from(),
-                        incarnation: self.config.incarnation,
-                    },
+                    msg,
                 });
             }
             _ => {}
@@ -194,15 +183,12 @@ impl Member {
             }
             Phase::Leading => {
                 let r = self.relayer.as_mut().expect("leading member is relayer");
+                // At most one request is kept per joiner.
                 let latest = r
                     .pending_joins
                     .iter()
-                    .filter(|(j, _)| *j == joiner)
-                    .map(|(_, a)| *a)
-                    .fold(None, |kept: Option<JoinAsk>, a| {
-                        Some(kept.map_or(a, |k| k.merge(a)))
-                    })
-                    .map_or(ask, |kept| kept.merge(ask));
+                    .find(|(j, _)| *j == joiner)
+                    .map_or(ask, |(_, kept)| kept.merge(ask));
                 r.pending_joins.retain(|(j, _)| *j != joiner);
                 r.pending_joins.push((joiner, latest));
             }

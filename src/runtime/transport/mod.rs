@@ -143,16 +143,6 @@ struct Transport {
     state_waiting: state::Waiting,
 }
 
-/// A number for this process's incarnation of its member id, which no earlier
-/// process of the id had: the wall clock in nanoseconds, with the process id mixed
-/// into its high bits (never zero, which means unknown to the core).
-pub(crate) fn fresh_incarnation() -> u64 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
-    (nanos ^ ((std::process::id() as u64) << 32)).max(1)
-}
-
 impl Transport {
     fn new(
         shared: Arc<Shared>,
