@@ -669,7 +669,7 @@ abcast_status abcast_config_set_listen_addr(struct abcast_config *cfg, const cha
 /**
  * How far the relayer may run ahead of the slowest member: at most `msgs` sequence
  * numbers and `bytes` payload bytes ordered beyond what that member delivered
- * (with distributed buffering: acknowledged). Defaults 8192 and 8 MiB. It bounds
+ * (with distributed buffering: acknowledged). Defaults 16,384 and 8 MiB. It bounds
  * every member's relay buffer, the memory kept for fail-over; beyond it the
  * relayer holds new broadcasts back until the slowest member catches up (one
  * message larger than `bytes` is let through when nothing else is outstanding).

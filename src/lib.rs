@@ -45,9 +45,9 @@
 //! acknowledgement per relay batch) and memory up to the relay window.
 //!
 //! [`Buffering::Distributed`] keeps only each member's own un-relayed broadcasts and
-//! the last round of relays it received: little memory. Its relayer hands out one
-//! round at a time, the next once every live member acknowledged the last, so members
-//! are never more than a round apart: it survives the crashes replicated buffering
+//! the last [`ROUNDS_IN_FLIGHT`](protocol::ROUNDS_IN_FLIGHT) rounds of relays it
+//! received: little memory. Its relayer has at most that many rounds unacknowledged,
+//! so members are never more rounds apart than each keeps: it survives the crashes replicated buffering
 //! survives (relayer and client processes that die, hosts that vanish with data in
 //! flight, crashes during synchronization, cascades, rejoins). It needs
 //! [`Quorum::None`] (configuration validation refuses it with a majority quorum), so

@@ -1,12 +1,13 @@
 //! Distributed buffering: what it tolerates, and what it refuses.
 //!
-//! A member under distributed buffering keeps only the last fan-out round it
-//! received, so its relayer hands out one round at a time: the next only once every
-//! live member acknowledged the last. Members are then never more than one round
-//! apart, and a new relayer repairs every survivor from the rounds they kept, even
-//! when a relayer's host vanishes with data in flight. It needs `Quorum::None`.
+//! A member under distributed buffering keeps only the last `ROUNDS_IN_FLIGHT`
+//! fan-out rounds it received, so its relayer has at most that many rounds
+//! unacknowledged: a round goes only once every live member acknowledged the one
+//! that many before it. Members are then never more rounds apart than they keep,
+//! and a new relayer repairs every survivor from the rounds they kept, even when a
+//! relayer's host vanishes with data in flight. It needs `Quorum::None`.
 
-use abcast::protocol::{CoreConfig, Member, Quorum};
+use abcast::protocol::{CoreConfig, Member, Quorum, ROUNDS_IN_FLIGHT};
 use abcast::sim::harness::Harness;
 use abcast::sim::{run_and_check, FaultProfile, SimConfig};
 use abcast::Buffering;
@@ -34,15 +35,21 @@ fn relayer_host_vanishes(config: CoreConfig) -> Harness {
 }
 
 #[test]
-fn the_next_round_waits_for_every_acknowledgement() {
+fn a_round_waits_for_every_acknowledgement_of_the_rounds_before_those_in_flight() {
     let mut h = Harness::with_config(3, distributed());
-    h.broadcast(1, "first");
-    assert_eq!(h.in_flight(1, 3), 1, "the first round is handed out");
-    h.broadcast(1, "second");
+    for k in 1..=ROUNDS_IN_FLIGHT {
+        h.broadcast(1, &format!("round {k}"));
+        assert_eq!(
+            h.in_flight(1, 3),
+            k,
+            "round {k} is handed out unacknowledged"
+        );
+    }
+    h.broadcast(1, "one more");
     assert_eq!(
         h.in_flight(1, 3),
-        1,
-        "the second waits for the first's acknowledgements"
+        ROUNDS_IN_FLIGHT,
+        "one more round waits for the first's acknowledgements"
     );
     h.deliver_all(1, 2);
     h.deliver_all(1, 3);
@@ -56,10 +63,11 @@ fn the_next_round_waits_for_every_acknowledgement() {
     );
     h.run_until_quiet();
     h.check().expect("every property holds");
+    assert_eq!(h.delivered(3), h.delivered(2));
 }
 
 #[test]
-fn a_vanished_relayer_host_leaves_members_one_round_apart() {
+fn a_vanished_relayer_host_leaves_members_at_most_the_rounds_in_flight_apart() {
     let h = relayer_host_vanishes(distributed());
     h.check()
         .expect("the new relayer repairs member 3 from member 2's round");
@@ -102,7 +110,7 @@ fn distributed_buffering_needs_no_quorum() {
 }
 
 #[test]
-fn distributed_buffering_keeps_one_round_and_replicated_keeps_until_stable() {
+fn distributed_buffering_keeps_its_rounds_in_flight_and_replicated_keeps_until_stable() {
     let mut d = Member::new(2, &[1, 2, 3], distributed());
     let mut r = Member::new(2, &[1, 2, 3], CoreConfig::default());
     let mut relayer = Member::new(
@@ -122,7 +130,11 @@ fn distributed_buffering_keeps_one_round_and_replicated_keeps_until_stable() {
     }
     assert_eq!(d.delivered(), 5);
     assert_eq!(r.delivered(), 5);
-    assert_eq!(d.buffered_relays(), 1, "the last round only");
+    assert_eq!(
+        d.buffered_relays(),
+        ROUNDS_IN_FLIGHT,
+        "the last rounds only"
+    );
     assert_eq!(
         r.buffered_relays(),
         5,

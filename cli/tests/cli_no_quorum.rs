@@ -153,7 +153,7 @@ fn a_member_without_a_majority_delivers_nothing_new_and_loses_nothing() {
         if let Some(k) = differs {
             let tail = mine[mine.len() - 1].seq - mine[k].seq + 1;
             assert!(
-                tail <= 8192 + 4,
+                tail <= abcast::runtime::DEFAULT_RELAY_WINDOW_MSGS + 4,
                 "member {} differs for {tail} entries",
                 procs[i].id
             );

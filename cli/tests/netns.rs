@@ -47,7 +47,7 @@ const PACE: Duration = Duration::from_millis(5);
 /// and a *relayer changed* per epoch it went through (the simulator's
 /// `tail_bound`).
 fn tail_bound(members: usize) -> u64 {
-    8192 + 2 * members as u64
+    abcast::runtime::DEFAULT_RELAY_WINDOW_MSGS + 2 * members as u64
 }
 /// How long after the fault's start the minority must have stopped delivering (two
 /// failure timeouts and a margin).

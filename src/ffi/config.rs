@@ -20,7 +20,7 @@ pub enum abcast_buffering {
     /// number of crashes in a row and crashes during a synchronization phase. The
     /// default.
     ABCAST_BUFFERING_REPLICATED = 0,
-    /// A member keeps only its own un-relayed broadcasts and the last round of
+    /// A member keeps only its own un-relayed broadcasts and the last rounds of
     /// relays: cheaper, but safe only for relayer *process* crashes, one at a time
     /// (see `docs/buffering.md`).
     ABCAST_BUFFERING_DISTRIBUTED = 1,
@@ -453,7 +453,7 @@ pub unsafe extern "C" fn abcast_config_set_listen_addr(
 
 /// How far the relayer may run ahead of the slowest member: at most `msgs` sequence
 /// numbers and `bytes` payload bytes ordered beyond what that member delivered
-/// (with distributed buffering: acknowledged). Defaults 8192 and 8 MiB. It bounds
+/// (with distributed buffering: acknowledged). Defaults 16,384 and 8 MiB. It bounds
 /// every member's relay buffer, the memory kept for fail-over; beyond it the
 /// relayer holds new broadcasts back until the slowest member catches up (one
 /// message larger than `bytes` is let through when nothing else is outstanding).

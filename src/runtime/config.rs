@@ -183,6 +183,12 @@ pub const MIN_FAILURE_TIMEOUT: Duration = Duration::from_millis(50);
 /// late heartbeat is not a failure.
 pub const MIN_HEARTBEATS_PER_TIMEOUT: u32 = 3;
 
+/// The default [`Config::relay_window_msgs`]. At a few million small messages a
+/// second it is a few milliseconds of the group's traffic: what the delivered
+/// watermarks take to come back to the relayer through a loaded host's threads, so
+/// that the relayer rarely waits for them.
+pub const DEFAULT_RELAY_WINDOW_MSGS: u64 = 16_384;
+
 /// The longest [`Config::io_coalesce`]: well under any heartbeat interval.
 pub const MAX_IO_COALESCE: Duration = Duration::from_millis(10);
 
@@ -200,7 +206,7 @@ impl Config {
             startup_timeout: Duration::from_secs(10),
             send_window_msgs: 1024,
             send_window_bytes: 1 << 20,
-            relay_window_msgs: 8192,
+            relay_window_msgs: DEFAULT_RELAY_WINDOW_MSGS,
             relay_window_bytes: 8 << 20,
             max_frame_bytes: wire::DEFAULT_MAX_FRAME_BYTES,
             relay_workers: 2,

@@ -16,8 +16,8 @@ pub(super) enum IoCmd {
         relay_upto: Seq,
     },
     /// Distributed buffering: a relay batch, not yet encoded. The select thread
-    /// merges the batches that wait for the current round into one round (one
-    /// `Relay` message, encoded once) when the round is acknowledged.
+    /// merges the batches that wait for room among the rounds in flight into one
+    /// round (one `Relay` message, encoded once) when a round is acknowledged.
     Relay {
         to: Vec<MemberId>,
         msg: Message,

@@ -54,7 +54,7 @@
 //!
 //! - [`Node::leave`] with distributed buffering: only the relayer can tell (from the
 //!   acknowledgements) that no member depends on it, so a client that leaves just as
-//!   the relayer crashes can take the last round with it.
+//!   the relayer crashes can take the last rounds with it.
 //! - Without [`Config::group_key`] membership is not authenticated: anyone who can
 //!   reach the port can claim a member id that has not connected yet, or whose
 //!   incarnation failed. With one, whoever holds the key can (see [`crate::auth`]).
@@ -81,7 +81,10 @@ mod trace;
 mod transport;
 mod worker;
 
-pub use config::{Config, MAX_IO_COALESCE, MIN_FAILURE_TIMEOUT, MIN_HEARTBEATS_PER_TIMEOUT};
+pub use config::{
+    Config, DEFAULT_RELAY_WINDOW_MSGS, MAX_IO_COALESCE, MIN_FAILURE_TIMEOUT,
+    MIN_HEARTBEATS_PER_TIMEOUT,
+};
 pub(crate) use config::{MAX_FRAME_BYTES, MIN_FRAME_BYTES, PAYLOAD_OVERHEAD_BYTES};
 pub use error::Error;
 pub use event::{Event, Stats};

@@ -357,7 +357,7 @@ impl Shared {
         while let Some((origin_seq, payload)) = spare.pop_front() {
             // The outbox checked the send window against the core's count: the core
             // takes every message, and gives it the same `origin_seq`.
-            match core.broadcast(payload.clone()) {
+            match core.try_broadcast(payload) {
                 Ok(id) if id.origin_seq == origin_seq => {}
                 Ok(id) => rlog!(
                     log::WARN,
@@ -365,7 +365,7 @@ impl Shared {
                     "broadcast {origin_seq} took origin_seq {} in the core",
                     id.origin_seq
                 ),
-                Err(protocol::WouldBlock) => {
+                Err((protocol::WouldBlock, payload)) => {
                     // Not lost: it and those after it go back to the outbox, in
                     // order, for a later drain.
                     rlog!(

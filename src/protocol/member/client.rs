@@ -6,6 +6,7 @@ use bytes::Bytes;
 use super::{fits_batch, relay_size, Event, HeldBack, Member, Phase, Transmit};
 use crate::protocol::{
     Buffering, Epoch, MemberId, Message, MsgId, PlantedBug, Quorum, Relay, RelayBody, Seq,
+    ROUNDS_IN_FLIGHT,
 };
 
 impl Member {
@@ -25,15 +26,17 @@ impl Member {
         if !accepting {
             return; // a relay of another epoch, or not from our relayer: discarded
         }
+        let distributed = self.config.buffering == Buffering::Distributed;
         if !self.confirmed
-            && self.config.buffering == Buffering::Distributed
-            && relays.first().is_some_and(|r| {
-                self.joined_at
-                    .get(self.id)
-                    .is_some_and(|joined| r.seq > *joined && r.seq == self.received + 1)
-            })
+            && distributed
+            && current
+            && self
+                .joined_at
+                .get(self.id)
+                .is_some_and(|joined| stable >= *joined)
         {
-            // A later round: the transport finished the round of our join first.
+            // Every live member acknowledged our *process joined* (distributed
+            // buffering's relayer tells so in a relay batch's `stable`).
             self.confirm_join();
         }
         let mut first_applied = true;
@@ -51,8 +54,11 @@ impl Member {
             } else {
                 None
             };
-            if first_applied && self.config.buffering == Buffering::Distributed {
-                self.clear_buffer(); // keep only the last round
+            if first_applied && distributed && self.phase == Phase::Normal {
+                // (Repairs, which come in the synchronization phase, are kept whole
+                // besides: a member repaired may have to repair others, if this new
+                // relayer fails before all of them were.)
+                self.start_round(relay.seq);
             }
             first_applied = false;
             bytes += relay_size(&relay);
@@ -61,10 +67,11 @@ impl Member {
                 return;
             }
         }
-        if current && self.config.buffering == Buffering::Distributed {
-            // The relayer hands out the next round once every member acknowledged
-            // this one (even a round with nothing new here, such as the relays before
-            // a joiner's join).
+        if current && distributed {
+            // The relayer hands out a round once every member acknowledged the
+            // rounds before the last ones in flight (see `round_may_go`): acknowledge
+            // at once, even a round with nothing new here, such as the relays before a
+            // joiner's join.
             self.ack = HeldBack::now();
         }
         if current && self.config.buffering == Buffering::Replicated {
@@ -134,9 +141,10 @@ impl Member {
             && from != self.epoch.relayer
             && !self.suspected.contains(&self.epoch.relayer)
         {
-            // Distributed buffering keeps one round: first read every relay our
-            // relayer wrote before it failed (its connection closes after them), so
-            // that no two members differ by more than the round it was writing.
+            // Distributed buffering keeps only the last rounds: first read every
+            // relay our relayer wrote before it failed (its connection closes after
+            // them), so that no two members differ by more than the rounds it had
+            // in flight.
             self.defer_sync_start(from, epoch, relayer_received);
             return;
         }
@@ -511,14 +519,32 @@ impl Member {
     pub(super) fn clear_buffer(&mut self) {
         self.buffer.clear();
         self.buffer_bytes = 0;
+        self.round_starts.clear();
     }
 
-    pub(super) fn trim_buffer(&mut self) {
-        while self.buffer.front().is_some_and(|r| r.seq <= self.stable) {
+    /// Distributed buffering: a round whose first new relay is `first` arrived. The
+    /// buffer keeps the last `ROUNDS_IN_FLIGHT` rounds (those the relayer may have
+    /// handed out that another member has not received).
+    fn start_round(&mut self, first: Seq) {
+        self.round_starts.push_back(first);
+        if self.round_starts.len() > ROUNDS_IN_FLIGHT {
+            self.round_starts.pop_front();
+        }
+        let oldest = self.round_starts.front().copied().unwrap_or(first);
+        self.trim_buffer_below(oldest);
+    }
+
+    /// Drops the relays before `seq` from the buffer.
+    pub(super) fn trim_buffer_below(&mut self, seq: Seq) {
+        while self.buffer.front().is_some_and(|r| r.seq < seq) {
             if let Some(r) = self.buffer.pop_front() {
                 self.buffer_bytes -= relay_size(&r);
             }
         }
+    }
+
+    pub(super) fn trim_buffer(&mut self) {
+        self.trim_buffer_below(self.stable.saturating_add(1));
     }
 
     pub(super) fn exclude(&mut self) {

@@ -100,8 +100,8 @@ impl Member {
         // Replicated: the members that get the hand-over have everything before it
         // (each link is FIFO), and every member's buffer holds what is above the
         // stable watermark, which repairs the others if the leaver fails midway.
-        // Distributed: members keep one round, so the hand-over waits for the
-        // previous round's acknowledgements.
+        // Distributed: members keep only their last rounds, so the hand-over waits
+        // for the acknowledgements of every round.
         let settled = match self.config.buffering {
             Buffering::Replicated => true,
             Buffering::Distributed => self.peers_acked() >= self.received,

@@ -112,8 +112,8 @@ pub struct Member {
     /// join, and the only ids whose messages count.
     known: Vec<MemberId>,
     /// False for a joiner until its *process joined* is known to every member (the
-    /// stable watermark passed it; with distributed buffering, a later round
-    /// arrived). Until then its events are held back, and if its relayer fails it
+    /// stable watermark passed it; with distributed buffering, the relayer says that
+    /// every live member acknowledged it). Until then its events are held back, and if its relayer fails it
     /// asks to join again rather than risk having delivered a join nobody else saw.
     confirmed: bool,
     /// Events held back until the join is confirmed.
@@ -143,8 +143,14 @@ pub struct Member {
     /// A joiner's current attempt (see [`Message::JoinRequest`]).
     attempt: u32,
     /// Relays kept for a future synchronization phase. Replicated: every relay above
-    /// the stable watermark. Distributed: the last round (relayer: and since).
+    /// the stable watermark. Distributed: the last [`ROUNDS_IN_FLIGHT`] rounds
+    /// (relayer: handed out, and what it sequenced since).
+    ///
+    /// [`ROUNDS_IN_FLIGHT`]: crate::protocol::ROUNDS_IN_FLIGHT
     buffer: VecDeque<Relay>,
+    /// Distributed buffering, at a client: the first sequence number of each round
+    /// in `buffer`, oldest first.
+    round_starts: VecDeque<Seq>,
     /// Payload bytes of the relays in `buffer`.
     buffer_bytes: usize,
     /// The stable watermark last heard from the relayer.
@@ -240,6 +246,7 @@ impl Member {
             failed_incarnations: MemberMap::new(),
             attempt: 0,
             buffer: VecDeque::new(),
+            round_starts: VecDeque::new(),
             buffer_bytes: 0,
             stable: 0,
             next_origin_seq: 1,
@@ -342,13 +349,12 @@ impl Member {
     }
 
     /// Whether this member may give its broadcasts numbers: not while its join is
-    /// unconfirmed with replicated buffering (the welcome may count more of its id
-    /// than the group will deliver, if the relayer that sent it crashes mid
-    /// fan-out). With distributed buffering a join is confirmed by the next round,
-    /// which may never come without this member's broadcasts: it numbers them
-    /// after its welcome.
+    /// unconfirmed (the welcome may count more of its id than the group will
+    /// deliver, if the relayer that sent it crashes mid fan-out). The join is
+    /// confirmed without traffic: the relayer announces the stable watermark (with
+    /// distributed buffering, what every live member acknowledged) at its next tick.
     pub fn may_number_broadcasts(&self) -> bool {
-        self.confirmed || self.config.buffering == super::Buffering::Distributed
+        self.confirmed
     }
 
     /// A leaving member's own broadcasts are delivered: as relayer, it takes no more
@@ -481,9 +487,15 @@ impl Member {
     /// Returns the message's id, or [`WouldBlock`] when this member already has
     /// `send_window_msgs` broadcasts un-relayed (or it is excluded, or a joiner that
     /// may not number its broadcasts yet: see [`Member::may_number_broadcasts`]).
-    /// During a
-    /// synchronization phase the message is held and sent when the phase ends.
+    /// During a synchronization phase the message is held and sent when the phase
+    /// ends.
     pub fn broadcast(&mut self, payload: Bytes) -> Result<MsgId, WouldBlock> {
+        self.try_broadcast(payload).map_err(|(e, _)| e)
+    }
+
+    /// As [`Member::broadcast`], handing the payload back with [`WouldBlock`], so
+    /// that a caller that keeps it for later need not clone it first.
+    pub fn try_broadcast(&mut self, payload: Bytes) -> Result<MsgId, (WouldBlock, Bytes)> {
         let bytes_full = !self.unrelayed.is_empty()
             && self.unrelayed_bytes + payload.len() > self.config.send_window_bytes;
         if matches!(self.phase, Phase::Excluded | Phase::Joining)
@@ -493,10 +505,13 @@ impl Member {
             || self.unrelayed.len() >= self.config.send_window_msgs
             || bytes_full
         {
-            return Err(WouldBlock);
+            return Err((WouldBlock, payload));
         }
         let origin_seq = self.next_origin_seq;
-        self.next_origin_seq = origin_seq.checked_add(1).ok_or(WouldBlock)?;
+        let Some(next) = origin_seq.checked_add(1) else {
+            return Err((WouldBlock, payload));
+        };
+        self.next_origin_seq = next;
         self.unrelayed_bytes += payload.len();
         self.unrelayed.push_back((origin_seq, payload.clone()));
         let sending = match self.phase {

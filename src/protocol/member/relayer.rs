@@ -8,6 +8,7 @@ use bytes::Bytes;
 use super::{relay_size, take_batch, HeldBack, Member, Phase, RelayerState, Transmit};
 use crate::protocol::{
     Buffering, Epoch, MemberId, MemberMap, Message, PlantedBug, Quorum, Relay, RelayBody, Seq,
+    ROUNDS_IN_FLIGHT,
 };
 
 /// What one part of a report made of the report (`Member::gather_report_parts`).
@@ -288,6 +289,9 @@ impl Member {
         }
         if self.config.buffering == Buffering::Distributed {
             self.clear_buffer();
+            let r = self.relayer.as_mut().expect("relayer");
+            r.round_starts.clear();
+            r.acked_announced = 0;
         }
         self.phase = Phase::Normal;
         self.installed_epoch = self.epoch;
@@ -441,6 +445,9 @@ impl Member {
                 if delivered > *d {
                     *d = delivered;
                     self.admit_to_takeover(member, delivered);
+                    if self.config.buffering == Buffering::Distributed {
+                        self.note_acked_by_all();
+                    }
                     self.try_sequence();
                 }
             }
@@ -708,7 +715,8 @@ impl Member {
         if r.unsent.is_empty() && !r.announcement.send_now() {
             return None;
         }
-        if self.config.buffering == Buffering::Distributed && !self.round_acknowledged() {
+        let distributed = self.config.buffering == Buffering::Distributed;
+        if distributed && !self.round_may_go() {
             return None;
         }
         // Members that have not entered this epoch yet get what they missed once
@@ -718,22 +726,34 @@ impl Member {
             .into_iter()
             .filter(|m| !self.awaits_takeover(*m))
             .collect();
-        let stable = self.stable;
+        // Distributed buffering has no stable watermark: its place carries what
+        // every live peer acknowledged, which confirms a joiner's join.
+        let stable = if distributed {
+            self.acked_so_far()
+        } else {
+            self.stable
+        };
         let r = self.relayer.as_mut().expect("relayer");
         r.announcement = HeldBack::default();
         let relays = take_batch(&mut r.unsent, &self.config, relay_size);
         r.unsent_bytes -= relays.iter().map(relay_size).sum::<usize>();
-        if self.config.buffering == Buffering::Distributed {
-            // The relayer keeps the round it just sent and what it sequenced since.
-            let first = relays.first().map_or(0, |r| r.seq);
-            while self.buffer.front().is_some_and(|r| r.seq < first) {
-                if let Some(r) = self.buffer.pop_front() {
-                    self.buffer_bytes -= relay_size(&r);
-                }
-            }
-        }
         if to.is_empty() {
+            // Nobody to hand them to now: members that enter this epoch later get
+            // them from the buffer (`admit_to_takeover`), which keeps them.
             return None;
+        }
+        if distributed {
+            r.acked_announced = stable;
+            if let Some(first) = relays.first().map(|r| r.seq) {
+                // The relayer keeps the last rounds it handed out, as every member
+                // does, and what it sequenced since.
+                r.round_starts.push_back(first);
+                if r.round_starts.len() > ROUNDS_IN_FLIGHT {
+                    r.round_starts.pop_front();
+                }
+                let oldest = r.round_starts.front().copied().unwrap_or(first);
+                self.trim_buffer_below(oldest);
+            }
         }
         Some(Transmit {
             to,
@@ -745,13 +765,51 @@ impl Member {
         })
     }
 
-    /// Distributed buffering: whether every live member of the view acknowledged
-    /// every relay handed out so far, so that the next round may go. One round in
-    /// flight at a time keeps the members at most one round apart whatever happens
-    /// to the links when the relayer fails.
-    fn round_acknowledged(&self) -> bool {
+    /// Distributed buffering: whether the next round may go. Every live member of
+    /// the view must have acknowledged every relay handed out before the last
+    /// `ROUNDS_IN_FLIGHT - 1` rounds (with none handed out in this epoch yet, every
+    /// relay before it, repairs included). At most `ROUNDS_IN_FLIGHT` rounds are then
+    /// unacknowledged, and members, each keeping that many rounds, are never further
+    /// apart than a survivor's rounds repair, whatever happens to the links when the
+    /// relayer fails.
+    fn round_may_go(&self) -> bool {
         let r = self.relayer.as_ref().expect("relayer");
-        self.peers_acked() >= r.next_seq - 1 - r.unsent.len() as Seq
+        let gate = r
+            .round_starts
+            .len()
+            .checked_sub(ROUNDS_IN_FLIGHT - 1)
+            .and_then(|i| r.round_starts.get(i));
+        let must_be_acked = match gate {
+            Some(first) => first - 1,
+            None => self.handed_out(),
+        };
+        self.peers_acked() >= must_be_acked
+    }
+
+    /// The last sequence number handed out in a relay batch (or as a repair).
+    fn handed_out(&self) -> Seq {
+        let r = self.relayer.as_ref().expect("relayer");
+        r.next_seq - 1 - r.unsent.len() as Seq
+    }
+
+    /// Distributed buffering: what every live peer acknowledged, at most what was
+    /// handed out (`peers_acked` is `Seq::MAX` without peers).
+    fn acked_so_far(&self) -> Seq {
+        self.peers_acked().min(self.handed_out())
+    }
+
+    /// Distributed buffering: a peer's acknowledgement came. If every live peer now
+    /// acknowledged more than the last relay batch said, it is announced (with the
+    /// next round, or on its own at the next tick), so that a joiner whose join it
+    /// covers learns that it is confirmed even when no traffic follows.
+    pub(super) fn note_acked_by_all(&mut self) {
+        let acked = self.acked_so_far();
+        let every = self.ack_every();
+        let r = self.relayer.as_mut().expect("relayer");
+        if acked > r.acked_announced {
+            let rose = acked - r.acked_announced;
+            r.announcement.add(rose, 0, every);
+        }
     }
 
     /// Distributed buffering: the highest sequence number every live peer of the

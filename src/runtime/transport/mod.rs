@@ -98,12 +98,14 @@ struct Transport {
     distributed: bool,
     /// This member joins a running group: it dials every member.
     joining: bool,
-    /// Distributed buffering: frames held until every member received the current
-    /// relay round.
+    /// Distributed buffering: frames held until every member received the relay
+    /// rounds in flight but the last `ROUNDS_IN_FLIGHT - 1`.
     held: VecDeque<Held>,
     held_relay_bytes: usize,
     held_bytes: usize,
-    round: Option<Round>,
+    /// Distributed buffering: the relay rounds written that some member has not
+    /// acknowledged yet, oldest first (at most `ROUNDS_IN_FLIGHT`).
+    rounds: VecDeque<Round>,
     /// Per peer, the highest sequence number it reported delivered.
     acked: BTreeMap<MemberId, Seq>,
     /// The last published lowest acknowledgement.
@@ -207,7 +209,7 @@ impl Transport {
             held: VecDeque::new(),
             held_relay_bytes: 0,
             held_bytes: 0,
-            round: None,
+            rounds: VecDeque::new(),
             acked: BTreeMap::new(),
             min_acked: 0,
             relay_to: BTreeSet::new(),

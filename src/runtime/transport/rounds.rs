@@ -1,20 +1,22 @@
 //! Distributed buffering's fan-out rounds, in the transport.
 //!
 //! Distributed buffering assumes that when a relayer crashes, members differ by at
-//! most the round of relays it was writing. Writing a round into every socket before
-//! the next is not enough over TCP: a process killed with unread data in its sockets
-//! resets them, and the kernel discards what it had accepted but not yet
-//! transmitted. So each client acknowledges every relay batch it handles (an `Ack`),
-//! and the relayer's select thread releases the next round only once every member of
-//! the previous one acknowledged it or failed. To pay that round trip once per round
-//! rather than once per batch, a round is every relay batch that waited for the
-//! previous round (same destinations and epoch, up to `Config::max_frame_bytes`),
-//! merged into one `Relay` message and encoded once; a round stays one message,
-//! because a client keeps the last relay message it received as its round.
+//! most the rounds of relays it had in flight, `ROUNDS_IN_FLIGHT` of them, which is
+//! how many rounds each member keeps. Writing rounds into the sockets in order is not
+//! enough over TCP: a process killed with unread data in its sockets resets them,
+//! and the kernel discards what it had accepted but not yet transmitted. So each
+//! client acknowledges every relay batch it handles (an `Ack`), and the relayer's
+//! select thread releases a round only while fewer than `ROUNDS_IN_FLIGHT` rounds
+//! are unacknowledged (by a member of their destinations that has not failed). To
+//! pay for acknowledgements per round rather than per batch, a round is every
+//! relay batch that waited for room (same destinations and epoch, up to
+//! `Config::max_frame_bytes`), merged into one `Relay` message and encoded once; a
+//! round stays one message, because a client counts the relay messages it receives
+//! as its rounds.
 //!
 //! This is transport mechanics, not protocol: the core (and so the simulator)
-//! already sees one round as one message, delivered whole or not at all to each
-//! member; what this module adds is what makes a TCP connection behave that way
+//! already gates its relay batches the same way and sees one round as one message,
+//! delivered whole or not at all to each member; what this module adds is what makes a TCP connection behave that way
 //! when a process dies with unread data in its sockets, a behaviour of the kernel's
 //! TCP stack that the simulator's links do not have. The simulator's "host
 //! vanishes" fault covers the other case (rounds lost in flight), which distributed
@@ -26,21 +28,21 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use crate::protocol::{MemberId, Message, Seq};
+use crate::protocol::{MemberId, Message, Seq, ROUNDS_IN_FLIGHT};
 use crate::wire::{self, Frame};
 
 use super::{Out, PeerState, Transport};
 
-/// Distributed buffering: the relay batch (fan-out round) being written, and the
-/// members that have not yet acknowledged it.
+/// Distributed buffering: a relay batch (fan-out round) written, and the members
+/// that have not yet acknowledged it.
 pub(super) struct Round {
     pub(super) upto: Seq,
     pub(super) waiting: BTreeSet<MemberId>,
     pub(super) since: Instant,
 }
 
-/// Distributed buffering: a frame, or a relay batch not yet encoded, waiting for the
-/// current round to be acknowledged.
+/// Distributed buffering: a frame, or a relay batch not yet encoded, waiting for
+/// room among the rounds in flight.
 pub(super) struct Held {
     pub(super) to: Vec<MemberId>,
     pub(super) item: HeldItem,
@@ -76,17 +78,17 @@ impl Transport {
     }
 
     /// Distributed buffering: releases held frames in order. A relay round waits
-    /// until every member acknowledged the previous one, so that when the relayer
-    /// crashes the members differ by at most the round it was writing (bytes
+    /// while `ROUNDS_IN_FLIGHT` rounds are unacknowledged, so that when the relayer
+    /// crashes the members differ by at most the rounds it had in flight (bytes
     /// accepted by the kernel are not enough: a crashed process's socket that is
     /// reset loses what it had not yet transmitted).
     ///
-    /// A round is every relay batch that waited for the previous one (up to the
-    /// frame size limit), merged into one `Relay` message: a client keeps the last
-    /// message it received as its round, so a round must be one message.
+    /// A round is every relay batch that waited (up to the frame size limit),
+    /// merged into one `Relay` message: a client keeps the last `ROUNDS_IN_FLIGHT`
+    /// messages it received as its rounds, so a round must be one message.
     pub(super) fn release_held(&mut self, dirty: &mut Vec<MemberId>) {
         while let Some(front) = self.held.front() {
-            if front.relay_upto > 0 && self.round.is_some() {
+            if front.relay_upto > 0 && self.rounds.len() >= ROUNDS_IN_FLIGHT {
                 return;
             }
             let h = self.unhold().expect("front exists");
@@ -109,7 +111,7 @@ impl Transport {
             let mut waiting: BTreeSet<MemberId> = self.enqueue(out, dirty).into_iter().collect();
             waiting.retain(|m| self.acked.get(m).copied().unwrap_or(0) < upto);
             if !waiting.is_empty() {
-                self.round = Some(Round {
+                self.rounds.push_back(Round {
                     upto,
                     waiting,
                     since: Instant::now(),
@@ -175,14 +177,15 @@ impl Transport {
             let a = self.acked.entry(m).or_insert(0);
             *a = (*a).max(seq);
         }
-        let Some(r) = self.round.as_mut() else {
+        if self.rounds.is_empty() {
             return;
-        };
-        if seq >= r.upto {
+        }
+        for r in self.rounds.iter_mut().filter(|r| seq >= r.upto) {
             r.waiting.remove(&m);
         }
-        if r.waiting.is_empty() {
-            self.round = None;
+        let before = self.rounds.len();
+        self.rounds.retain(|r| !r.waiting.is_empty());
+        if self.rounds.len() < before {
             let mut dirty = Vec::new();
             self.release_held(&mut dirty);
             dirty.sort_unstable();

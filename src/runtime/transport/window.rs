@@ -23,7 +23,7 @@ impl Transport {
         let timeout = self.shared.config.failure_timeout;
         let mut hold: Vec<(MemberId, String)> = Vec::new();
         if self.distributed {
-            if let Some(r) = &self.round {
+            if let Some(r) = self.rounds.front() {
                 let waited = now.saturating_duration_since(r.since);
                 if waited > timeout {
                     for m in &r.waiting {
