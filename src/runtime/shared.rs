@@ -441,7 +441,7 @@ impl Shared {
             let _ = self.io_tx.send(IoCmd::Suspect(peer));
             sent = true;
         }
-        let mut events = Vec::new();
+        let mut events = Vec::with_capacity(core.events_ready());
         while let Some(e) = core.poll_event() {
             match &e {
                 protocol::Event::MemberLeft { seq, member } => {

@@ -723,6 +723,12 @@ impl Member {
         None
     }
 
+    /// How many events [`Member::poll_event`] has ready now (at least; safe delivery
+    /// may release more): for a caller that collects them, to reserve room once.
+    pub fn events_ready(&self) -> usize {
+        self.events.len()
+    }
+
     /// The next event for the application, if any.
     pub fn poll_event(&mut self) -> Option<Event> {
         // Safe delivery: what every member of the view now holds.
