@@ -12,6 +12,7 @@ mod input;
 mod join;
 mod relayer;
 mod relayer_state;
+mod rounds;
 
 use batch::{fits_batch, take_batch};
 pub use counters::Counters;

@@ -48,6 +48,9 @@ pub(super) struct RelayerState {
     /// Distributed buffering: what every live peer had acknowledged when the last
     /// relay batch went (which carries it, as `stable`).
     pub(super) acked_announced: Seq,
+    /// Distributed buffering: what every live peer acknowledged, as last noted for
+    /// the announcement.
+    pub(super) acked_noted: Seq,
     /// Synchronization phase bookkeeping, while leading one.
     pub(super) waiting_reports: BTreeSet<MemberId>,
     /// Reports received: the reporter's received watermark and its un-relayed messages.
