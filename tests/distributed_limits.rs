@@ -141,3 +141,66 @@ fn distributed_buffering_keeps_its_rounds_in_flight_and_replicated_keeps_until_s
         "nothing is stable yet: member 3 has not acknowledged"
     );
 }
+
+/// A member that comes back numbers no broadcast until every member acknowledged its
+/// join; the relayer says so in its next relay batch or, with no traffic to carry
+/// it, at its next tick.
+#[test]
+fn a_joiners_join_is_confirmed_without_traffic() {
+    let mut h = Harness::with_config(3, distributed());
+    h.broadcast(3, "before");
+    h.run_until_quiet();
+    h.crash(3);
+    h.notice_all(3);
+    h.run_until_quiet();
+    h.rejoin(
+        3,
+        CoreConfig {
+            incarnation: 2,
+            ..distributed()
+        },
+    );
+    h.run_until_quiet();
+    assert!(!h.member(3).is_joining(), "welcomed");
+    assert!(
+        h.member(3).may_number_broadcasts(),
+        "confirmed, though nobody broadcast after the join"
+    );
+    let after = h.broadcast(3, "after");
+    h.run_until_quiet();
+    h.check().expect("every property holds");
+    for m in [1, 2, 3] {
+        assert!(h.delivered(m).contains(&after), "member {m}");
+    }
+}
+
+/// Schedules where a leaving relayer crashes, the next relayer finishes its
+/// synchronization with some members only (its repairs in several relay messages)
+/// and crashes too, and the third must repair the others from what it kept: every
+/// repair it received, whole, besides its last round. Keeping only the last relay
+/// message fails both (a member is excluded that never failed).
+#[test]
+fn a_new_relayer_that_fails_mid_repair_leaves_a_survivor_that_repairs_the_rest() {
+    for spec in [
+        "seed=996000265,members=5,buffering=distributed,profile=leave,msgs=12,quorum=none",
+        "seed=997000303,members=6,buffering=distributed,profile=leave,msgs=12,quorum=none",
+    ] {
+        let cfg: SimConfig = spec.parse().expect("a valid spec");
+        if let Err(f) = run_and_check(&cfg) {
+            panic!("{spec}: {f}");
+        }
+    }
+}
+
+/// A schedule where a member that comes back, welcomed but not yet confirmed, would
+/// broadcast: its relayer orders the message and crashes before the others have it,
+/// and the member's next welcome counts it as delivered. Numbering nothing before
+/// the join is confirmed keeps the message with its sender.
+#[test]
+fn a_joiner_numbers_nothing_before_its_join_is_confirmed() {
+    let spec = "seed=998005754,members=7,buffering=distributed,profile=restart,msgs=12,quorum=none";
+    let cfg: SimConfig = spec.parse().expect("a valid spec");
+    if let Err(f) = run_and_check(&cfg) {
+        panic!("{spec}: {f}");
+    }
+}
