@@ -114,9 +114,10 @@ enum abcast_buffering
      */
     ABCAST_BUFFERING_REPLICATED = 0,
     /**
-     * A member keeps only its own un-relayed broadcasts and the last round of
-     * relays: cheaper, but safe only for relayer *process* crashes, one at a time
-     * (see `docs/buffering.md`).
+     * A member keeps only its own un-relayed broadcasts, the last round of relays
+     * and the repairs of the last synchronization: less memory. It survives
+     * crashes (also in a row, and hosts that vanish), not partitions or false
+     * suspicions: it needs `ABCAST_QUORUM_NONE` (see `docs/buffering.md`).
      */
     ABCAST_BUFFERING_DISTRIBUTED = 1,
 };

@@ -20,9 +20,10 @@ pub enum abcast_buffering {
     /// number of crashes in a row and crashes during a synchronization phase. The
     /// default.
     ABCAST_BUFFERING_REPLICATED = 0,
-    /// A member keeps only its own un-relayed broadcasts and the last rounds of
-    /// relays: cheaper, but safe only for relayer *process* crashes, one at a time
-    /// (see `docs/buffering.md`).
+    /// A member keeps only its own un-relayed broadcasts, the last round of relays
+    /// and the repairs of the last synchronization: less memory. It survives
+    /// crashes (also in a row, and hosts that vanish), not partitions or false
+    /// suspicions: it needs `ABCAST_QUORUM_NONE` (see `docs/buffering.md`).
     ABCAST_BUFFERING_DISTRIBUTED = 1,
 }
 

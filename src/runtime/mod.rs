@@ -54,7 +54,7 @@
 //!
 //! - [`Node::leave`] with distributed buffering: only the relayer can tell (from the
 //!   acknowledgements) that no member depends on it, so a client that leaves just as
-//!   the relayer crashes can take the last rounds with it.
+//!   the relayer crashes can take the last round with it.
 //! - Without [`Config::group_key`] membership is not authenticated: anyone who can
 //!   reach the port can claim a member id that has not connected yet, or whose
 //!   incarnation failed. With one, whoever holds the key can (see [`crate::auth`]).

@@ -324,8 +324,8 @@ impl Node {
     /// read), that peer may miss the end of it.
     ///
     /// With distributed buffering a client cannot know whether the others received
-    /// the last rounds it delivered: if the relayer crashes just as it leaves, they
-    /// can be lost (the one-fault-at-a-time assumption of distributed
+    /// the last round it delivered: if the relayer crashes just as it leaves, that
+    /// round can be lost (the one-fault-at-a-time assumption of distributed
     /// buffering).
     pub fn leave(&self) -> Result<(), Error> {
         let shared = &*self.shared;

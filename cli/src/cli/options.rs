@@ -12,7 +12,7 @@ use abcast::{Buffering, Config, GroupKey, Protection, Quorum};
 pub enum BufferingArg {
     /// Every member keeps relays until they are stable (tolerates more).
     Replicated,
-    /// Members keep only their own unrelayed messages and the last rounds (cheaper).
+    /// Members keep only their own unrelayed messages and the last round (cheaper).
     Distributed,
 }
 
