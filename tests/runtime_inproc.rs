@@ -551,3 +551,21 @@ fn stats_count_what_a_member_sent_delivered_and_relayed() {
     );
     node.leave().expect("leave");
 }
+
+/// The members' ports come from below the kernel's ephemeral range, so that no
+/// connection of a test running beside this one takes one before its member binds
+/// it, and no two calls share a port.
+#[test]
+fn test_ports_are_below_the_ephemeral_range_and_distinct() {
+    let low: u16 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32768);
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..20 {
+        for a in common::free_addrs(3) {
+            assert!(a.port() < low, "{a} is in the ephemeral range from {low}");
+            assert!(seen.insert(a.port()), "{a} given twice");
+        }
+    }
+}

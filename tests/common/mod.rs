@@ -5,18 +5,48 @@ pub mod bad_input;
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::{SocketAddr, TcpListener};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use abcast::{Config, Event, Node};
 
-/// `n` loopback addresses with free ports (bound to port 0 and released).
+/// `n` loopback addresses with free ports, for members that bind them later.
+///
+/// The ports are below the kernel's ephemeral range (`ip_local_port_range`), so
+/// that no connection of a test running beside this one can take one as its local
+/// port before its member binds it; each was bindable when chosen, and each call
+/// in this process gets ports of its own.
 pub fn free_addrs(n: usize) -> Vec<SocketAddr> {
-    let listeners: Vec<TcpListener> = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0"))
-        .collect();
-    listeners
-        .iter()
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<usize>().ok())
+        .unwrap_or(32768);
+    if low <= 2048 {
+        // No room below the ephemeral range: let the kernel choose.
+        return (0..n)
+            .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0"))
+            .map(|l| l.local_addr().expect("local addr"))
+            .collect();
+    }
+    let span = (low - 1024).min(12_000);
+    let first = low - span;
+    // Test binaries run one after another: each starts at its own place.
+    let start = std::process::id() as usize * 7919 % span;
+    let mut held = Vec::with_capacity(n);
+    for _ in 0..span {
+        if held.len() == n {
+            break;
+        }
+        let k = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = first + (start + k) % span;
+        if let Ok(l) = TcpListener::bind(("127.0.0.1", port as u16)) {
+            held.push(l);
+        }
+    }
+    assert_eq!(held.len(), n, "no {n} free ports below {low}");
+    held.iter()
         .map(|l| l.local_addr().expect("local addr"))
         .collect()
 }
