@@ -51,7 +51,12 @@ const COALESCE_BUSY_MSGS: usize = 16;
 const COALESCE_BUSY_BYTES: usize = 4096;
 /// The largest frame body accepted before a valid Hello (a Hello body is 12 bytes).
 const HELLO_MAX_BODY: usize = 64;
-const READ_CHUNK: usize = 64 * 1024;
+/// The most one read takes from a connection. A connection's frame buffer that
+/// holds the start of a frame is copied into a new allocation when it needs room
+/// while the frames before are still referenced (by their payloads, in flight or
+/// with the application); larger reads make those copies rarer. The cost: an
+/// allocation of this size stays alive while a payload read into it does.
+const READ_CHUNK_BYTES: usize = 256 * 1024;
 /// At most this many connections that have not said Hello yet.
 const MAX_UNIDENTIFIED: usize = 64;
 const DIAL_RETRY: Duration = Duration::from_millis(50);
@@ -217,7 +222,7 @@ impl Transport {
             closed_all: false,
             closing: Vec::new(),
             distrust_ends_until: None,
-            read_buf: vec![0; READ_CHUNK],
+            read_buf: vec![0; READ_CHUNK_BYTES],
             pass_msgs: 0,
             pass_bytes: 0,
             gate_open: true,

@@ -19,7 +19,7 @@ use crate::runtime::worker::WorkItem;
 use crate::wire::{self, BodyLimits, Frame, WireError};
 
 use super::conn::ConnAuth;
-use super::{Flow, Loss, Transport, HELLO_MAX_BODY, READ_CHUNK};
+use super::{Flow, Loss, Transport, HELLO_MAX_BODY, READ_CHUNK_BYTES};
 
 impl Transport {
     pub(super) fn on_conn_event(&mut self, token: Token) {
@@ -147,7 +147,7 @@ impl Transport {
                         return;
                     }
                     let fd = conn.stream.as_raw_fd();
-                    match os::read_into(fd, &mut conn.rbuf, READ_CHUNK) {
+                    match os::read_into(fd, &mut conn.rbuf, READ_CHUNK_BYTES) {
                         Ok(0) => conn.eof = true,
                         Ok(n) => {
                             self.pass_bytes += n;
