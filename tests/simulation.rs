@@ -184,8 +184,10 @@ fn live_fault_profiles_inject_their_faults() {
 /// splits whose synchronizations waited on each other after the heal, a leader
 /// that missed a later epoch of its own number, a deferred sync-start replaced by
 /// one whose sender failed first, a report sent twice losing what was broadcast
-/// between the two, and a joiner numbering its broadcasts after a welcome whose
-/// relayer crashed mid fan-out.
+/// between the two, a joiner numbering its broadcasts after a welcome whose
+/// relayer crashed mid fan-out, and a broadcast for a hand-over's epoch reaching
+/// the relayer-to-be while it still awaited the end of a synchronization phase
+/// (dropped, and every later one of that sender refused as a gap).
 #[test]
 fn runs_found_by_long_sweeps_hold() {
     const FOUND: &[&str] = &[
@@ -203,6 +205,7 @@ fn runs_found_by_long_sweeps_hold() {
         "seed=300000384,members=6,buffering=replicated,profile=rejoin,msgs=12",
         "seed=500000162,members=3,buffering=distributed,profile=rejoin,msgs=12,quorum=none",
         "seed=900001114,members=8,buffering=replicated,profile=partition,msgs=12",
+        "seed=1003001237,members=7,buffering=replicated,profile=leave,msgs=12,delivery=safe",
     ];
     for text in FOUND {
         let cfg: SimConfig = text.parse().expect("parses");

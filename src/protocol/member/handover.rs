@@ -203,7 +203,9 @@ impl Member {
     }
 
     /// Keeps what `from` sent for `epoch` if it is later than this member's epoch
-    /// (see [`Early`]); drops it otherwise.
+    /// (see [`Early`]); drops it otherwise. Also while this member is still in a
+    /// synchronization phase (reported, awaiting its end): a client that got the
+    /// phase's end and then a hand-over to this member sends here at once.
     pub(super) fn keep_early(
         &mut self,
         from: MemberId,
@@ -211,7 +213,8 @@ impl Member {
         delivered: Seq,
         msgs: Vec<(u64, Bytes)>,
     ) {
-        if self.phase != Phase::Normal || self.relayer.is_some() || epoch <= self.epoch.number {
+        let following = matches!(self.phase, Phase::Normal | Phase::Reported);
+        if !following || self.relayer.is_some() || epoch <= self.epoch.number {
             return;
         }
         if epoch != self.early.epoch {
