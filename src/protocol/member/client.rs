@@ -522,10 +522,11 @@ impl Member {
         self.round_starts.clear();
     }
 
-    /// Distributed buffering: a round whose first new relay is `first` arrived. The
-    /// buffer keeps the last `ROUNDS_IN_FLIGHT` rounds (those the relayer may have
-    /// handed out that another member has not received).
-    fn start_round(&mut self, first: Seq) {
+    /// Distributed buffering: a round whose first new relay is `first` arrived (at
+    /// a relayer: went out). The buffer keeps the last `ROUNDS_IN_FLIGHT` rounds
+    /// (those the relayer may have handed out that another member has not
+    /// received).
+    pub(super) fn start_round(&mut self, first: Seq) {
         self.round_starts.push_back(first);
         if self.round_starts.len() > ROUNDS_IN_FLIGHT {
             self.round_starts.pop_front();

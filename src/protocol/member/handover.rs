@@ -263,6 +263,9 @@ impl Member {
             });
         }
         self.relayer = Some(state);
+        // The rounds this member received as a client are none of those it hands
+        // out (see `round_may_go`); the buffer keeps them.
+        self.round_starts.clear();
         self.to_send.clear();
         self.accept_own_unrelayed();
         // What members sent this epoch before this member entered it.

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use bytes::Bytes;
 
-use super::{CommittedView, Event, HeldBack, Member, Phase, Transmit};
+use super::{CommittedView, Event, HeldBack, Member, Phase, Transmit, NO_EPOCH};
 
 /// A join request as a member keeps it until the joiner is admitted.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -44,23 +44,20 @@ impl Member {
             self.exclude();
             return;
         }
-        let msg = self.join_request(Epoch {
-            relayer: 0,
-            number: 0,
-        });
-        self.transmits.push_back(Transmit { to, msg });
+        self.ask_to_join(to, NO_EPOCH);
     }
 
-    /// This joiner's join request, answering `answering` (the zero epoch for a
-    /// plain request): its attempt, incarnation and where its numbering continues
+    /// Sends `to` this joiner's join request, answering `answering` (`NO_EPOCH` for
+    /// a plain request): its attempt, incarnation and where its numbering continues
     /// (the first broadcast it kept).
-    fn join_request(&self, answering: Epoch) -> Message {
-        Message::JoinRequest {
+    fn ask_to_join(&mut self, to: Vec<MemberId>, answering: Epoch) {
+        let msg = Message::JoinRequest {
             answering,
             attempt: self.attempt,
             numbered_from: self.unrelayed.front().map_or(0, |(s, _)| *s),
             incarnation: self.config.incarnation,
-        }
+        };
+        self.transmits.push_back(Transmit { to, msg });
     }
 
     /// The incarnation of `member` that asked to join failed: its request, waiting
@@ -92,25 +89,14 @@ impl Member {
             // join) but our welcome was lost: ask it again.
             Message::SyncStart { epoch, .. } if !self.suspected.contains(&from) => {
                 self.max_epoch_number = self.max_epoch_number.max(epoch.number);
-                let msg = self.join_request(epoch);
-                self.transmits.push_back(Transmit {
-                    to: vec![from],
-                    msg,
-                });
+                self.ask_to_join(vec![from], epoch);
             }
             // A member of the group that does not have us: it may lead one day
             // without our request ever reaching a relayer (a joiner takes none,
             // and the relayers asked may have failed). It is told once, so asked
             // once.
             Message::NotInView { .. } if !self.suspected.contains(&from) => {
-                let msg = self.join_request(Epoch {
-                    relayer: 0,
-                    number: 0,
-                });
-                self.transmits.push_back(Transmit {
-                    to: vec![from],
-                    msg,
-                });
+                self.ask_to_join(vec![from], NO_EPOCH);
             }
             _ => {}
         }
@@ -362,10 +348,7 @@ impl Member {
         self.relayer = None;
         self.view.clear();
         self.ranking.clear();
-        self.epoch = Epoch {
-            relayer: 0,
-            number: 0,
-        };
+        self.epoch = NO_EPOCH;
         self.received = 0;
         self.stable = 0;
         self.clear_buffer();

@@ -33,6 +33,13 @@ use super::{
     Seq, WouldBlock,
 };
 
+/// The epoch of no relayer: a joiner's before its welcome, and what a plain join
+/// request answers.
+const NO_EPOCH: Epoch = Epoch {
+    relayer: 0,
+    number: 0,
+};
+
 /// Where a member stands in the protocol.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Phase {
@@ -149,8 +156,9 @@ pub struct Member {
     ///
     /// [`ROUNDS_IN_FLIGHT`]: crate::protocol::ROUNDS_IN_FLIGHT
     buffer: VecDeque<Relay>,
-    /// Distributed buffering, at a client: the first sequence number of each round
-    /// in `buffer`, oldest first.
+    /// Distributed buffering: the first sequence number of each round in `buffer`,
+    /// oldest first (at a client the rounds it received, at a relayer those it
+    /// handed out in its epoch).
     round_starts: VecDeque<Seq>,
     /// Payload bytes of the relays in `buffer`.
     buffer_bytes: usize,
@@ -279,10 +287,7 @@ impl Member {
         m.relayer = None;
         m.view.clear();
         m.ranking.clear();
-        m.epoch = Epoch {
-            relayer: 0,
-            number: 0,
-        };
+        m.epoch = NO_EPOCH;
         m.installed_epoch = m.epoch;
         m.max_epoch_number = 0;
         m.phase = Phase::Joining;

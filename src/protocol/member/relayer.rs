@@ -8,7 +8,6 @@ use bytes::Bytes;
 use super::{relay_size, take_batch, HeldBack, Member, Phase, RelayerState, Transmit};
 use crate::protocol::{
     Buffering, Epoch, MemberId, MemberMap, Message, PlantedBug, Quorum, Relay, RelayBody, Seq,
-    ROUNDS_IN_FLIGHT,
 };
 
 /// What one part of a report made of the report (`Member::gather_report_parts`).
@@ -289,10 +288,7 @@ impl Member {
         }
         if self.config.buffering == Buffering::Distributed {
             self.clear_buffer();
-            let r = self.relayer.as_mut().expect("relayer");
-            r.round_starts.clear();
-            r.acked_announced = 0;
-            r.acked_noted = 0;
+            self.relayer.as_mut().expect("relayer").acked_told = 0;
         }
         self.phase = Phase::Normal;
         self.installed_epoch = self.epoch;
@@ -726,16 +722,11 @@ impl Member {
             return None;
         }
         if distributed {
-            r.acked_announced = stable;
+            r.acked_told = stable;
             if let Some(first) = relays.first().map(|r| r.seq) {
                 // The relayer keeps the last rounds it handed out, as every member
-                // does, and what it sequenced since.
-                r.round_starts.push_back(first);
-                if r.round_starts.len() > ROUNDS_IN_FLIGHT {
-                    r.round_starts.pop_front();
-                }
-                let oldest = r.round_starts.front().copied().unwrap_or(first);
-                self.trim_buffer_below(oldest);
+                // keeps those it received, and what it sequenced since.
+                self.start_round(first);
             }
         }
         Some(Transmit {

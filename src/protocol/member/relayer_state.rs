@@ -41,16 +41,9 @@ pub(super) struct RelayerState {
     pub(super) unsent: VecDeque<Relay>,
     /// Payload bytes of `unsent`.
     pub(super) unsent_bytes: usize,
-    /// Distributed buffering: the first sequence number of each of the last
-    /// [`ROUNDS_IN_FLIGHT`](crate::protocol::ROUNDS_IN_FLIGHT) rounds handed out in this epoch, oldest first (see
-    /// `Member::round_may_go`).
-    pub(super) round_starts: VecDeque<Seq>,
-    /// Distributed buffering: what every live peer had acknowledged when the last
-    /// relay batch went (which carries it, as `stable`).
-    pub(super) acked_announced: Seq,
-    /// Distributed buffering: what every live peer acknowledged, as last noted for
-    /// the announcement.
-    pub(super) acked_noted: Seq,
+    /// Distributed buffering: what every live peer acknowledged, as far as the last
+    /// relay batch (in its `stable`) or the announcement now due tells it.
+    pub(super) acked_told: Seq,
     /// Synchronization phase bookkeeping, while leading one.
     pub(super) waiting_reports: BTreeSet<MemberId>,
     /// Reports received: the reporter's received watermark and its un-relayed messages.

@@ -31,12 +31,13 @@ impl Member {
     /// apart than a survivor's rounds repair, whatever happens to the links when the
     /// relayer fails.
     pub(super) fn round_may_go(&self) -> bool {
-        let r = self.relayer.as_ref().expect("relayer");
-        let gate = r
+        // At a relayer, `round_starts` holds the rounds it handed out in this epoch
+        // (cleared when it took the role).
+        let gate = self
             .round_starts
             .len()
             .checked_sub(ROUNDS_IN_FLIGHT - 1)
-            .and_then(|i| r.round_starts.get(i));
+            .and_then(|i| self.round_starts.get(i));
         let must_be_acked = match gate {
             Some(first) => first - 1,
             None => self.handed_out(),
@@ -64,10 +65,9 @@ impl Member {
         let acked = self.acked_so_far();
         let every = self.ack_every();
         let r = self.relayer.as_mut().expect("relayer");
-        let noted = r.acked_noted.max(r.acked_announced);
-        if acked > noted {
-            r.announcement.add(acked - noted, 0, every);
-            r.acked_noted = acked;
+        if acked > r.acked_told {
+            r.announcement.add(acked - r.acked_told, 0, every);
+            r.acked_told = acked;
         }
     }
 
